@@ -1,0 +1,104 @@
+"""Start-up hook that makes ``lm_eval --tasks 'xtreme_*' --model xtreme`` work.
+
+lm-eval 0.4.13 reads no plugin entry points and has no ``--include_path`` default,
+so the wheel ships ``xtreme_harness.pth``, which calls :func:`install` at
+interpreter start. ``install`` only puts a finder on ``sys.meta_path`` (a few
+microseconds); nothing of lm-eval, torch or ours is imported until the process
+itself imports lm-eval. Then, right after lm-eval's own modules load:
+
+* ``lm_eval.api.registry``: the built-in model table (``lm_eval.models``) is
+  registered first (registering anything before it would hide ``hf``,
+  ``dummy``, ...), then ``xtreme`` is added as a lazy placeholder;
+* ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder.
+
+Switch it off with ``XTREME_HARNESS_AUTOLOAD=0``; then use ``xtreme-eval run`` or
+``--include_path $(python -c 'import xtreme_tasks; print(xtreme_tasks.TASK_DIR)')``.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from typing import Callable
+
+MODEL_NAME = "xtreme"
+MODEL_TARGET = "harness_ext.adapters.xtreme_lm:XtremeLM"
+
+
+def _patch_registry(module) -> None:
+    import lm_eval.models  # noqa: F401  (registers the built-in models first)
+
+    registry = module.model_registry
+    if MODEL_NAME not in registry:
+        registry.register(MODEL_NAME, target=MODEL_TARGET)
+
+
+def _patch_task_manager(module) -> None:
+    manager_cls = module.TaskManager
+    if getattr(manager_cls, "_xtreme_patched", False):
+        return
+    original_init = manager_cls.__init__
+
+    def __init__(self, *args, include_path=None, **kwargs):
+        from xtreme_tasks import TASK_DIR
+
+        paths = [] if include_path is None else (
+            list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+        )
+        if not any(str(p).rstrip("/") == TASK_DIR for p in paths):
+            paths.insert(0, TASK_DIR)
+        original_init(self, *args, include_path=paths, **kwargs)
+
+    __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
+    manager_cls.__init__ = __init__
+    manager_cls._xtreme_patched = True
+
+
+HOOKS: dict[str, Callable] = {
+    "lm_eval.api.registry": _patch_registry,
+    "lm_eval.tasks.manager": _patch_task_manager,
+}
+
+
+class _PostImportLoader(importlib.abc.Loader):
+    def __init__(self, wrapped: importlib.abc.Loader, hook: Callable) -> None:
+        self._wrapped = wrapped
+        self._hook = hook
+
+    def create_module(self, spec):
+        return self._wrapped.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._wrapped.exec_module(module)
+        try:
+            self._hook(module)
+        except Exception as err:  # never break lm-eval because of us
+            sys.stderr.write(f"xtreme-harness: could not register with lm-eval ({err!r})\n")
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the few lm-eval modules we hook; ignores everything else."""
+
+    def find_spec(self, fullname, path, target=None):
+        hook = HOOKS.get(fullname)
+        if hook is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _PostImportLoader(spec.loader, hook)
+        return spec
+
+
+def install() -> None:
+    """Put the finder in place (idempotent); patch modules that are already imported."""
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+    for name, hook in HOOKS.items():
+        if name in sys.modules:
+            hook(sys.modules[name])
+
+
+def is_installed() -> bool:
+    return any(isinstance(f, _Finder) for f in sys.meta_path)

@@ -1,0 +1,35 @@
+"""Run-time settings shared by every adapter (parsed from ``--model_args``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class AdapterSettings:
+    device: str = "cpu"
+    #: torch dtype name: float32, float16, bfloat16
+    dtype: str = "float32"
+    #: examples per batch; ``None`` = found automatically (largest that fits)
+    batch_size: int | None = 32
+    max_batch_size: int = 512
+    #: tokens per window (defaults to the model's limit, capped at 512)
+    max_length: int | None = None
+    #: overlap between windows for long inputs (tokens)
+    stride: int = 128
+    #: retrieval: hidden-state index (negative counts from the top; official scripts skip the embedding layer)
+    layer: int | None = None
+    pooling: str = "mean"
+    #: QA: longest answer in tokens
+    max_answer_length: int = 30
+    #: where embeddings are cached (None = ~/.cache/xtreme-harness/embeddings)
+    cache_dir: str | None = None
+    use_cache: bool = True
+    #: extra backend/adapter options from --model_args that we pass through untouched
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def torch_dtype(self):
+        import torch
+
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]

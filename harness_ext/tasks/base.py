@@ -1,0 +1,117 @@
+"""Base class for every XTREME leaf task (one task x one language).
+
+It is a ``ConfigurableTask`` so lm-eval's evaluator, groups, ``--limit``,
+``--log_samples`` and caching all work, but documents come from
+``xtreme_tasks.data.load_docs`` and requests are one of our kinds (see
+``harness_ext.requests``). Subclasses set ``REQUEST_KIND`` and implement
+``request_arguments``, ``process_results`` and ``metric_aggregations``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from lm_eval.api.task import ConfigurableTask
+
+from harness_ext.requests import make_instance
+from xtreme_tasks.data import load_docs
+from xtreme_tasks.table import TaskSpec, get_task
+
+log = logging.getLogger(__name__)
+
+
+def parse_leaf_name(name: str) -> tuple[str, str]:
+    """``xtreme-xnli-de`` -> ``("xnli", "de")``."""
+    parts = name.split("-", 2)
+    if len(parts) != 3 or parts[0] != "xtreme":
+        raise ValueError(f"{name!r} is not an XTREME leaf task name (xtreme-<task>-<lang>)")
+    return parts[1], parts[2]
+
+
+def _unused_process_results(doc, results):  # placeholder so lm-eval skips metric-name lookups
+    raise AssertionError("XtremeTask.process_results is overridden")
+
+
+class XtremeTask(ConfigurableTask):
+    """One XTREME task in one language."""
+
+    REQUEST_KIND: str = ""
+    VERSION = 1.0
+
+    def __init__(self, config: dict | None = None) -> None:
+        config = dict(config or {})
+        metadata = dict(config.get("metadata") or {})
+        task_name = config.get("task")
+        if "xtreme_task" not in metadata or "language" not in metadata:
+            if not task_name:
+                raise ValueError("an XTREME task config needs metadata.xtreme_task and metadata.language")
+            metadata["xtreme_task"], metadata["language"] = parse_leaf_name(task_name)
+        self.spec: TaskSpec = get_task(metadata["xtreme_task"])
+        self.language: str = metadata["language"]
+        self.split: str = metadata.get("split") or self.spec.split
+        self.data_dir: str | None = metadata.get("data_dir")
+        config["metadata"] = metadata
+        config.setdefault("test_split", self.split)
+        config["output_type"] = None
+        config["process_results"] = _unused_process_results
+        config["metric_list"] = [
+            {"metric": name, "aggregation": agg, "higher_is_better": True}
+            for name, agg in self.metric_aggregations().items()
+        ]
+        super().__init__(config=config)
+        self.OUTPUT_TYPE = self.REQUEST_KIND  # used by lm-eval for multi-rank padding
+
+    # ----------------------------------------------------------------- data
+    def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs) -> None:
+        data_dir = (dataset_kwargs or {}).get("data_dir") or self.data_dir
+        self.dataset = {self.split: load_docs(self.spec.name, self.language, self.split, data_dir=data_dir)}
+
+    def has_training_docs(self) -> bool:
+        return False
+
+    def has_validation_docs(self) -> bool:
+        return False
+
+    def has_test_docs(self) -> bool:
+        return True
+
+    def test_docs(self):
+        return self.dataset[self.split]
+
+    def fewshot_docs(self):
+        return None
+
+    def doc_to_text(self, doc, doc_to_text=None) -> str:
+        return ""
+
+    def doc_to_target(self, doc, doc_to_target=None):
+        return ""
+
+    def fewshot_context(self, doc, num_fewshot, **kwargs) -> str:
+        if num_fewshot:
+            raise ValueError(f"{self.config.task}: XTREME is zero-shot; --num_fewshot must be 0")
+        return ""
+
+    # ----------------------------------------------------------------- requests
+    def request_arguments(self, doc: dict) -> list[tuple]:
+        """One argument tuple per request for this document."""
+        raise NotImplementedError
+
+    def construct_requests(self, doc, ctx, **kwargs):
+        metadata = kwargs["metadata"]
+        return [
+            make_instance(self.REQUEST_KIND, doc, args, metadata, idx=i)
+            for i, args in enumerate(self.request_arguments(doc))
+        ]
+
+    # ----------------------------------------------------------------- metrics
+    def metric_aggregations(self) -> dict[str, Callable[[list], float]]:
+        """metric name -> aggregation over every document's item (corpus-level)."""
+        raise NotImplementedError
+
+    def aggregation(self) -> dict:
+        return self._aggregation_list
+
+    def higher_is_better(self) -> dict:
+        return {name: True for name in self._aggregation_list}

@@ -1,0 +1,31 @@
+"""Sentence(-pair) classification: XNLI and PAWS-X."""
+
+from __future__ import annotations
+
+from harness_ext.metrics.classification import accuracy
+from harness_ext.requests import classify_args
+from harness_ext.tasks.base import XtremeTask
+
+
+def _accuracy_of_items(items: list[tuple[str, str]]) -> float:
+    predictions, labels = zip(*items) if items else ((), ())
+    return accuracy(predictions, labels)
+
+
+class ClassifyTask(XtremeTask):
+    """Each document becomes one ``classify`` request; the answer is a label name."""
+
+    REQUEST_KIND = "classify"
+
+    def request_arguments(self, doc: dict) -> list[tuple]:
+        return [classify_args(doc["text_a"], doc.get("text_b"), self.spec.labels)]
+
+    def doc_to_target(self, doc, doc_to_target=None):
+        return doc["label"]
+
+    def process_results(self, doc: dict, results: list) -> dict:
+        (prediction,) = results
+        return {"acc": (prediction, doc["label"])}
+
+    def metric_aggregations(self):
+        return {"acc": _accuracy_of_items}
