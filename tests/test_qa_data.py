@@ -1,0 +1,125 @@
+"""QA loaders on the real XQuAD files and on small files in the official layouts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xtreme_tasks.data import DataError, load_docs
+from xtreme_tasks.data import qa
+from xtreme_tasks.table import get_task
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+XQUAD_LANGS = get_task("xquad").all_languages
+
+
+def _squad_json(qas: list[dict], context: str = "Paris is the capital of France.") -> dict:
+    return {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
+
+
+def _write(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    return path
+
+
+def test_xquad_has_twelve_languages_with_ro_outside_the_score():
+    assert len(XQUAD_LANGS) == 12 and "ro" in get_task("xquad").extra_languages
+    assert "ro" not in get_task("xquad").languages
+
+
+@pytest.mark.parametrize("lang", XQUAD_LANGS)
+def test_real_xquad_offsets_match_the_context(lang):
+    docs = load_docs("xquad", lang, data_dir=SHARED_DATA)
+    assert len(docs) == 1190
+    assert len({d["id"] for d in docs}) == 1190
+    for doc in docs:
+        assert set(doc) == {"id", "question", "context", "answers", "lang"} and doc["lang"] == lang
+        assert doc["answers"]["text"] and all(doc["answers"]["text"])
+        for text, start in zip(doc["answers"]["text"], doc["answers"]["answer_start"]):
+            assert doc["context"][start : start + len(text)] == text
+
+
+def test_stripped_answers_are_refused_with_the_fix(tmp_path):
+    stripped = _squad_json([
+        {"id": "q1", "question": "Capital?", "answers": [{"answer_start": 0, "text": ""}]},
+        {"id": "q2", "question": "Country?", "answers": [{"answer_start": 0, "text": ""}]},
+    ])
+    _write(tmp_path / "xquad" / "xquad.de.json", stripped)
+    with pytest.raises(DataError) as err:
+        load_docs("xquad", "de", data_dir=tmp_path)
+    message = str(err.value)
+    assert "strips QA test answers" in message and "github.com/deepmind/xquad" in message
+    assert "unset XTREME_DATA_DIR" in message
+
+
+def test_partly_empty_answers_name_the_question(tmp_path):
+    payload = _squad_json([
+        {"id": "q1", "question": "Capital?", "answers": [{"answer_start": 0, "text": "Paris"}]},
+        {"id": "q2", "question": "Country?", "answers": [{"answer_start": 0, "text": ""}]},
+    ])
+    _write(tmp_path / "xquad" / "xquad.de.json", payload)
+    with pytest.raises(DataError, match="'q2'"):
+        load_docs("xquad", "de", data_dir=tmp_path)
+
+
+def test_wrong_offset_is_refused(tmp_path):
+    payload = _squad_json([{"id": "q1", "question": "Country?", "answers": [{"answer_start": 3, "text": "France"}]}])
+    _write(tmp_path / "xquad" / "xquad.de.json", payload)
+    with pytest.raises(DataError, match="not at answer_start=3"):
+        load_docs("xquad", "de", data_dir=tmp_path)
+
+
+def test_mlqa_test_and_dev_paths(tmp_path):
+    good = _squad_json([{"id": "m1", "question": "Country?", "answers": [{"answer_start": 24, "text": "France"}]}])
+    _write(tmp_path / "mlqa" / "MLQA_V1" / "test" / "test-context-de-question-de.json", good)
+    _write(tmp_path / "mlqa" / "MLQA_V1" / "dev" / "dev-context-de-question-de.json", good)
+    (test_doc,) = load_docs("mlqa", "de", "test", data_dir=tmp_path)
+    (dev_doc,) = load_docs("mlqa", "de", "validation", data_dir=tmp_path)
+    assert test_doc == dev_doc == {
+        "id": "m1", "question": "Country?", "context": "Paris is the capital of France.",
+        "answers": {"text": ["France"], "answer_start": [24]}, "lang": "de",
+    }
+
+
+def test_tydiqa_official_renamed_and_original_names(tmp_path):
+    payload = _squad_json([
+        {"id": "finnish--123-0", "question": "Capital?", "answers": [{"answer_start": 0, "text": "Paris"}]},
+    ])
+    folder = tmp_path / "tydiqa" / "tydiqa-goldp-v1.1-dev"
+    _write(folder / "tydiqa-goldp-dev-finnish.json", payload)  # before download_data.sh renames it
+    assert load_docs("tydiqa", "fi", data_dir=tmp_path)[0]["id"] == "finnish--123-0"
+    _write(folder / "tydiqa.goldp.fi.dev.json", payload)
+    assert qa.local_path(tmp_path, "tydiqa", "fi", "validation").name == "tydiqa.goldp.fi.dev.json"
+    assert load_docs("tydiqa", "fi", data_dir=tmp_path)[0]["lang"] == "fi"
+
+
+def test_tydiqa_file_of_another_language_is_refused(tmp_path):
+    payload = _squad_json([{"id": "english--1-0", "question": "Capital?", "answers": [{"answer_start": 0, "text": "Paris"}]}])
+    _write(tmp_path / "tydiqa" / "tydiqa-goldp-v1.1-dev" / "tydiqa.goldp.fi.dev.json", payload)
+    with pytest.raises(DataError, match="'finnish-'"):
+        load_docs("tydiqa", "fi", data_dir=tmp_path)
+
+
+def test_hub_rows_are_realigned_after_the_builder_strips_the_context():
+    # the hub builder strips the context but keeps the original offsets
+    rows = [{
+        "id": "english--9-1", "question": "Capital?", "context": "Paris is the capital of France.",
+        "answers": {"text": ["France"], "answer_start": [26]},
+    }]
+    (doc,) = qa.from_rows(rows, "tydiqa", "en", "hub test")
+    assert doc["answers"]["answer_start"] == [24]
+
+
+def test_hub_rows_with_stripped_answers_are_refused():
+    rows = [{"id": "x", "question": "q", "context": "c", "answers": {"text": [""], "answer_start": [0]}}]
+    with pytest.raises(DataError, match="strips QA test answers"):
+        qa.from_rows(rows, "mlqa", "en", "hub test")
+
+
+def test_missing_file_names_the_expected_path(tmp_path):
+    (tmp_path / "xquad").mkdir()
+    with pytest.raises(DataError, match="xquad.de.json"):
+        load_docs("xquad", "de", data_dir=tmp_path)
