@@ -1,0 +1,134 @@
+"""UD-POS: Universal Dependencies v2.5 treebanks, 17 UPOS tags, treebanks pooled per language.
+
+Local layouts under ``$XTREME_DATA_DIR`` (the first that exists is read)::
+
+    udpos/<split>-<lang>.tsv              official XTREME output: word<TAB>UPOS,
+                                          a blank line between sentences (labels kept)
+    udpos/<lang>/*-ud-<split>.conllu      raw UD treebanks; every treebank of the
+                                          language is read, in file-name order, and pooled
+
+``<split>`` is ``test``, ``dev`` or ``train``. CoNLL-U files go through
+:mod:`xtreme_tasks.data.conllu`, which reproduces XTREME's conversion (comments and
+empty nodes skipped, a multi-word token kept as its surface form with its head's
+UPOS, spaces and U+200C removed inside words), so both layouts give the same
+documents. Sentences XTREME drops (hidden ``_`` forms, no words) are counted and
+logged as a warning, never dropped silently.
+
+The hub copy (``google/xtreme``, ``udpos.<Language>``) is NOT the same data: its
+builder keeps every CoNLL-U line whose FORM and UPOS are not ``_``. So it splits
+multi-word tokens into their syntactic words (``du`` -> ``de`` + ``le``; English
+``don't`` -> ``do`` + ``n't``), keeps empty nodes that carry a UPOS (English-EWT's
+``24.1``), and drops real ``_`` tokens. Scores on it are close to, not equal to,
+the official numbers; use the local layout for official numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from xtreme_tasks.data import DataError, DATA_DIR_ENV
+from xtreme_tasks.data.conllu import ReadReport, read_word_tag_tsv, xtreme_sentences
+from xtreme_tasks.table import HUB_DATASET, UDPOS_HUB_NAMES, UPOS_TAGS
+
+log = logging.getLogger(__name__)
+
+#: our split name -> the name in XTREME's and UD's file names
+SPLIT_FILES = {"test": "test", "validation": "dev", "dev": "dev", "train": "train"}
+#: our split name -> the hub's split name
+HUB_SPLITS = {"test": "test", "validation": "validation", "dev": "validation", "train": "train"}
+
+
+def _docs(rows, lang: str, split: str) -> list[dict]:
+    return [
+        {"id": f"udpos-{lang}-{split}-{i}", "words": words, "tags": tags}
+        for i, (_where, words, tags) in enumerate(rows)
+    ]
+
+
+def conllu_files(folder: Path, split: str) -> list[Path]:
+    """The language's treebank files for ``split``, sorted (XTREME pools them in this order)."""
+    return sorted(folder.glob(f"*-ud-{SPLIT_FILES.get(split, split)}.conllu"))
+
+
+def read_conllu_files(paths: list[Path], lang: str, split: str) -> tuple[list[dict], ReadReport]:
+    """Documents from CoNLL-U files plus the report of what was skipped."""
+    report = ReadReport()
+    rows = [row for path in paths for row in xtreme_sentences(path, lang, UPOS_TAGS, report)]
+    return _docs(rows, lang, split), report
+
+
+def read_tsv(path: Path, lang: str, split: str) -> list[dict]:
+    """Documents from an official ``udpos/<split>-<lang>.tsv`` (labels kept)."""
+    rows = read_word_tag_tsv(path, UPOS_TAGS, what=f"UD-POS {split}-{lang}.tsv")
+    return _docs(rows, lang, split)
+
+
+def _log_report(report: ReadReport, lang: str, split: str, paths: list[Path]) -> None:
+    log.info(
+        "UD-POS %s %s: read %d file(s); %d empty node(s) skipped, %d multi-word token(s) kept as surface forms",
+        lang, split, len(paths), report.empty_nodes, report.multiword_tokens,
+    )
+    if report.skipped:
+        examples = ", ".join(s.where for s in report.skipped[:3])
+        log.warning("UD-POS %s %s: %s (e.g. %s)", lang, split, report.summary(), examples)
+
+
+def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
+    tsv = root / "udpos" / f"{SPLIT_FILES.get(split, split)}-{lang}.tsv"
+    if tsv.is_file():
+        return read_tsv(tsv, lang, split)
+    folder = root / "udpos" / lang
+    paths = conllu_files(folder, split) if folder.is_dir() else []
+    if not paths:
+        raise DataError(
+            f"missing UD-POS {lang} {split} data: neither {tsv} (official XTREME layout, word<TAB>UPOS) nor "
+            f"{folder}/*-ud-{SPLIT_FILES.get(split, split)}.conllu (UD treebanks) exists under ${DATA_DIR_ENV}; "
+            f"add one of them, or unset {DATA_DIR_ENV} to read the hub copy"
+        )
+    docs, report = read_conllu_files(paths, lang, split)
+    _log_report(report, lang, split, paths)
+    return docs
+
+
+def tag_names(feature, where: str) -> list[str] | None:
+    """The names behind a hub column of class ids (``Sequence(ClassLabel)``), or None for strings."""
+    inner = getattr(feature, "feature", None)
+    if inner is None and isinstance(feature, list) and feature:
+        inner = feature[0]
+    names = getattr(inner, "names", None)
+    if names is None and inner is not None and getattr(inner, "dtype", "string") != "string":
+        raise DataError(f"{where}: tag column of type {inner!r} has no class names")
+    return list(names) if names is not None else None
+
+
+def hub_rows(config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
+    """``(where, words, tags)`` per row of a hub token-classification config, tags checked."""
+    import datasets
+
+    rows = datasets.load_dataset(HUB_DATASET, config, split=split, revision=revision)
+    where = f"hub {HUB_DATASET}@{revision} {config} {split}"
+    names = tag_names(rows.features[tag_column], where)
+    valid = set(tagset)
+    for i, row in enumerate(rows):
+        tags = [names[t] if names is not None else str(t) for t in row[tag_column]]
+        unknown = sorted(set(tags) - valid)
+        if unknown:
+            raise DataError(f"{where} row {i}: tags {unknown} are not in the task's tag set {' '.join(tagset)}")
+        if len(tags) != len(row["tokens"]):
+            raise DataError(f"{where} row {i}: {len(row['tokens'])} tokens but {len(tags)} tags")
+        yield f"{where} row {i}", list(row["tokens"]), tags
+
+
+def drop_empty(rows: list, what: str) -> list:
+    """Rows with words; an empty one is counted and logged (it could be neither tagged nor scored)."""
+    kept = [row for row in rows if row[1]]
+    if len(kept) != len(rows):
+        log.warning("%s: %d sentence(s) with no words skipped", what, len(rows) - len(kept))
+    return kept
+
+
+def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
+    config = f"udpos.{UDPOS_HUB_NAMES[lang]}"
+    rows = list(hub_rows(config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
+    return _docs(drop_empty(rows, f"UD-POS {lang} {split} (hub {config})"), lang, split)
