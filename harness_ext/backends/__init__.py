@@ -1,0 +1,130 @@
+"""Checkpoint backends: read weights from disk (or the hub) into a transformers model
+plus its tokenizer, whatever framework trained them.
+
+``load_checkpoint(source, head)`` is the one entry point: it picks a backend from what
+is on disk (``detect_backend``), loads, checks the result (no random task heads, tokenizer
+fits the embeddings) and hands back a ``LoadedCheckpoint`` in eval mode. A new format is
+one module here with a loader decorated by ``@register_backend``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from harness_ext.backends.base import (
+    HEADS,
+    TASK_HEADS,
+    CheckpointError,
+    LoadedCheckpoint,
+    check_head,
+    get_backend,
+    register_backend,
+    registered,
+)
+
+__all__ = [
+    "HEADS",
+    "TASK_HEADS",
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "detect_backend",
+    "load_checkpoint",
+    "register_backend",
+]
+
+#: built-in backend modules, imported for their ``@register_backend`` side effect;
+#: none imports an optional dependency at module level.
+_BUILTIN = ("hf", "peft", "jiant", "fairseq", "flax", "lightning", "deepspeed", "dcp")
+for _name in _BUILTIN:
+    try:
+        importlib.import_module(f"harness_ext.backends.{_name}")
+    except ModuleNotFoundError as exc:  # a backend module not written yet
+        if exc.name != f"harness_ext.backends.{_name}":
+            raise
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+def detect_backend(source: str) -> str:
+    """Name of the backend that reads ``source``.
+
+    A source that is not an existing path is a hub id, read by the Hugging Face backend.
+    """
+    path = Path(source).expanduser()
+    if not path.exists():
+        if _looks_like_path(source):
+            raise CheckpointError(f"{source}: no such file or folder (expected a checkpoint path or a hub id 'org/name')")
+        return "hf"
+    for backend in registered():
+        try:
+            if backend.detect(path):
+                return backend.name
+        except OSError:
+            continue
+    expected = "\n".join(f"  - {b.name}: {b.expects}" for b in registered() if b.expects)
+    listing = sorted(p.name for p in path.iterdir())[:20] if path.is_dir() else [path.name]
+    raise CheckpointError(
+        f"{path}: unknown checkpoint format (found {listing}); expected one of:\n{expected}"
+    )
+
+
+def _looks_like_path(source: str) -> bool:
+    """A local path that does not exist, as opposed to a hub id (``name`` or ``org/name``)."""
+    return source.startswith(("/", "./", "../", "~", "\\")) or source.count("/") > 1 or "\\" in source
+
+
+def load_checkpoint(
+    source: str,
+    head: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    backend: str | None = None,
+    **options: Any,
+) -> LoadedCheckpoint:
+    """Load ``source`` for ``head``, on ``device`` in ``dtype``, ready for evaluation.
+
+    ``options`` go to the backend's loader (e.g. ``tokenizer=`` for formats that carry
+    none, ``revision=`` for hub ids); an option the backend does not know is an error.
+    """
+    check_head(head)
+    source = str(source)
+    name = backend or detect_backend(source)
+    chosen = get_backend(name)
+    target = source if not Path(source).expanduser().exists() else str(Path(source).expanduser())
+    try:
+        model, tokenizer = chosen.loader(target, head, **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise CheckpointError(f"{source}: backend {name!r} does not take option(s) {sorted(options)}: {exc}") from exc
+        raise
+    check_vocab(model, tokenizer, source)
+    model.eval()
+    model.to(device=device, dtype=_torch_dtype(dtype, source))
+    return LoadedCheckpoint(model=model, tokenizer=tokenizer, source=source, backend=name, head=head)
+
+
+def check_vocab(model: Any, tokenizer: Any, source: str) -> None:
+    """Refuse a tokenizer that produces ids past the model's embedding table."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is None or tokenizer is None:
+        return
+    size = len(tokenizer)
+    if size > rows:
+        raise CheckpointError(
+            f"{source}: tokenizer has {size} tokens but the model's embedding table has {rows} rows; "
+            "expected the tokenizer the checkpoint was trained with (pass tokenizer=...)"
+        )
+
+
+def _torch_dtype(dtype: str, source: str) -> Any:
+    import torch
+
+    key = str(dtype).removeprefix("torch.")
+    if key not in _DTYPES:
+        raise CheckpointError(f"{source}: unknown dtype {dtype!r}; expected one of {sorted(set(_DTYPES.values()))}")
+    return getattr(torch, _DTYPES[key])

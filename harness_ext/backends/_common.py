@@ -1,0 +1,190 @@
+"""Glue shared by the backends: choosing the transformers class for a head, refusing
+random task heads, finding a tokenizer, and turning a raw state dict into a model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from harness_ext.backends.base import TASK_HEADS, CheckpointError
+
+#: class-name suffix of a transformers architecture -> the head it carries
+ARCH_SUFFIX_HEAD = {
+    "ForSequenceClassification": "sequence-classification",
+    "ForTokenClassification": "token-classification",
+    "ForQuestionAnswering": "question-answering",
+    "ForConditionalGeneration": "seq2seq",
+}
+_T5_ENCODERS = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+#: base-model keys that an encoder may lack without harm (pooler is unused by XTREME)
+_OPTIONAL_ENCODER_KEYS = ("pooler.",)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model", "vocab.txt")
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no network."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+    return False
+
+
+def model_class(config: Any, head: str) -> type:
+    """The transformers class that carries ``head`` for this config."""
+    import transformers
+
+    if head == "encoder":
+        name = _T5_ENCODERS.get(config.model_type)
+        return getattr(transformers, name) if name else transformers.AutoModel
+    auto = {
+        "sequence-classification": transformers.AutoModelForSequenceClassification,
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "question-answering": transformers.AutoModelForQuestionAnswering,
+        "seq2seq": transformers.AutoModelForSeq2SeqLM,
+    }[head]
+    mapping = auto._model_mapping  # config class -> model class
+    try:
+        return mapping[type(config)]
+    except KeyError:
+        raise CheckpointError(
+            f"a {config.model_type!r} model has no {head} class in transformers; "
+            f"expected a checkpoint whose architecture supports {head}"
+        ) from None
+
+
+def saved_head(config: Any) -> str | None:
+    """The head named by ``config.architectures``, or None for a bare or unknown one."""
+    for arch in getattr(config, "architectures", None) or []:
+        for suffix, head in ARCH_SUFFIX_HEAD.items():
+            if arch.endswith(suffix):
+                return head
+    return None
+
+
+def check_saved_head(config: Any, head: str, where: str) -> None:
+    """Refuse e.g. a token-classification checkpoint asked for sequence classification.
+
+    Needed beside the missing-keys check: BERT's sequence and token heads are both
+    ``classifier.weight`` and would load into each other without a complaint.
+    """
+    saved = saved_head(config)
+    if head in TASK_HEADS and saved is not None and saved != head and saved != "seq2seq":
+        archs = ", ".join(config.architectures)
+        raise CheckpointError(f"{where}: checkpoint is {archs} ({saved} head); expected a {head} head")
+
+
+def check_loading_info(info: Mapping[str, Any], head: str, where: str) -> None:
+    """Turn transformers' "newly initialized weights" into an error.
+
+    Task heads must load every weight; an encoder may miss only the pooler.
+    """
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if head == "encoder":
+        missing = [k for k in missing if not any(p in k for p in _OPTIONAL_ENCODER_KEYS)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} weight(s) missing, would be randomly initialised: {_short(missing)}")
+    if mismatched:
+        shown = [f"{k[0]} {tuple(k[1])} vs {tuple(k[2])}" if isinstance(k, tuple) else str(k) for k in mismatched]
+        problems.append(f"{len(mismatched)} weight(s) of the wrong shape: {_short(shown)}")
+    if info.get("error_msgs"):
+        problems.append("; ".join(map(str, info["error_msgs"]))[:500])
+    if problems:
+        raise CheckpointError(f"{where}: cannot load a complete {head} model: " + "; ".join(problems))
+
+
+def _short(items: Iterable[str], n: int = 6) -> str:
+    items = list(items)
+    more = f" ... (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def load_tokenizer(candidates: Iterable[str | Path], where: str, option: str | None = None) -> Any:
+    """A (fast) tokenizer from ``option`` if given, else the first candidate folder holding one.
+
+    Formats like jiant, fairseq, Lightning, DeepSpeed and DCP store no tokenizer with the
+    weights, so the caller passes the folders where one may sit beside them.
+    """
+    from transformers import AutoTokenizer
+
+    if option is not None:
+        try:
+            return AutoTokenizer.from_pretrained(str(option), local_files_only=hub_offline())
+        except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
+            raise CheckpointError(f"{where}: cannot load tokenizer {option!r}: {exc}") from exc
+    tried = []
+    for cand in candidates:
+        cand = Path(cand)
+        tried.append(str(cand))
+        if cand.is_dir() and any((cand / f).exists() for f in TOKENIZER_FILES):
+            try:
+                return AutoTokenizer.from_pretrained(str(cand), local_files_only=True)
+            except Exception as exc:  # noqa: BLE001
+                raise CheckpointError(f"{cand}: tokenizer files present but unreadable: {exc}") from exc
+    raise CheckpointError(
+        f"{where}: no tokenizer found (looked for {', '.join(TOKENIZER_FILES)} in {', '.join(tried) or 'nothing'}); "
+        "expected one beside the weights, or pass tokenizer=<folder or hub id>"
+    )
+
+
+def guess_prefix(keys: Iterable[str], expected: Iterable[str]) -> str:
+    """The module prefix (e.g. ``model.``, ``module.``) most checkpoint keys carry
+    in front of the model's own key names; "" when they already match."""
+    expected = set(expected)
+    keys = list(keys)
+    if sum(k in expected for k in keys) * 2 >= len(expected):
+        return ""
+    votes: Counter[str] = Counter()
+    for key in keys:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            if ".".join(parts[i:]) in expected:
+                votes[".".join(parts[:i]) + "."] += 1
+                break
+    return votes.most_common(1)[0][0] if votes else ""
+
+
+def model_from_state_dict(config: Any, head: str, state_dict: Mapping[str, Any], where: str) -> Any:
+    """Build the ``head`` model for ``config`` and load ``state_dict`` into it, strictly.
+
+    Keys may carry a wrapper prefix (``model.``, ``module.``); it is found and stripped.
+    For an encoder, a task-model state dict is fine: its base-model keys are used.
+    """
+    check_saved_head(config, head, where)
+    model = model_class(config, head)(config)
+    own = model.state_dict()
+    prefix = guess_prefix(state_dict, own)
+    sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if head == "encoder":  # a task model's keys are "<base>.<key>"; the encoder wants "<key>"
+        base = getattr(model, "base_model_prefix", "") + "."
+        stripped = {k[len(base):]: v for k, v in sd.items() if k.startswith(base)}
+        if len(stripped.keys() & own.keys()) > len(sd.keys() & own.keys()):
+            sd = stripped
+    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in sd.items()
+                  if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing: list[str] = []
+    unexpected: list[str] = []
+    if not mismatched:
+        result = model.load_state_dict(sd, strict=False)
+        missing = [k for k in result.missing_keys if not _tied(model, k)]
+        unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]
+    check_loading_info({"missing_keys": missing, "mismatched_keys": mismatched}, head, where)
+    if unexpected and head in TASK_HEADS:
+        raise CheckpointError(
+            f"{where}: weights not used by a {head} model: {_short(unexpected)}; expected a {head} checkpoint"
+        )
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    return model
+
+
+def _tied(model: Any, key: str) -> bool:
+    """A key filled by weight tying (e.g. T5 lm_head from shared), so not really missing."""
+    tied = getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or {}
+    if isinstance(tied, Mapping):
+        return key in tied
+    return any(key == t or key.endswith(t) for t in tied)

@@ -1,0 +1,142 @@
+"""Hugging Face backend: ``save_pretrained`` folders (safetensors, .bin, sharded
+index) and hub ids. transformers does the loading; this module adds the checks that
+make a bad folder fail loudly instead of evaluating a random head.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from harness_ext.backends._common import (
+    check_loading_info,
+    check_saved_head,
+    hub_offline,
+    load_tokenizer,
+    model_class,
+)
+from harness_ext.backends.base import CheckpointError, register_backend
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def is_hf_folder(path: Path) -> bool:
+    """A folder with config.json and transformers-named weights."""
+    return path.is_dir() and (path / "config.json").exists() and any((path / f).exists() for f in WEIGHT_FILES)
+
+
+@register_backend(
+    "hf",
+    is_hf_folder,
+    priority=0,
+    expects="Hugging Face folder: config.json + model.safetensors / pytorch_model.bin / *.index.json (or a hub id)",
+)
+def load_hf(
+    source: str,
+    head: str,
+    *,
+    tokenizer: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any]:
+    """Load a transformers folder or hub id with the class for ``head``."""
+    from transformers import AutoConfig
+
+    path = Path(source)
+    local = path.is_dir()
+    if local:
+        check_weight_files(path)
+    hub = {"revision": revision, "local_files_only": hub_offline() or local, "trust_remote_code": trust_remote_code}
+    where = str(path / "config.json") if local else source
+    try:
+        config = AutoConfig.from_pretrained(source, **hub)
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, JSON errors, hub errors
+        raise CheckpointError(f"{where}: cannot read the model config: {exc}") from exc
+    check_saved_head(config, head, where)
+    cls = model_class(config, head)
+    try:
+        model, info = cls.from_pretrained(source, config=config, output_loading_info=True, **hub)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors/torch/zip errors on bad files
+        files = ", ".join(weight_files(path)) if local else source
+        raise CheckpointError(f"{files}: cannot load {head} weights: {type(exc).__name__}: {exc}") from exc
+    check_loading_info(info, head, where)
+    tok = load_tokenizer([path] if local else [], where, tokenizer if tokenizer else (None if local else source))
+    return model, tok
+
+
+def weight_files(folder: Path) -> list[str]:
+    """The weight files a folder holds (shards included), as paths."""
+    out = []
+    for name in WEIGHT_FILES:
+        f = folder / name
+        if not f.exists():
+            continue
+        if name.endswith(".index.json"):
+            out.extend(str(folder / s) for s in sorted(set(_index_map(f).values())))
+        else:
+            out.append(str(f))
+    return out
+
+
+def check_weight_files(folder: Path) -> None:
+    """Refuse missing shards and truncated files before transformers reads them,
+    so the error names the file instead of a deep stack."""
+    files = weight_files(folder)
+    if not files:
+        raise CheckpointError(f"{folder}: no weights; expected one of {', '.join(WEIGHT_FILES)}")
+    for name in files:
+        f = Path(name)
+        if not f.exists():
+            raise CheckpointError(f"{f}: shard listed in the index is missing")
+        if f.suffix == ".safetensors":
+            check_safetensors(f)
+        elif f.suffix == ".bin":
+            check_torch_zip(f)
+
+
+def _index_map(index: Path) -> dict[str, str]:
+    try:
+        return dict(json.loads(index.read_text())["weight_map"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{index}: not a valid shard index (expected JSON with a 'weight_map'): {exc}") from exc
+
+
+def check_safetensors(f: Path) -> None:
+    """Header parses and the data it describes fits the file exactly."""
+    size = f.stat().st_size
+    try:
+        with f.open("rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                raise ValueError(f"header length {n} exceeds file size {size}")
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{f}: corrupted safetensors file (expected a valid header): {exc}") from exc
+    if 8 + n + end != size:
+        raise CheckpointError(
+            f"{f}: truncated or corrupted safetensors file: header describes {8 + n + end} bytes, file has {size}"
+        )
+
+
+def check_torch_zip(f: Path) -> None:
+    """A torch.save zip archive whose central directory is intact (legacy pickles pass)."""
+    with f.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        return  # pre-1.6 pickle format; torch.load will judge it
+    try:
+        with zipfile.ZipFile(f) as z:
+            z.infolist()
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{f}: truncated or corrupted torch file (expected a complete torch.save archive): {exc}") from exc
