@@ -1,0 +1,225 @@
+"""On-disk cache of sentence embeddings.
+
+Why: BUCC has ~1M sentences per language pair and a layer sweep or a re-run
+would otherwise embed them all again. Entries are keyed by
+
+* the checkpoint's identity (:func:`checkpoint_identity`: resolved path plus a
+  fingerprint of its files, or a hub id plus commit, or a digest of the weights),
+* the embedding settings (layer, pooling, max_length, dtype), which select a
+  *namespace* folder, and
+* the text itself (SHA-1 of its UTF-8 bytes) inside the namespace.
+
+Layout: ``<root>/<namespace digest>/namespace.json`` (human-readable key) and
+chunk files ``<uuid>.vectors.npy`` + ``<uuid>.keys.npy``. A chunk is written as
+temporary files renamed into place with ``os.replace``, keys last: a reader
+only sees chunks whose keys file exists, so a crash or a concurrent writer never
+leaves a half-written entry visible. Vectors are read through ``mmap``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "XTREME_EMBED_CACHE"
+DEFAULT_CACHE_DIR = Path("~/.cache/xtreme-harness/embeddings")
+KEY_BYTES = 20  # SHA-1
+#: files whose bytes are hashed (small, and they change the model's behaviour)
+HASHED_CONFIG_FILES = {
+    "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "modules.json", "sentence_bert_config.json", "adapter_config.json",
+}
+
+
+def default_cache_dir(configured: str | os.PathLike | None = None) -> Path:
+    """``configured`` (e.g. ``--model_args cache_dir=``), else ``$XTREME_EMBED_CACHE``, else ~/.cache."""
+    value = configured or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
+    return Path(value).expanduser()
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
+
+
+# --------------------------------------------------------------------------- checkpoint identity
+def folder_fingerprint(folder: Path) -> str:
+    """Digest of every file's relative name, size and mtime, plus the bytes of config files.
+
+    Cheap (no weight bytes are read) yet changes when weights are re-saved; config
+    and tokenizer files are hashed by content because they are small.
+    """
+    digest = hashlib.sha1()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts):
+        stat = path.stat()
+        rel = path.relative_to(folder).as_posix()
+        digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        if path.name in HASHED_CONFIG_FILES and stat.st_size < 50_000_000:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def weights_digest(model: Any) -> str:
+    """SHA-1 over parameter/buffer names, shapes and bytes (fallback when no files are known)."""
+    import torch
+
+    digest = hashlib.sha1()
+    state = model.state_dict()
+    for name in sorted(state):
+        tensor = state[name].detach()
+        digest.update(f"{name}\0{tuple(tensor.shape)}\0{tensor.dtype}\0".encode())
+        digest.update(tensor.to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_identity(source: str, model: Any = None, backend: str | None = None, head: str | None = None) -> dict:
+    """What identifies the weights that produced an embedding.
+
+    A local path: its resolved location and :func:`folder_fingerprint` (or size
+    and mtime of a single file). A hub id: the id and the commit the weights were
+    downloaded at (``config._commit_hash``); without one, a digest of the weights.
+    """
+    identity: dict[str, Any] = {"backend": backend, "head": head}
+    if model is not None:
+        identity["model_class"] = type(model).__name__
+    path = Path(str(source)).expanduser()
+    if path.exists():
+        resolved = path.resolve()
+        identity["path"] = str(resolved)
+        if resolved.is_dir():
+            identity["files"] = folder_fingerprint(resolved)
+        else:
+            stat = resolved.stat()
+            identity["files"] = f"{stat.st_size}:{stat.st_mtime_ns}"
+        return identity
+    identity["hub_id"] = str(source)
+    commit = getattr(getattr(model, "config", None), "_commit_hash", None)
+    if commit:
+        identity["commit"] = commit
+    elif model is not None:
+        identity["weights"] = weights_digest(model)
+    return identity
+
+
+# --------------------------------------------------------------------------- the cache
+@dataclass
+class CacheNamespace:
+    """All cached vectors of one (checkpoint, layer, pooling, max_length, dtype)."""
+
+    folder: Path
+    key: Mapping[str, Any]
+    _index: dict[bytes, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _chunks: list[Path] = field(default_factory=list, repr=False)
+    _arrays: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _seen_files: set[str] = field(default_factory=set, repr=False)
+
+    def refresh(self) -> None:
+        """Pick up chunks written since the last look (by us or another process)."""
+        if not self.folder.is_dir():
+            return
+        for keys_file in sorted(self.folder.glob("*.keys.npy")):
+            if keys_file.name in self._seen_files:
+                continue
+            try:
+                keys = np.load(keys_file)
+            except (OSError, ValueError) as err:  # unreadable chunk: ignore it, it will be re-embedded
+                log.warning("embedding cache: skipping unreadable %s (%s)", keys_file, err)
+                continue
+            self._seen_files.add(keys_file.name)
+            chunk = len(self._chunks)
+            self._chunks.append(keys_file.with_name(keys_file.name.replace(".keys.npy", ".vectors.npy")))
+            for row, key in enumerate(keys):
+                self._index.setdefault(bytes(key), (chunk, row))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _array(self, chunk: int) -> np.ndarray:
+        if chunk not in self._arrays:
+            self._arrays[chunk] = np.load(self._chunks[chunk], mmap_mode="r")
+        return self._arrays[chunk]
+
+    def get(self, texts: Sequence[str]) -> tuple[np.ndarray | None, list[int]]:
+        """``(vectors, missing)``: a float32 matrix with the cached rows filled in (zeros
+        for misses; ``None`` when nothing is cached) and the positions of the misses.
+
+        Rows are gathered chunk by chunk with fancy indexing, so a hit costs no
+        per-text Python copy even for a million sentences.
+        """
+        self.refresh()
+        located = [self._index.get(text_key(text)) for text in texts]
+        missing = [i for i, where in enumerate(located) if where is None]
+        if len(missing) == len(texts):
+            return None, missing
+        by_chunk: dict[int, tuple[list[int], list[int]]] = {}
+        for i, where in enumerate(located):
+            if where is not None:
+                positions, rows = by_chunk.setdefault(where[0], ([], []))
+                positions.append(i)
+                rows.append(where[1])
+        out: np.ndarray | None = None
+        for chunk, (positions, rows) in by_chunk.items():
+            block = np.asarray(self._array(chunk)[np.asarray(rows)], dtype=np.float32)
+            if out is None:
+                out = np.zeros((len(texts), block.shape[1]), dtype=np.float32)
+            out[np.asarray(positions)] = block
+        return out, missing
+
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Add one chunk (atomic: temp files + ``os.replace``, keys last)."""
+        if not len(texts):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} texts but {vectors.shape[0]} vectors")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta = self.folder / "namespace.json"
+        if not meta.exists():
+            _atomic_write_bytes(meta, json.dumps(dict(self.key), indent=1, sort_keys=True, default=str).encode())
+        keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=f"S{KEY_BYTES}")
+        name = uuid.uuid4().hex
+        _atomic_save(self.folder / f"{name}.vectors.npy", vectors)
+        _atomic_save(self.folder / f"{name}.keys.npy", keys)
+
+
+class EmbeddingCache:
+    """Namespaces of cached embeddings under one root folder."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = default_cache_dir(root)
+        self._namespaces: dict[str, CacheNamespace] = {}
+
+    def namespace(self, identity: Mapping[str, Any], **settings: Any) -> CacheNamespace:
+        key = {"checkpoint": dict(identity), **settings}
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        if digest not in self._namespaces:
+            self._namespaces[digest] = CacheNamespace(self.root / digest, key)
+        return self._namespaces[digest]
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def stack(vectors: Iterable[np.ndarray]) -> np.ndarray:
+    """Rows -> one float32 matrix (an empty input gives shape (0, 0))."""
+    rows = list(vectors)
+    return np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 0), np.float32)
