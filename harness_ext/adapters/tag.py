@@ -1,0 +1,305 @@
+"""Answer ``tag`` requests (UD-POS, PAN-X) with a token-classification head.
+
+What XTREME does, and what we keep:
+
+* **first sub-word**: a word's tag is the head's prediction on its first sub-word
+  (``utils_tag.convert_examples_to_features`` labels only that position);
+* **zero sub-words**: a word the tokenizer turns into nothing (``""``, U+200B, a
+  control character) is replaced by the tokenizer's unknown token, as XTREME does,
+  so it still gets a position and a prediction; a tokenizer without an unknown
+  token is refused rather than guessing;
+* **no truncation**: XTREME truncates long sentences and so loses their last words.
+  We never drop a word: a sentence whose sub-words don't fit the window is split
+  into overlapping windows of whole words (overlap up to ``stride`` sub-words, at
+  most half a window); each word takes its prediction from the window where it has
+  the most context (the larger of its smaller left/right sub-word margin, SQuAD's
+  "max context" rule). A single word longer than a whole window keeps its first
+  sub-words (enough for its own prediction);
+* **labels by name**: head outputs are mapped to the task's tag set through the
+  checkpoint's ``id2label`` (see :func:`head_to_tagset`), so a head trained with a
+  different label order, ``PER``/``PERSON`` spellings or BIOES/BILOU prefixes
+  still scores correctly, and a head whose labels don't name the tags is refused.
+
+Windows of all sentences are sorted by length and padded per batch
+(:mod:`harness_ext.adapters.batching`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from harness_ext.adapters.batching import run_batched
+from harness_ext.adapters.settings import AdapterSettings
+
+log = logging.getLogger(__name__)
+
+#: entity / POS type spellings found in public checkpoints -> the task's spelling
+TYPE_ALIASES: dict[str, str] = {
+    "PERSON": "PER", "PERS": "PER", "ORGANIZATION": "ORG", "ORGANISATION": "ORG", "LOCATION": "LOC",
+    "CONJ": "CCONJ",  # UD v1 name of CCONJ
+}
+#: chunk prefixes of other schemes -> IOB2 (single/unit = begin, end/last = inside)
+PREFIX_ALIASES: dict[str, str] = {"B": "B", "I": "I", "S": "B", "U": "B", "E": "I", "L": "I"}
+_GENERIC = re.compile(r"LABEL_\d+", re.IGNORECASE)
+_PREFIXED = re.compile(r"([BIESUL])[-_](.+)")
+_SUFFIXED = re.compile(r"(.+)[-_]([BIESUL])")
+#: model types whose position ids start after the padding index (usable = max_position_embeddings - pad - 1)
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
+
+
+class LabelMismatchError(ValueError):
+    """The checkpoint's head labels don't name the task's tags."""
+
+
+def _config_path(loaded: Any) -> str:
+    source = getattr(loaded, "source", None)
+    return f"{source}/config.json" if source else "the checkpoint's config.json"
+
+
+def canonical_tag(name: str) -> str:
+    """One spelling per tag: upper case, IOB2 ``B-``/``I-`` prefix, aliased type names."""
+    text = name.strip().upper()
+    if text == "O":
+        return "O"
+    match = _PREFIXED.fullmatch(text) or None
+    prefix, type_ = (match.group(1), match.group(2)) if match else (None, text)
+    if match is None:
+        suffixed = _SUFFIXED.fullmatch(text)
+        if suffixed and len(suffixed.group(1)) > 1:
+            prefix, type_ = suffixed.group(2), suffixed.group(1)
+    type_ = TYPE_ALIASES.get(type_, type_)
+    return f"{PREFIX_ALIASES[prefix]}-{type_}" if prefix else type_
+
+
+def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
+    """For each head output index, the index in ``tagset`` it predicts (None: outside the task).
+
+    Refused (:class:`LabelMismatchError`, naming config.json and the fix): generic
+    ``LABEL_<n>`` names, or a head that cannot predict some tag of the task (it was
+    trained on another tag set). Head labels outside the task (CoNLL's ``MISC``) are
+    allowed and never predicted; they are logged.
+    """
+    config = loaded.model.config
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    n_out = getattr(config, "num_labels", len(id2label))
+    names = [id2label.get(i, f"LABEL_{i}") for i in range(n_out)]
+    example = {str(i): tag for i, tag in enumerate(tagset)}
+    fix = (
+        f"Fix: set \"id2label\" (and \"label2id\") in {_config_path(loaded)} to the tag names the head was "
+        f"trained with, in its output order, e.g. \"id2label\": {example}"
+    )
+    if not names or all(_GENERIC.fullmatch(n.strip()) for n in names):
+        raise LabelMismatchError(
+            f"{_config_path(loaded)}: the token-classification head has generic labels "
+            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}), so its outputs cannot be matched to the "
+            f"task's tags ({' '.join(tagset)}) by name. {fix}"
+        )
+    wanted = {canonical_tag(tag): j for j, tag in enumerate(tagset)}
+    mapping = [wanted.get(canonical_tag(name)) for name in names]
+    missing = [tag for j, tag in enumerate(tagset) if j not in mapping]
+    if missing:
+        raise LabelMismatchError(
+            f"{_config_path(loaded)}: the head never predicts {missing} of the task's tags ({' '.join(tagset)}); "
+            f"its id2label is {dict(enumerate(names))}. Use a checkpoint fine-tuned on this task's tag set, "
+            f"or, if its labels are only spelled differently, {fix[5:]}"
+        )
+    unused = [name for name, j in zip(names, mapping) if j is None]
+    if unused:
+        log.warning("%s: head labels %s are not tags of this task and are never predicted", _config_path(loaded), unused)
+    return mapping
+
+
+# ------------------------------------------------------------------ windows
+def plan_windows(lengths: Sequence[int], capacity: int, overlap: int) -> list[tuple[int, int]]:
+    """Word ranges ``[start, end)`` covering every word; each fits ``capacity`` sub-words.
+
+    Consecutive windows share whole words worth at most ``overlap`` sub-words. A
+    word longer than ``capacity`` gets a window of its own (cut later by the
+    tokenizer after its first sub-words).
+    """
+    if capacity < 1:
+        raise ValueError(f"window capacity {capacity} leaves no room for words")
+    n = len(lengths)
+    windows: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        end, used = start, 0
+        while end < n and (end == start or used + lengths[end] <= capacity):
+            used += lengths[end]
+            end += 1
+        windows.append((start, end))
+        if end >= n:
+            break
+        # next window: the earliest start after this one whose shared words fit the overlap
+        # and still leave room for the first new word
+        next_start, shared = end, 0
+        while next_start - 1 > start:
+            candidate = shared + lengths[next_start - 1]
+            if candidate > overlap or candidate + lengths[end] > capacity:
+                break
+            shared = candidate
+            next_start -= 1
+        start = next_start
+    return windows
+
+
+def best_windows(windows: Sequence[tuple[int, int]], lengths: Sequence[int]) -> list[int]:
+    """For each word, the window (index) where it has the most context on both sides."""
+    n = windows[-1][1] if windows else 0
+    best = [-1] * n
+    score = [-1.0] * n
+    for w, (start, end) in enumerate(windows):
+        total = sum(lengths[start:end])
+        left = 0
+        for i in range(start, end):
+            right = total - left - lengths[i]
+            value = min(left, right) + 0.01 * total
+            if value > score[i]:
+                best[i], score[i] = w, value
+            left += lengths[i]
+    return best
+
+
+# ------------------------------------------------------------------ model limits
+def window_length(loaded: Any, settings: AdapterSettings) -> int:
+    """Sub-words per window, special tokens included: the setting, capped by the model's positions."""
+    config = loaded.model.config
+    limits = [512]
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+            positions -= (getattr(config, "pad_token_id", 1) or 0) + 1
+        limits.append(int(positions))
+    model_max = getattr(loaded.tokenizer, "model_max_length", None)
+    if model_max and model_max < 100_000:
+        limits.append(int(model_max))
+    limit = min(limits)
+    if settings.max_length is None:
+        return limit
+    if settings.max_length > limit:
+        log.warning("max_length=%d is beyond what %s accepts; using %d", settings.max_length, loaded.source, limit)
+        return limit
+    return settings.max_length
+
+
+def _special_count(tokenizer) -> int:
+    try:
+        return int(tokenizer.num_special_tokens_to_add(pair=False))
+    except (AttributeError, NotImplementedError):
+        return len(tokenizer([], is_split_into_words=True)["input_ids"])
+
+
+# ------------------------------------------------------------------ answering
+@dataclass
+class _Window:
+    sentence: int
+    start: int
+    end: int
+    features: dict
+    #: token position of each window word's first sub-word
+    positions: list[int]
+
+
+def subword_lengths(tokenizer, sentences: list[list[str]]) -> list[list[int]]:
+    """Sub-words per word (no special tokens), with zero-sub-word words replaced by the unknown token in place."""
+    lengths = []
+    non_empty = [s for s, words in enumerate(sentences) if words]
+    encoding = (
+        tokenizer([sentences[s] for s in non_empty], is_split_into_words=True, add_special_tokens=False)
+        if non_empty else None
+    )
+    row_of = {s: row for row, s in enumerate(non_empty)}
+    for s, words in enumerate(sentences):
+        counts = [0] * len(words)
+        for word_id in (encoding.word_ids(row_of[s]) if words else ()):
+            if word_id is not None:
+                counts[word_id] += 1
+        empty = [i for i, c in enumerate(counts) if c == 0]
+        if empty:
+            unk = getattr(tokenizer, "unk_token", None)
+            if unk is None:
+                raise ValueError(
+                    f"words {[words[i] for i in empty]!r} give no sub-words and the tokenizer has no unknown token "
+                    f"to stand in for them"
+                )
+            for i in empty:
+                words[i] = unk
+            unk_len = len(tokenizer([unk], is_split_into_words=True, add_special_tokens=False)["input_ids"])
+            if unk_len == 0:
+                raise ValueError(f"the tokenizer's unknown token {unk!r} itself gives no sub-words")
+            for i in empty:
+                counts[i] = unk_len
+        lengths.append(counts)
+    return lengths
+
+
+def _make_windows(tokenizer, sentences, lengths, max_length: int, overlap: int) -> list[_Window]:
+    capacity = max_length - _special_count(tokenizer)
+    windows: list[_Window] = []
+    for s, words in enumerate(sentences):
+        for start, end in plan_windows(lengths[s], capacity, overlap):
+            enc = tokenizer(words[start:end], is_split_into_words=True, truncation=True, max_length=max_length)
+            positions: list[int | None] = [None] * (end - start)
+            for pos, word_id in enumerate(enc.word_ids()):
+                if word_id is not None and positions[word_id] is None:
+                    positions[word_id] = pos
+            if any(p is None for p in positions):
+                lost = [words[start + i] for i, p in enumerate(positions) if p is None]
+                raise RuntimeError(f"window of sentence {s} lost words {lost!r} to truncation (window planning bug)")
+            features = {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
+            windows.append(_Window(s, start, end, features, positions))  # type: ignore[arg-type]
+    return windows
+
+
+def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[str]]:
+    """One tag per word for every request (``args = (text, words, tagset)``)."""
+    import torch
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{loaded.source}: tagging needs a fast tokenizer (word_ids); found {type(tokenizer).__name__}")
+    tagsets = [tuple(r.args[2]) for r in requests]
+    mappings = {tagset: head_to_tagset(loaded, tagset) for tagset in set(tagsets)}
+    sentences = [list(r.args[1]) for r in requests]
+    lengths = subword_lengths(tokenizer, sentences)
+    max_length = window_length(loaded, settings)
+    capacity = max_length - _special_count(tokenizer)
+    windows = _make_windows(tokenizer, sentences, lengths, max_length, min(settings.stride, capacity // 2))
+    device = next(model.parameters()).device
+    n_out = int(model.config.num_labels)
+
+    @torch.inference_mode()
+    def predict(batch: list[_Window]) -> list[list[int]]:
+        padded = tokenizer.pad([w.features for w in batch], return_tensors="pt")
+        logits = model(**{k: v.to(device) for k, v in padded.items()}).logits
+        if logits.shape[-1] != n_out:
+            raise ValueError(f"{_config_path(loaded)}: head has {logits.shape[-1]} outputs but num_labels={n_out}")
+        out = []
+        for row, window in enumerate(batch):
+            mapping = mappings[tagsets[window.sentence]]
+            scores = logits[row, window.positions].float()
+            scores[:, [j for j, m in enumerate(mapping) if m is None]] = float("-inf")
+            out.append([mapping[j] for j in scores.argmax(dim=-1).tolist()])
+        return out
+
+    window_tags = run_batched(
+        windows, [len(w.features["input_ids"]) for w in windows], settings.batch_size or 32, predict, desc="tag"
+    )
+    by_sentence: dict[int, list[int]] = {}
+    for index, window in enumerate(windows):
+        by_sentence.setdefault(window.sentence, []).append(index)
+    responses: list[list[str]] = []
+    for s, words in enumerate(sentences):
+        own = by_sentence.get(s, [])
+        spans = [(windows[i].start, windows[i].end) for i in own]
+        choice = best_windows(spans, lengths[s]) if own else []
+        tagset = tagsets[s]
+        tags = []
+        for word in range(len(words)):
+            window = windows[own[choice[word]]]
+            tags.append(tagset[window_tags[own[choice[word]]][word - window.start]])
+        responses.append(tags)
+    return responses
