@@ -35,7 +35,8 @@ class TaskSpec:
     metrics: tuple[str, ...]
     #: QA tasks score (EM + F1) / 2; others use the first metric
     score_metrics: tuple[str, ...]
-    #: languages we support that are outside the official XTREME score
+    #: languages we support that are outside the official XTREME score; they are
+    #: leaf tasks and members of the group ``xtreme-<task>-all``, not of ``xtreme_<task>``
     extra_languages: tuple[str, ...] = ()
     #: labels for classification / tag set for tagging, in the canonical order
     labels: tuple[str, ...] = ()

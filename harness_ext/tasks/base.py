@@ -29,6 +29,17 @@ def parse_leaf_name(name: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
+class DocList(list):
+    """Plain-dict documents with the ``.features`` lm-eval peeks at (keys of the first doc).
+
+    Keeps documents as Python objects instead of forcing them through ``datasets``.
+    """
+
+    @property
+    def features(self) -> dict[str, None]:
+        return dict.fromkeys(self[0]) if self else {}
+
+
 def _unused_process_results(doc, results):  # placeholder so lm-eval skips metric-name lookups
     raise AssertionError("XtremeTask.process_results is overridden")
 
@@ -40,7 +51,7 @@ class XtremeTask(ConfigurableTask):
     VERSION = 1.0
 
     def __init__(self, config: dict | None = None) -> None:
-        config = dict(config or {})
+        config = {k: v for k, v in (config or {}).items() if k not in ("class", "tag", "group")}
         metadata = dict(config.get("metadata") or {})
         task_name = config.get("task")
         if "xtreme_task" not in metadata or "language" not in metadata:
@@ -65,7 +76,8 @@ class XtremeTask(ConfigurableTask):
     # ----------------------------------------------------------------- data
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs) -> None:
         data_dir = (dataset_kwargs or {}).get("data_dir") or self.data_dir
-        self.dataset = {self.split: load_docs(self.spec.name, self.language, self.split, data_dir=data_dir)}
+        docs = load_docs(self.spec.name, self.language, self.split, data_dir=data_dir)
+        self.dataset = {self.split: DocList(docs)}
 
     def has_training_docs(self) -> bool:
         return False

@@ -1,0 +1,86 @@
+"""Answer ``classify`` requests with a sequence-classification head.
+
+Pairs are tokenised once, sorted by length and padded per batch; the predicted
+class index is mapped to a label NAME through the head's ``id2label``, so a
+checkpoint trained with another label order still scores correctly, and one
+whose labels don't name the task's labels is refused instead of scoring noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from harness_ext.adapters.batching import run_batched
+from harness_ext.adapters.settings import AdapterSettings
+
+#: spellings of the same label found in public checkpoints -> our canonical name
+LABEL_ALIASES: dict[str, str] = {
+    "contradictory": "contradiction",
+    "paraphrase": "1",
+    "not_paraphrase": "0",
+    "not paraphrase": "0",
+}
+
+
+class LabelMismatchError(ValueError):
+    """The checkpoint's head labels don't name the task's labels."""
+
+
+def _config_path(loaded: Any) -> str:
+    return f"{loaded.source}/config.json" if getattr(loaded, "source", None) else "the checkpoint's config.json"
+
+
+def head_to_task_labels(loaded: Any, task_labels: Sequence[str]) -> list[str]:
+    """For each head output index, the task label it predicts (by name, case-insensitive)."""
+    id2label = {int(k): str(v) for k, v in loaded.model.config.id2label.items()}
+    wanted = {label.lower(): label for label in task_labels}
+    mapped: list[str] = []
+    for index in range(len(id2label)):
+        raw = id2label.get(index, f"LABEL_{index}")
+        name = LABEL_ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if name not in wanted:
+            raise LabelMismatchError(
+                f"{_config_path(loaded)}: head label {index} is {raw!r}, which is not one of the task's labels "
+                f"({', '.join(task_labels)}). Fix: set \"id2label\" in config.json to the label names the head "
+                f"was trained with, e.g. {dict(enumerate(task_labels))}"
+            )
+        mapped.append(wanted[name])
+    missing = set(task_labels) - set(mapped)
+    if missing:
+        raise LabelMismatchError(
+            f"{_config_path(loaded)}: the head never predicts {sorted(missing)}; its id2label is {id2label}. "
+            f"Fix: use a checkpoint fine-tuned on this task's labels ({', '.join(task_labels)})"
+        )
+    return mapped
+
+
+def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
+    import torch
+
+    labels_per_request = {tuple(r.args[2]) for r in requests}
+    if len(labels_per_request) != 1:
+        raise ValueError("one classify batch must share one label set")
+    index_to_label = head_to_task_labels(loaded, next(iter(labels_per_request)))
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    max_length = settings.max_length or min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
+    firsts = [r.args[0] for r in requests]
+    seconds = [r.args[1] or None for r in requests]
+    pair = any(s is not None for s in seconds)
+    encoding = tokenizer(
+        firsts, seconds if pair else None, truncation=True, max_length=max_length,
+        padding=False, return_attention_mask=False,
+    )
+    keys = [k for k in ("input_ids", "token_type_ids") if k in encoding]
+    features = [{k: encoding[k][i] for k in keys} for i in range(len(requests))]
+    lengths = [len(f["input_ids"]) for f in features]
+    device = settings.device
+
+    @torch.inference_mode()
+    def predict(batch: list[dict]) -> list[str]:
+        padded = tokenizer.pad(batch, return_tensors="pt")
+        inputs = {k: v.to(device) for k, v in padded.items()}
+        logits = model(**inputs).logits
+        return [index_to_label[i] for i in logits.argmax(dim=-1).tolist()]
+
+    return run_batched(features, lengths, settings.batch_size or 32, predict, desc="classify")

@@ -1,0 +1,265 @@
+"""The lm-eval model ``xtreme``: answers XTREME request kinds with encoder or mT5 checkpoints.
+
+    lm_eval --model xtreme --model_args pretrained=PATH_OR_HUB_ID[,layer=8,pooling=mean]
+    lm_eval --model xtreme --model_args system=NAME[,checkpoints=checkpoints.yaml]
+
+Requests are grouped by task; each task's checkpoint is resolved (one ``pretrained``
+for every task, or the system's per-task entry), loaded once through
+``harness_ext.backends`` and handed to the adapter module of the request kind.
+Loading weights stays in the backends; answering stays in the adapters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM
+
+from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.requests import HEAD_FOR_KIND
+from harness_ext.tasks.base import parse_leaf_name
+
+log = logging.getLogger(__name__)
+
+#: request kind -> adapter module for encoder checkpoints
+ADAPTER_MODULES = {
+    "classify": "harness_ext.adapters.classify",
+    "tag": "harness_ext.adapters.tag",
+    "extract_span": "harness_ext.adapters.span",
+    "embed": "harness_ext.adapters.embed",
+}
+TEXT2TEXT_MODULE = "harness_ext.adapters.text2text"
+
+
+class UnsupportedRequest(RuntimeError):
+    """An lm-eval request kind this model does not answer (e.g. a prompt-style task)."""
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """Which weights answer one task's requests, and how to load them."""
+
+    source: str
+    head: str
+    backend: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+    #: adapter overrides for this checkpoint (e.g. retrieval layer/pooling from a system)
+    settings: tuple[tuple[str, Any], ...] = field(default=())
+
+
+def _as_int(value: Any, name: str) -> int | None:
+    if value is None or value == "" or value == "auto":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--model_args {name}={value!r}: expected an integer") from None
+
+
+def _as_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve_dtype(dtype: str | None, device: str) -> str:
+    if dtype in (None, "", "auto"):
+        import torch
+
+        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bfloat16"
+        return "float32"
+    aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+    dtype = aliases.get(str(dtype), str(dtype))
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
+    return dtype
+
+
+class XtremeLM(LM):
+    """lm-eval model for XTREME's request kinds (classify, tag, extract_span, embed)."""
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        system: str | None = None,
+        checkpoints: str | None = None,
+        backend: str | None = None,
+        tokenizer: str | None = None,
+        device: str | None = None,
+        dtype: str | None = "auto",
+        batch_size: int | str | None = 32,
+        max_batch_size: int | str | None = 512,
+        max_length: int | str | None = None,
+        stride: int | str = 128,
+        layer: int | str | None = None,
+        pooling: str = "mean",
+        max_answer_length: int | str = 30,
+        cache_dir: str | None = None,
+        use_cache: bool | str = True,
+        keep_loaded: int | str = 2,
+        trust_remote_code: bool | str = False,
+        **extra: Any,
+    ) -> None:
+        super().__init__()
+        if bool(pretrained) == bool(system):
+            raise ValueError(
+                "--model xtreme needs exactly one of pretrained=<checkpoint folder or hub id> "
+                "or system=<name in checkpoints.yaml>"
+            )
+        self.pretrained = pretrained
+        self.system_name = system
+        self.backend = backend
+        self.load_options: dict[str, Any] = {"trust_remote_code": _as_bool(trust_remote_code)}
+        if tokenizer:
+            self.load_options["tokenizer"] = tokenizer
+        device = device or _default_device()
+        batch = None if str(batch_size).startswith("auto") else _as_int(batch_size, "batch_size")
+        self.settings = AdapterSettings(
+            device=device,
+            dtype=_resolve_dtype(dtype, device),
+            batch_size=batch,
+            max_batch_size=_as_int(max_batch_size, "max_batch_size") or 512,
+            max_length=_as_int(max_length, "max_length"),
+            stride=_as_int(stride, "stride") or 128,
+            layer=_as_int(layer, "layer"),
+            pooling=str(pooling),
+            max_answer_length=_as_int(max_answer_length, "max_answer_length") or 30,
+            cache_dir=cache_dir,
+            use_cache=_as_bool(use_cache),
+            extra=dict(extra),
+        )
+        self._system = None
+        if system:
+            from harness_ext.systems import load_systems
+
+            systems = load_systems(checkpoints)
+            if system not in systems:
+                raise ValueError(
+                    f"system {system!r} is not in {checkpoints or 'checkpoints.yaml'}; "
+                    f"known systems: {', '.join(sorted(systems)) or '(none)'}"
+                )
+            self._system = systems[system]
+        self._keep_loaded = max(1, _as_int(keep_loaded, "keep_loaded") or 1)
+        self._loaded: OrderedDict[CheckpointChoice, Any] = OrderedDict()
+
+    # ------------------------------------------------------------ construction from lm-eval
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "XtremeLM":
+        """``--model_args`` win over lm-eval's own ``--batch_size``/``--device`` (which
+        lm-eval always passes, batch size 1 by default) instead of clashing with them."""
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        return cls(**arg_dict, **extra)
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "XtremeLM":
+        from lm_eval.utils import simple_parse_args_string
+
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_for(self, task_name: str, kind: str) -> CheckpointChoice:
+        """The checkpoint that answers ``kind`` requests of leaf task ``task_name``."""
+        xtreme_task, _lang = parse_leaf_name(task_name)
+        head = HEAD_FOR_KIND[kind]
+        if self._system is None:
+            return CheckpointChoice(
+                source=str(self.pretrained), head=head, backend=self.backend,
+                options=tuple(sorted(self.load_options.items())),
+            )
+        ref = self._system.checkpoint_for(xtreme_task)
+        options = {**self.load_options, **dict(getattr(ref, "options", {}) or {})}
+        settings = dict(getattr(ref, "settings", {}) or {})
+        return CheckpointChoice(
+            source=str(ref.source),
+            head=getattr(ref, "head", None) or head,
+            backend=getattr(ref, "backend", None) or self.backend,
+            options=tuple(sorted(options.items())),
+            settings=tuple(sorted(settings.items())),
+        )
+
+    def load(self, choice: CheckpointChoice):
+        """Load (or reuse) a checkpoint; keeps the ``keep_loaded`` most recent ones in memory."""
+        if choice in self._loaded:
+            self._loaded.move_to_end(choice)
+            return self._loaded[choice]
+        from harness_ext.backends import load_checkpoint
+
+        while len(self._loaded) >= self._keep_loaded:
+            self._loaded.popitem(last=False)
+        log.info("loading %s (%s head) on %s/%s", choice.source, choice.head, self.settings.device, self.settings.dtype)
+        loaded = load_checkpoint(
+            choice.source, choice.head, device=self.settings.device, dtype=self.settings.dtype,
+            backend=choice.backend, **dict(choice.options),
+        )
+        self._loaded[choice] = loaded
+        return loaded
+
+    def settings_for(self, choice: CheckpointChoice) -> AdapterSettings:
+        if not choice.settings:
+            return self.settings
+        from dataclasses import replace
+
+        return replace(self.settings, **dict(choice.settings))
+
+    # ------------------------------------------------------------ dispatch
+    def _answer(self, kind: str, requests: list[Instance]) -> list:
+        by_task: dict[str, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            by_task[request.task_name].append(i)
+        responses: list = [None] * len(requests)
+        for task_name, indices in by_task.items():
+            choice = self.checkpoint_for(task_name, kind)
+            loaded = self.load(choice)
+            if getattr(loaded, "head", choice.head) == "seq2seq":
+                module = importlib.import_module(TEXT2TEXT_MODULE)
+                answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
+            else:
+                module = importlib.import_module(ADAPTER_MODULES[kind])
+                answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
+            if len(answers) != len(indices):
+                raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
+            for i, answer in zip(indices, answers):
+                responses[i] = answer
+        return responses
+
+    def classify(self, requests: list[Instance]) -> list[str]:
+        return self._answer("classify", requests)
+
+    def tag(self, requests: list[Instance]) -> list[list[str]]:
+        return self._answer("tag", requests)
+
+    def extract_span(self, requests: list[Instance]) -> list[str]:
+        return self._answer("extract_span", requests)
+
+    def embed(self, requests: list[Instance]) -> list:
+        return self._answer("embed", requests)
+
+    # ------------------------------------------------------------ lm-eval's prompt kinds
+    def _unsupported(self, kind: str):
+        raise UnsupportedRequest(
+            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed), "
+            f"not '{kind}': run prompt-style tasks with --model hf"
+        )
+
+    def loglikelihood(self, requests):
+        self._unsupported("loglikelihood")
+
+    def loglikelihood_rolling(self, requests):
+        self._unsupported("loglikelihood_rolling")
+
+    def generate_until(self, requests):
+        self._unsupported("generate_until")
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(self.pretrained or self.system_name)

@@ -1,0 +1,78 @@
+"""Python API: run XTREME tasks through lm-eval without relying on the start-up hook.
+
+    from harness_ext.api import evaluate
+    results = evaluate(["xtreme_xnli"], pretrained="path/to/xnli-checkpoint", limit=100)
+    results["results"]["xtreme_xnli"]["acc,none"]
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+
+def ensure_registered() -> None:
+    """Register our tasks folder and the ``xtreme`` model with lm-eval (idempotent)."""
+    from harness_ext import _autoload
+
+    _autoload.install()
+    import lm_eval.api.registry  # noqa: F401  (triggers the registry hook)
+    import lm_eval.tasks.manager  # noqa: F401  (triggers the TaskManager hook)
+
+
+def task_manager(**kwargs: Any):
+    """A ``TaskManager`` that indexes the XTREME tasks."""
+    ensure_registered()
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(**kwargs)
+
+
+def evaluate(
+    tasks: Sequence[str],
+    *,
+    pretrained: str | None = None,
+    system: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    limit: int | float | None = None,
+    batch_size: int | str | None = None,
+    device: str | None = None,
+    log_samples: bool = False,
+    **simple_evaluate_kwargs: Any,
+) -> dict[str, Any]:
+    """Evaluate XTREME tasks (names or globs, e.g. ``"xtreme_*"``) and return lm-eval's results dict."""
+    ensure_registered()
+    import lm_eval
+
+    args = dict(model_args or {})
+    if pretrained is not None:
+        args["pretrained"] = pretrained
+    if system is not None:
+        args["system"] = system
+    return lm_eval.simple_evaluate(
+        model="xtreme",
+        model_args=args,
+        tasks=list(tasks),
+        limit=limit,
+        batch_size=batch_size,
+        device=device,
+        log_samples=log_samples,
+        task_manager=task_manager(),
+        **simple_evaluate_kwargs,
+    )
+
+
+def run_lm_eval_cli(argv: list[str]) -> int:
+    """Run lm-eval's own command line with our tasks and model registered."""
+    ensure_registered()
+    from lm_eval.__main__ import cli_evaluate
+
+    saved = sys.argv
+    sys.argv = ["lm_eval", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        sys.argv = saved
+    return 0

@@ -1,0 +1,121 @@
+"""``xtreme-eval``: the command line of xtreme-harness.
+
+Each command is a thin shell over a function that does the work, so the same
+thing is reachable from Python (see ``harness_ext.api``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    name="xtreme-eval",
+    help="XTREME zero-shot cross-lingual transfer on lm-evaluation-harness.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+checkpoints_app = typer.Typer(help="Check and list the systems in checkpoints.yaml.", no_args_is_help=True)
+app.add_typer(checkpoints_app, name="checkpoints")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="Run lm_eval with the XTREME tasks and the `xtreme` model registered, whatever the "
+    "start-up hook's state. All arguments go to lm_eval, e.g.: "
+    "xtreme-eval run --tasks xtreme_xnli --model xtreme --model_args pretrained=PATH",
+)
+def run(ctx: typer.Context) -> None:
+    from harness_ext.api import run_lm_eval_cli
+
+    raise typer.Exit(run_lm_eval_cli(list(ctx.args)))
+
+
+@app.command(help="Score a folder of predictions in the official XTREME layout "
+             "(<task>/test-<lang>.{tsv,json}) against a folder of labels, with the official rules.")
+def score(
+    predictions: Path = typer.Option(..., "--predictions", "-p", help="predictions folder"),
+    labels: Path = typer.Option(..., "--labels", "-l", help="labels folder"),
+    tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="only these tasks"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    from harness_ext.reports.official import score_command
+
+    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json))
+
+
+@app.command(help="Built-in offline demo: builds a tiny checkpoint, runs real XTREME tasks end to end "
+             "through lm_eval on data found on this machine, and prints the tables. Its scores are "
+             "NOT XTREME results.")
+def demo(
+    out: Path = typer.Option(Path("xtreme_demo_out"), "--out", help="where results and tables go"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="XTREME data folder (default: ../shared/data if present)"),
+    limit: int = typer.Option(40, "--limit", help="examples per language"),
+) -> None:
+    from harness_ext.demo import run_demo
+
+    raise typer.Exit(run_demo(out, data_dir=data_dir, limit=limit))
+
+
+@app.command(name="tasks", help="List the XTREME tasks, their languages and metrics (from the one table).")
+def list_tasks() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from xtreme_tasks.table import TASK_ORDER, TASKS
+
+    table = Table(title="XTREME tasks")
+    for column in ("group", "category", "request", "metrics", "languages", "extra"):
+        table.add_column(column)
+    for name in TASK_ORDER:
+        spec = TASKS[name]
+        table.add_row(spec.group, spec.category, spec.request_kind, ", ".join(spec.metrics),
+                      f"{len(spec.languages)}: {' '.join(spec.languages)}", " ".join(spec.extra_languages))
+    Console().print(table)
+
+
+@checkpoints_app.command("validate", help="Validate a checkpoints.yaml: schema, paths, heads, label sets.")
+def checkpoints_validate(path: Optional[Path] = typer.Argument(None, help="default: $XTREME_CHECKPOINTS or ./checkpoints.yaml")) -> None:
+    from harness_ext.systems import validate_command
+
+    raise typer.Exit(validate_command(path))
+
+
+def _register_optional_commands() -> None:
+    """Commands that live with their feature (reports, sweeps) register themselves here."""
+    import importlib
+
+    for module in ("harness_ext.reports.cli",):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_optional_commands()
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+    except typer.Exit as done:
+        return int(done.exit_code or 0)
+    except SystemExit as done:  # click exits this way on --help / usage errors
+        return int(done.code or 0)
+    except Exception as err:  # clear one-line errors for bad input, not tracebacks
+        from harness_ext.errors import is_user_error
+
+        if not is_user_error(err):
+            raise
+        typer.secho(f"error: {err}", err=True, fg="red")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

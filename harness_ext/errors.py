@@ -1,0 +1,12 @@
+"""Which exceptions are the user's input problems (shown as one clear line, exit 2)."""
+
+from __future__ import annotations
+
+
+def is_user_error(err: BaseException) -> bool:
+    from xtreme_tasks.data import DataError
+
+    names = {cls.__name__ for cls in type(err).__mro__}
+    return isinstance(err, (DataError, FileNotFoundError)) or bool(
+        names & {"CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError"}
+    )
