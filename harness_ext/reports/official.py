@@ -435,17 +435,17 @@ def render_table(report: ScoreReport, console: Any) -> None:
             table.add_row(spec.title, str(len(spec.languages)), "not scored (no predictions)", "-")
     console.print(table)
     for category, value in report.categories.items():
-        console.print(f"{category}: {value:.2f}", markup=False, highlight=False)
+        console.print(f"{category}: {value:.2f}", markup=False, highlight=False, soft_wrap=True)
     if report.complete:
-        console.print(f"XTREME score: {report.xtreme_score:.2f}", markup=False, highlight=False)
+        console.print(f"XTREME score: {report.xtreme_score:.2f}", markup=False, highlight=False, soft_wrap=True)
     else:
         console.print(
             f"XTREME score: incomplete, {len(report.missing)} of {len(TASK_ORDER)} tasks not scored "
             f"({', '.join(report.missing)}); it is the mean of all {len(TASK_ORDER)} task scores",
-            markup=False, highlight=False,
+            markup=False, highlight=False, soft_wrap=True,
         )
     for note in report.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def score_command(
