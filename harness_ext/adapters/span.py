@@ -1,0 +1,325 @@
+"""Answer ``extract_span`` requests with a question-answering head.
+
+The decoding follows the official XTREME/SQuAD v1.1 evaluation
+(``third_party/run_squad.py`` -> ``compute_predictions_logits``), because the
+benchmark's numbers depend on it:
+
+* a context longer than the window is split into overlapping windows of
+  ``max_length`` tokens (default 384) whose starts are ``settings.stride`` context
+  tokens apart: for QA the setting means run_squad's ``doc_stride`` (default 128,
+  a STEP, so neighbours share ``window - 128`` tokens); the question is cut to
+  ``max_query_length`` = 64 tokens first, as there;
+* in every window the ``n_best`` (20) highest start and end logits are paired;
+  a pair counts when both ends lie in the context part, ``end >= start``, it is at
+  most ``max_answer_length`` tokens long and the start token has its *maximum
+  context* in this window (a token seen by two windows is only trusted where it has
+  more text on both sides); the best ``start + end`` logit sum over ALL windows wins;
+* the answer is cut from the ORIGINAL context through the tokenizer's offset
+  mapping, so it is always a substring of the context (never detokenised
+  sub-words, which would break for SentencePiece/byte-level vocabularies).
+
+Differences from the official code, on purpose: when no pair is valid we answer
+``""`` (official: the literal string ``"empty"``; both score 0), and top-n is taken
+over real tokens only (the official code also ranks padding, then discards it);
+a ``stride`` larger than a window's context part steps by the window instead of
+skipping the tokens in between.
+
+Windows of many questions are batched together, longest first, padded per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness_ext.adapters.batching import run_batched
+from harness_ext.adapters.settings import AdapterSettings
+
+#: official run_squad.py defaults
+DEFAULT_MAX_LENGTH = 384
+DEFAULT_MAX_QUERY_LENGTH = 64
+DEFAULT_N_BEST = 20
+
+
+@dataclass
+class Windows:
+    """Tokenised windows of a list of (question, context) pairs.
+
+    ``context_range[w] = (first, stop)``: token positions of the context part of
+    window ``w``; ``offsets[w]`` holds the context tokens' character offsets into the
+    request's context; ``max_context[w]`` marks the context tokens whose maximum
+    context is in window ``w``.
+    """
+
+    features: list[dict[str, list[int]]]
+    example: np.ndarray  # window -> request index (ascending)
+    context_range: np.ndarray  # (n_windows, 2)
+    offsets: list[np.ndarray]  # per window (n_context, 2) int
+    max_context: list[np.ndarray]  # per window (n_context,) bool
+    n_examples: int
+
+    def windows_of(self, example: int) -> range:
+        lo, hi = np.searchsorted(self.example, [example, example + 1])
+        return range(int(lo), int(hi))
+
+
+# --------------------------------------------------------------------------- encoding
+def _truncate_questions(tokenizer: Any, questions: Sequence[str], limit: int) -> list[str]:
+    """Cut questions to ``limit`` tokens (on the text, via offsets) so only the context overflows."""
+    encoded = tokenizer(list(questions), add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for question, offsets in zip(questions, encoded["offset_mapping"]):
+        out.append(question if len(offsets) <= limit else question[: offsets[limit - 1][1]])
+    return out
+
+
+def _window_shift(prev: np.ndarray, cur: np.ndarray, overlap: int) -> int:
+    """How many context tokens window ``cur`` starts after window ``prev``.
+
+    Found from the shared offsets of the two windows (exact for any tokenizer),
+    trying the expected ``len(prev) - overlap`` first.
+    """
+    n = len(prev)
+    if len(cur) == 0:
+        return n
+    expected = n - overlap
+    candidates = np.flatnonzero((prev[:, 0] == cur[0, 0]) & (prev[:, 1] == cur[0, 1]))
+    for k in sorted(candidates.tolist(), key=lambda k: abs(k - expected)):
+        overlap = min(n - k, len(cur))
+        if np.array_equal(prev[k : k + overlap], cur[:overlap]):
+            return int(k)
+    return n  # no shared tokens (stride 0)
+
+
+def max_context_masks(offsets: Sequence[np.ndarray], overlap: int) -> list[np.ndarray]:
+    """For each window of ONE example: which of its context tokens have maximum context there.
+
+    Score of token j in a window of n context tokens: min(j, n - 1 - j) + 0.01 * n
+    (SQuAD's ``_check_is_max_context``); the first window wins ties.
+    """
+    if len(offsets) == 1:
+        return [np.ones(len(offsets[0]), dtype=bool)]
+    starts = [0]
+    for prev, cur in zip(offsets, offsets[1:]):
+        starts.append(starts[-1] + _window_shift(prev, cur, overlap))
+    total = max(s + len(o) for s, o in zip(starts, offsets))
+    scores = np.full((len(offsets), total), -np.inf)
+    for w, (start, off) in enumerate(zip(starts, offsets)):
+        n = len(off)
+        j = np.arange(n)
+        scores[w, start : start + n] = np.minimum(j, n - 1 - j) + 0.01 * n
+    best = scores.argmax(axis=0)
+    return [best[start : start + len(off)] == w for w, (start, off) in enumerate(zip(starts, offsets))]
+
+
+def encode_windows(
+    tokenizer: Any,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    max_length: int,
+    doc_stride: int,
+    max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
+) -> Windows:
+    """Tokenise (question, context) pairs into windows of ``max_length`` tokens.
+
+    Windows start every ``doc_stride`` context tokens, as in the official
+    ``squad_convert_example_to_features``; the tokenizer's own ``stride`` is the
+    overlap, which depends on the question's length, so questions are encoded in
+    groups of equal overlap (a handful of batched calls).
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            f"{type(tokenizer).__name__} is a slow tokenizer; span extraction needs offset mappings, "
+            f"which only fast (tokenizers-backed) tokenizers give. Save the checkpoint with its tokenizer.json"
+        )
+    if doc_stride < 1:
+        raise ValueError(f"stride (the step between window starts) must be >= 1, got {doc_stride}")
+    n_special = tokenizer.num_special_tokens_to_add(pair=True)
+    query_budget = min(max_query_length, max_length - n_special - 1)
+    if query_budget < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for a question and its context")
+    questions = _truncate_questions(tokenizer, questions, query_budget)
+    query_lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    groups: dict[int, list[int]] = {}
+    for i, query_length in enumerate(query_lengths):
+        budget = max_length - n_special - query_length
+        groups.setdefault(max(0, budget - doc_stride), []).append(i)
+
+    features: list[dict[str, list[int]]] = []
+    example: list[int] = []
+    ranges: list[tuple[int, int]] = []
+    offsets: list[np.ndarray] = []
+    overlaps: list[int] = []
+    for overlap, members in groups.items():
+        encoding = tokenizer(
+            [questions[i] for i in members], [contexts[i] for i in members],
+            truncation="only_second", max_length=max_length, stride=overlap,
+            return_overflowing_tokens=True, return_offsets_mapping=True, padding=False,
+        )
+        keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoding]
+        for w, local in enumerate(encoding["overflow_to_sample_mapping"]):
+            features.append({k: encoding[k][w] for k in keys})
+            example.append(members[local])
+            overlaps.append(overlap)
+            sequence_ids = encoding.sequence_ids(w)
+            if 1 in sequence_ids:
+                first = sequence_ids.index(1)
+                stop = len(sequence_ids) - sequence_ids[::-1].index(1)
+            else:  # empty context
+                first = stop = len(sequence_ids)
+            ranges.append((first, stop))
+            offsets.append(np.asarray(encoding["offset_mapping"][w][first:stop], dtype=np.int64).reshape(-1, 2))
+
+    order = np.argsort(np.asarray(example, dtype=np.int64), kind="stable")  # request order, windows in sequence
+    example_arr = np.asarray(example, dtype=np.int64)[order]
+    features = [features[i] for i in order]
+    offsets = [offsets[i] for i in order]
+    overlaps = [overlaps[i] for i in order]
+    ranges_arr = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)[order]
+    max_context: list[np.ndarray] = [np.empty(0, dtype=bool)] * len(features)
+    bounds = np.searchsorted(example_arr, np.arange(len(questions) + 1))
+    for i in range(len(questions)):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        if hi > lo:
+            max_context[lo:hi] = max_context_masks(offsets[lo:hi], overlaps[lo])
+    return Windows(features, example_arr, ranges_arr, offsets, max_context, len(questions))
+
+
+# --------------------------------------------------------------------------- decoding
+def _top(logits: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest logits, ties in position order (as Python's stable sort)."""
+    return np.argsort(-logits, kind="stable")[:n]
+
+
+def best_window_span(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    context_range: tuple[int, int],
+    max_context: np.ndarray,
+    n_best: int,
+    max_answer_length: int,
+) -> tuple[float, int, int] | None:
+    """Best valid (score, start, end) token pair of one window, or None."""
+    first, stop = context_range
+    starts, ends = _top(start_logits, n_best), _top(end_logits, n_best)
+    start_ok = (starts >= first) & (starts < stop)
+    start_ok[start_ok] &= max_context[starts[start_ok] - first]
+    end_ok = (ends >= first) & (ends < stop)
+    length = ends[None, :] - starts[:, None] + 1
+    valid = start_ok[:, None] & end_ok[None, :] & (length >= 1) & (length <= max_answer_length)
+    if not valid.any():
+        return None
+    scores = np.where(valid, start_logits[starts][:, None] + end_logits[ends][None, :], -np.inf)
+    flat = int(np.argmax(scores))  # first maximum in (start rank, end rank) order, as the official loops
+    i, j = divmod(flat, scores.shape[1])
+    return float(scores[i, j]), int(starts[i]), int(ends[j])
+
+
+def best_spans(
+    windows: Windows,
+    start_logits: Sequence[np.ndarray],
+    end_logits: Sequence[np.ndarray],
+    n_best: int = DEFAULT_N_BEST,
+    max_answer_length: int = 30,
+) -> list[tuple[int, int] | None]:
+    """Per request: the character span (start, end) of the best answer over all its windows."""
+    spans: list[tuple[int, int] | None] = []
+    for i in range(windows.n_examples):
+        best: tuple[float, int, int, int] | None = None
+        for w in windows.windows_of(i):
+            found = best_window_span(
+                np.asarray(start_logits[w], dtype=np.float32), np.asarray(end_logits[w], dtype=np.float32),
+                tuple(windows.context_range[w]), windows.max_context[w], n_best, max_answer_length,
+            )
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (found[0], w, found[1], found[2])
+        if best is None:
+            spans.append(None)
+            continue
+        _, w, start, end = best
+        first = int(windows.context_range[w][0])
+        offsets = windows.offsets[w]
+        spans.append((int(offsets[start - first, 0]), int(offsets[end - first, 1])))
+    return spans
+
+
+def span_text(context: str, span: tuple[int, int] | None) -> str:
+    """The answer as it is written in the context (outer whitespace dropped, still a substring)."""
+    return "" if span is None else context[span[0] : span[1]].strip()
+
+
+# --------------------------------------------------------------------------- model
+def window_length(loaded: Any, settings: AdapterSettings) -> int:
+    """Tokens per window: ``settings.max_length`` or run_squad's 384, within the model's limits."""
+    limits = [settings.max_length or DEFAULT_MAX_LENGTH]
+    tokenizer_limit = getattr(loaded.tokenizer, "model_max_length", None)
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        limits.append(int(tokenizer_limit))
+    config = getattr(loaded.model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style models number positions from pad_token_id + 1
+        offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl") else 0
+        limits.append(int(positions) - offset)
+    return min(limits)
+
+
+def _pad(batch: list[dict[str, list[int]]], pad_id: int) -> dict[str, np.ndarray]:
+    longest = max(len(f["input_ids"]) for f in batch)
+    out: dict[str, np.ndarray] = {}
+    for key in batch[0]:
+        fill = pad_id if key == "input_ids" else 0
+        array = np.full((len(batch), longest), fill, dtype=np.int64)
+        for row, feature in enumerate(batch):
+            array[row, : len(feature[key])] = feature[key]
+        out[key] = array
+    if "attention_mask" not in out:
+        out["attention_mask"] = (np.arange(longest)[None, :] < np.array([len(f["input_ids"]) for f in batch])[:, None]).astype(np.int64)
+    return out
+
+
+def window_logits(loaded: Any, windows: Windows, settings: AdapterSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Start/end logits of every window (unpadded, float32), batched longest first."""
+    import torch
+
+    model = loaded.model
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    accepted = set(getattr(loaded.tokenizer, "model_input_names", ()) or ("input_ids", "attention_mask"))
+    accepted.add("input_ids")
+
+    @torch.inference_mode()
+    def run(batch: list[dict[str, list[int]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        arrays = _pad(batch, pad_id)
+        inputs = {k: torch.from_numpy(v).to(settings.device) for k, v in arrays.items() if k in accepted}
+        output = model(**inputs)
+        starts = output.start_logits.float().cpu().numpy()
+        ends = output.end_logits.float().cpu().numpy()
+        return [(starts[r, : len(f["input_ids"])], ends[r, : len(f["input_ids"])]) for r, f in enumerate(batch)]
+
+    lengths = [len(f["input_ids"]) for f in windows.features]
+    return run_batched(windows.features, lengths, settings.batch_size or 32, run, desc="extract_span")
+
+
+def _pair(request: Any) -> tuple[str, str]:
+    args = request.args if hasattr(request, "args") else request
+    return str(args[0]), str(args[1])
+
+
+def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
+    """One answer string per request, each a substring of its context."""
+    if not requests:
+        return []
+    questions, contexts = zip(*(_pair(r) for r in requests))
+    extra = settings.extra or {}
+    windows = encode_windows(
+        loaded.tokenizer, questions, contexts, window_length(loaded, settings), settings.stride,
+        int(extra.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)),
+    )
+    logits = window_logits(loaded, windows, settings)
+    spans = best_spans(
+        windows, [s for s, _ in logits], [e for _, e in logits],
+        n_best=int(extra.get("n_best", DEFAULT_N_BEST)), max_answer_length=settings.max_answer_length,
+    )
+    return [span_text(context, span) for context, span in zip(contexts, spans)]
