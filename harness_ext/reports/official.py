@@ -23,7 +23,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from harness_ext.metrics.classification import accuracy
 from harness_ext.metrics.mlqa import mlqa_scores
@@ -352,7 +352,7 @@ def score_task(spec: TaskSpec, pred_dir: Path, label_dir: Path) -> TaskScore:
         per_language[lang] = scores
         notes.extend(lang_notes)
     first = per_language[spec.languages[0]]
-    metrics = [m for m in spec.metrics if m in first] + [m for m in first if m not in spec.metrics]
+    metrics = [m for m in spec.score_metrics if m in first] + [m for m in first if m not in spec.score_metrics]
     averages = {m: sum(per_language[lang][m] for lang in spec.languages) / len(spec.languages) for m in metrics}
     score = sum(averages[m] for m in spec.score_metrics) / len(spec.score_metrics)
     return TaskScore(
@@ -432,7 +432,7 @@ def render_table(report: ScoreReport, console: Any) -> None:
             task = report.tasks[name]
             table.add_row(task.title, str(len(task.languages)), _metrics_cell(task), f"{task.score:.2f}")
         else:
-            table.add_row(spec.title, str(len(spec.languages)), "not scored (no predictions)", "-")
+            table.add_row(spec.title, str(len(spec.languages)), "not scored", "-")
     console.print(table)
     for category, value in report.categories.items():
         console.print(f"{category}: {value:.2f}", markup=False, highlight=False, soft_wrap=True)
