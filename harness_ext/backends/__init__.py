@@ -10,6 +10,7 @@ one module here with a loader decorated by ``@register_backend``.
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -89,22 +90,48 @@ def load_checkpoint(
 
     ``options`` go to the backend's loader (e.g. ``tokenizer=`` for formats that carry
     none, ``revision=`` for hub ids); an option the backend does not know is an error.
+    ``labels=`` (names in output order) is handled here for every backend.
     """
     check_head(head)
     source = str(source)
     name = backend or detect_backend(source)
     chosen = get_backend(name)
     target = source if not Path(source).expanduser().exists() else str(Path(source).expanduser())
-    try:
-        model, tokenizer = chosen.loader(target, head, **options)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):
-            raise CheckpointError(f"{source}: backend {name!r} does not take option(s) {sorted(options)}: {exc}") from exc
-        raise
+    labels = options.pop("labels", None)
+    model, tokenizer = chosen.loader(target, head, **_options_for(chosen.loader, options, source, name))
+    if labels:
+        set_labels(model, labels, source)
     check_vocab(model, tokenizer, source)
     model.eval()
     model.to(device=device, dtype=_torch_dtype(dtype, source))
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, source=source, backend=name, head=head)
+
+
+def _options_for(loader: Any, options: dict[str, Any], source: str, name: str) -> dict[str, Any]:
+    """The options ``loader`` takes; an unknown one is an error, except a harmless
+    ``trust_remote_code=False`` that callers pass to every backend alike."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    taken = {k: v for k, v in options.items() if k in params}
+    unknown = sorted(k for k in options if k not in params and not (k == "trust_remote_code" and not options[k]))
+    if unknown:
+        known = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
+        raise CheckpointError(f"{source}: backend {name!r} does not take option(s) {unknown}; it takes {known}")
+    return taken
+
+
+def set_labels(model: Any, labels: Any, source: str) -> None:
+    """Name the head's outputs (``labels`` in output order) when the checkpoint's own
+    config does not, e.g. a Lightning or jiant run, or a folder saved with LABEL_0..."""
+    names = [s.strip() for s in labels.split(",")] if isinstance(labels, str) else [str(x) for x in labels]
+    config = model.config
+    if getattr(config, "num_labels", len(names)) != len(names):
+        raise CheckpointError(
+            f"{source}: labels={names} names {len(names)} outputs but the head has {config.num_labels}"
+        )
+    config.id2label = dict(enumerate(names))
+    config.label2id = {n: i for i, n in enumerate(names)}
 
 
 def check_vocab(model: Any, tokenizer: Any, source: str) -> None:
