@@ -1,0 +1,244 @@
+"""Tables: one small in-memory shape, four writers (Markdown, LaTeX, CSV, HTML).
+
+Why one shape: the leaderboard, the per-task language breakdowns and the efficacy
+tables all go to the same four formats, so a table is built once (header, rows of
+cells, footnotes) and each writer only knows its syntax. Cells keep the raw value
+(CSV gets full precision, so a CSV round trip gives back the numbers) and the
+displayed text (two decimals, ``-`` for missing, ``+1.20`` for gains).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from harness_ext.reports.rules import SystemScores, category_tasks, is_number
+from harness_ext.reports.submission import atomic_write_text
+from xtreme_tasks.table import TASK_ORDER, TASKS
+
+FORMATS = ("md", "tex", "csv", "html")
+MISSING = "-"
+CATEGORY_TITLES = {
+    "classification": "Classification", "structured_prediction": "Struct. pred.", "qa": "QA", "retrieval": "Retrieval",
+}
+METRIC_TITLES = {"acc": "Acc", "f1": "F1", "em": "EM", "precision": "P", "recall": "R",
+                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A value and how it is shown; ``value`` is what CSV writes (None -> empty)."""
+
+    value: Any
+    text: str
+
+    @classmethod
+    def number(cls, value: float | None, digits: int = 2, signed: bool = False) -> "Cell":
+        if not is_number(value):
+            return cls(None, MISSING)
+        return cls(float(value), f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")  # type: ignore[arg-type]
+
+    @classmethod
+    def of(cls, value: Any) -> "Cell":
+        if isinstance(value, Cell):
+            return value
+        if isinstance(value, float):
+            return cls.number(value)
+        return cls(value, "" if value is None else str(value))
+
+
+@dataclass
+class Table:
+    """Header + rows of cells + footnotes; ``name`` is the file stem."""
+
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, values: Iterable[Any]) -> None:
+        row = [Cell.of(v) for v in values]
+        if len(row) != len(self.header):
+            raise ValueError(f"table {self.name}: row has {len(row)} cells for {len(self.header)} columns")
+        self.rows.append(row)
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub-flavoured Markdown: ``###`` title, pipe table (first column left, others right)."""
+
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"### {table.title}", ""]
+    lines.append("| " + " | ".join(esc(h) for h in table.header) + " |")
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(table.header) - 1)) + "|")
+    for row in table.rows:
+        lines.append("| " + " | ".join(esc(c.text) for c in row) + " |")
+    if table.notes:
+        lines.append("")
+        lines.extend(f"- {esc(note)}" for note in table.notes)
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A ``table`` float with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+    spec = "l" + "r" * (len(table.header) - 1)
+    lines = [
+        r"\begin{table}[t]", r"\centering", r"\small",
+        rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+        " & ".join(latex_escape(h) for h in table.header) + r" \\", r"\midrule",
+    ]
+    for row in table.rows:
+        lines.append(" & ".join(latex_escape(c.text) for c in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    caption = table.title + (". " + " ".join(table.notes) if table.notes else "")
+    lines += [rf"\caption{{{latex_escape(caption)}}}", rf"\label{{tab:{latex_escape(table.name)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Header row, then raw values (full precision; empty for missing). Notes are not written."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.header)
+    for row in table.rows:
+        writer.writerow(["" if c.value is None else (repr(c.value) if isinstance(c.value, float) else c.value) for c in row])
+    return out.getvalue()
+
+
+def to_html(table: Table, standalone: bool = True) -> str:
+    """An HTML ``<table>`` (with a minimal page around it when ``standalone``)."""
+    parts = [f"<h3>{html.escape(table.title)}</h3>", f'<table class="xtreme" id="{html.escape(table.name)}">',
+             "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header) + "</tr></thead>", "<tbody>"]
+    for row in table.rows:
+        cells = "".join(
+            f'<td{" class=num" if isinstance(c.value, (int, float)) else ""}>{html.escape(c.text)}</td>' for c in row
+        )
+        parts.append(f"<tr>{cells}</tr>")
+    parts.append("</tbody></table>")
+    if table.notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in table.notes) + "</ul>")
+    body = "\n".join(parts)
+    return html_page(table.title, body) if standalone else body
+
+
+def html_page(title: str, body: str) -> str:
+    style = ("body{font-family:sans-serif}table.xtreme{border-collapse:collapse;margin-bottom:1em}"
+             "table.xtreme td,table.xtreme th{border:1px solid #ccc;padding:2px 6px}td.num{text-align:right}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
+
+
+WRITERS: dict[str, Callable[[Table], str]] = {"md": to_markdown, "tex": to_latex, "csv": to_csv, "html": to_html}
+
+
+def write_tables(tables: Sequence[Table], out: Path, formats: Sequence[str] = FORMATS, title: str = "XTREME report") -> list[Path]:
+    """Write each table as ``<out>/<name>.<fmt>`` and all of them as ``report.md`` / ``report.html``.
+
+    Files are replaced atomically, so a report folder read while being rewritten is never half a table.
+    """
+    unknown = [f for f in formats if f not in WRITERS]
+    if unknown:
+        raise ValueError(f"unknown table format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    written: list[Path] = []
+    for table in tables:
+        for fmt in formats:
+            path = out / f"{table.name}.{fmt}"
+            atomic_write_text(path, WRITERS[fmt](table))
+            written.append(path)
+    if "md" in formats:
+        path = out / "report.md"
+        atomic_write_text(path, combined_markdown(tables, title))
+        written.append(path)
+    if "html" in formats:
+        path = out / "report.html"
+        atomic_write_text(path, html_page(title, "\n".join(to_html(t, standalone=False) for t in tables)))
+        written.append(path)
+    return written
+
+
+def combined_markdown(tables: Sequence[Table], title: str = "XTREME report") -> str:
+    return f"# {title}\n\n" + "\n".join(to_markdown(t) for t in tables)
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    """Parse a table written by :func:`to_csv` (for tests and downstream scripts)."""
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# ----------------------------------------------------------------------------- report tables
+
+
+def leaderboard_table(scores: Mapping[str, SystemScores]) -> Table:
+    """Systems x (XTREME score, category scores, task scores, status); complete rows first, best first."""
+    categories = list(category_tasks())
+    header = ["System", "XTREME"] + [CATEGORY_TITLES[c] for c in categories] + [TASKS[t].title for t in TASK_ORDER] + ["Status"]
+    table = Table("leaderboard", "XTREME leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
+
+    def order(item: SystemScores) -> tuple:
+        return (item.xtreme is None, -(item.xtreme or 0.0), item.name)
+
+    for row in sorted(scores.values(), key=order):
+        cats = row.categories
+        table.add([row.name, Cell.number(row.xtreme)] + [Cell.number(cats[c]) for c in categories]
+                  + [Cell.number(row.task_scores[t]) for t in TASK_ORDER] + [row.status()])
+    if any(not s.complete for s in scores.values()):
+        table.notes.append("An incomplete row has no XTREME score: it is the mean of all 9 task scores, "
+                           "never of fewer; a category needs all its tasks.")
+    return table
+
+
+def language_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
+    """Per task: rows (system, metric), columns average + every official language (+ extra ones seen)."""
+    tables = []
+    for task in TASK_ORDER:
+        rows = [s for s in scores.values() if task in s.tasks]
+        if not rows:
+            continue
+        spec = TASKS[task]
+        extra = [l for l in spec.extra_languages if any(l in s.tasks[task].per_language for s in rows)]
+        metrics = list(spec.score_metrics) + [m for m in spec.metrics if m not in spec.score_metrics]
+        table = Table(f"languages_{task}", f"{spec.title}: per-language results", ["System", "Metric", "Avg"] + list(spec.languages) + extra)
+        for system in sorted(rows, key=lambda s: s.name):
+            result = system.tasks[task]
+            present = [m for m in metrics if any(m in v for v in result.per_language.values())]
+            for metric in present:
+                table.add([system.name, METRIC_TITLES.get(metric, metric), Cell.number(result.averages.get(metric))]
+                          + [Cell.number(result.per_language.get(l, {}).get(metric)) for l in list(spec.languages) + extra])
+            if result.missing_languages:
+                table.notes.append(f"{system.name}: no result for {', '.join(result.missing_languages)}, so no {spec.title} average")
+        if extra:
+            table.notes.append(f"{', '.join(extra)}: outside the XTREME score, not in the average")
+        tables.append(table)
+    return tables
+
+
+def report_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
+    """The leaderboard then one language table per task found; run notes go under the leaderboard."""
+    board = leaderboard_table(scores)
+    for system in scores.values():
+        board.notes.extend(system.notes)
+    return [board, *language_tables(scores)]
+
+
+def format_float(value: float | None) -> str:
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
