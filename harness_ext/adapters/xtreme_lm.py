@@ -20,6 +20,7 @@ from typing import Any
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
+from harness_ext.adapters.distributed import Collectives, launched_world_size
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.requests import HEAD_FOR_KIND
 from harness_ext.tasks.base import parse_leaf_name
@@ -122,6 +123,13 @@ class XtremeLM(LM):
         self.load_options: dict[str, Any] = {"trust_remote_code": _as_bool(trust_remote_code)}
         if tokenizer:
             self.load_options["tokenizer"] = tokenizer
+        self._collectives = None
+        if launched_world_size() > 1:
+            self._collectives = Collectives(cpu=str(device or "").startswith("cpu"))
+            self._rank = self._collectives.rank
+            self._world_size = self._collectives.world_size
+            device = self._collectives.device
+            log.warning("xtreme: data parallel, rank %d of %d on %s", self._rank, self._world_size, device)
         device = device or _default_device()
         batch = None if str(batch_size).startswith("auto") else _as_int(batch_size, "batch_size")
         self.settings = AdapterSettings(
@@ -243,6 +251,21 @@ class XtremeLM(LM):
 
     def embed(self, requests: list[Instance]) -> list:
         return self._answer("embed", requests)
+
+    # ------------------------------------------------------------ data parallel (lm-eval's collectives)
+    @property
+    def device(self) -> str:
+        return self.settings.device
+
+    def all_gather(self, tensor):
+        return tensor if self._collectives is None else self._collectives.all_gather(tensor)
+
+    def gather_object(self, obj, dst: int = 0):
+        return [obj] if self._collectives is None else self._collectives.gather_object(obj, dst)
+
+    def barrier(self) -> None:
+        if self._collectives is not None:
+            self._collectives.barrier()
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
