@@ -1,0 +1,162 @@
+"""``xtreme-eval report | efficacy | export | sweep``: thin typer shells over the report modules.
+
+``harness_ext.cli`` calls :func:`register` when this module exists. Bad input raises
+``ReportError`` / ``SweepError`` / ``SystemsError``, which the main CLI prints as one
+line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+RESULTS_HELP = ("lm-eval results files or folders holding them (searched recursively); NAME=PATH labels the "
+                "runs under PATH as system NAME")
+
+
+def _formats(value: str) -> list[str]:
+    from harness_ext.reports.tables import FORMATS
+
+    formats = [f.strip() for f in value.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise typer.BadParameter(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def report(
+    results: List[str] = typer.Argument(..., help=RESULTS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for leaderboard.*, languages_<task>.*, report.md/html"),
+    label: Optional[str] = typer.Option(None, "--label", help="name every run as this one system"),
+    formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
+) -> None:
+    """Leaderboard (XTREME score, categories, tasks) and per-language tables from lm-eval results."""
+    from harness_ext.reports.results import all_scores, collect
+    from harness_ext.reports.tables import combined_markdown, report_tables, write_tables
+
+    tables = report_tables(all_scores(collect(results, label)))
+    sys.stdout.write(combined_markdown(tables))
+    if out is not None:
+        written = write_tables(tables, out, _formats(formats))
+        typer.echo(f"wrote {len(written)} files to {out}", err=True)
+
+
+def efficacy(
+    results: List[str] = typer.Argument(..., help=RESULTS_HELP),
+    checkpoints: Optional[Path] = typer.Option(None, "--checkpoints", "-c", help="checkpoints.yaml with family/size/intermediate task/seed (default: $XTREME_CHECKPOINTS or ./checkpoints.yaml)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the tables and efficacy_scaling.png/.svg"),
+    baseline: Optional[List[str]] = typer.Option(None, "--baseline", help="SYSTEM=BASELINE: compare SYSTEM with BASELINE (repeatable)"),
+    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples"),
+    confidence: float = typer.Option(0.95, "--confidence", help="interval level"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap random seed"),
+    formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
+) -> None:
+    """Gain of intermediate-task training over each system's baseline, by size and seed, with paired bootstrap CIs."""
+    from harness_ext.reports.efficacy import compute_efficacy, efficacy_tables, metadata_from_systems
+    from harness_ext.reports.official import ReportError
+    from harness_ext.reports.results import all_scores, collect
+    from harness_ext.reports.tables import combined_markdown, write_tables
+    from harness_ext.systems import load_systems
+
+    explicit = {}
+    for item in baseline or []:
+        system, sep, base = item.partition("=")
+        if not sep or not system or not base:
+            raise ReportError(f"--baseline {item!r}: expected SYSTEM=BASELINE")
+        explicit[system] = base
+    systems = collect(results)
+    meta = metadata_from_systems(load_systems(checkpoints))
+    eff = compute_efficacy(systems, all_scores(systems), meta, explicit, resamples, seed, confidence)
+    tables = efficacy_tables(eff)
+    sys.stdout.write(combined_markdown(tables, "Intermediate-task efficacy"))
+    if out is not None:
+        written = write_tables(tables, out, _formats(formats), title="Intermediate-task efficacy")
+        if eff.groups:
+            from harness_ext.reports.plots import plot_scaling
+
+            written += plot_scaling(eff, out / "efficacy_scaling")
+        else:
+            typer.echo("no plot: no system with an intermediate task has a baseline system in these results", err=True)
+        typer.echo(f"wrote {len(written)} files to {out}", err=True)
+
+
+def export(
+    results: List[str] = typer.Argument(..., help=RESULTS_HELP + " (with samples_*.jsonl from --log_samples)"),
+    out: Path = typer.Option(..., "--out", "-o", help="submission folder: <task>/test-<lang>.{tsv,json}"),
+    system: Optional[str] = typer.Option(None, "--system", help="which system, when the results hold several"),
+    tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="only these tasks"),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="also write languages evaluated with --limit"),
+) -> None:
+    """Write predictions in the official XTREME submission layout from lm-eval samples files."""
+    from harness_ext.reports.export import export_predictions
+    from harness_ext.reports.results import collect
+
+    task_list = [t.strip() for entry in tasks or [] for t in entry.split(",") if t.strip()]
+    done = export_predictions(collect(results), out, system, task_list or None, allow_partial)
+    for path in done.written:
+        typer.echo(f"wrote {path}")
+    for what, reason in done.not_exported:
+        typer.echo(f"not exported: {what}: {reason}", err=True)
+    if not done.written:
+        raise typer.Exit(1)
+
+
+def sweep(
+    checkpoints: Path = typer.Argument(..., help="checkpoints.yaml"),
+    out: Path = typer.Option(..., "--out", "-o", help="results folder (rerun with the same folder to resume)"),
+    tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="tasks or groups (xnli,pawsx / xtreme_xnli / all); default all"),
+    systems: Optional[List[str]] = typer.Option(None, "--systems", "-s", help="only these systems (default: all in the file)"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="run on Ray: auto, ADDRESS, or local"),
+    ray_cpus: Optional[int] = typer.Option(None, "--ray-cpus", help="CPUs of a --ray local cluster"),
+    limit: Optional[float] = typer.Option(None, "--limit", help="examples per language (smoke runs; not XTREME numbers)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    log_samples: bool = typer.Option(True, "--log-samples/--no-log-samples", help="keep per-example samples (needed by efficacy CIs and export)"),
+) -> None:
+    """Run every system x task of checkpoints.yaml; finished jobs are skipped, failures reported per job."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness_ext.sweep import run_sweep, summary_table
+
+    console = Console(stderr=True)
+    split = lambda values: [v.strip() for entry in values or [] for v in entry.split(",") if v.strip()]  # noqa: E731
+    progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.description}"), console=console, transient=True)
+    state = {}
+
+    def on_plan(jobs, not_applicable):
+        state["bar"] = progress.add_task("", total=len(jobs))
+        console.print(f"{len(jobs)} jobs ({len(not_applicable)} system x task pairs without a checkpoint)",
+                      markup=False, highlight=False)
+
+    def on_done(outcome):
+        progress.update(state["bar"], advance=1, description=f"{outcome.id}: {outcome.status}")
+        line = f"{outcome.id}: {outcome.status}"
+        if outcome.status == "done":
+            line += f" ({outcome.seconds:.1f}s)"
+        if outcome.status == "failed":
+            line += f": {outcome.error} (log: {outcome.log or 'none'})"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    with progress:
+        summary = run_sweep(checkpoints, out, split(tasks) or None, split(systems) or None, ray=ray, ray_num_cpus=ray_cpus,
+                            limit=limit, batch_size=batch_size, device=device, log_samples=log_samples,
+                            on_done=on_done, on_plan=on_plan)
+    from harness_ext.reports.tables import to_markdown
+
+    sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts().items()))
+    console.print(f"{counts}; summary and tables in {out}", markup=False, highlight=False)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the report and sweep commands to ``xtreme-eval``."""
+    app.command("report")(report)
+    app.command("efficacy")(efficacy)
+    app.command("export")(export)
+    app.command("sweep")(sweep)

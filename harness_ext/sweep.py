@@ -1,0 +1,349 @@
+"""``xtreme-eval sweep``: every system x task of a ``checkpoints.yaml``, resumable.
+
+One job = one lm-eval run of one system on one task group (``xtreme_<task>``), so
+a failure costs one task of one system and a rerun redoes only what is missing.
+Layout under ``--out``::
+
+    <out>/<system>/<task>/results.json          lm-eval's results (written last: the "done" mark)
+    <out>/<system>/<task>/samples_<leaf>.jsonl  per-example samples (--log-samples, on by default)
+    <out>/<system>/<task>/error.log             traceback of the last failed attempt (removed on success)
+    <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / n/a
+    <out>/tables/                               the leaderboard of everything finished (xtreme-eval report)
+
+Crash safety: lm-eval writes into a staging folder inside the job's folder; the
+files are then moved into place with ``os.replace`` (atomic on one file system),
+samples first and ``results.json`` last. A process killed at any point leaves
+either a finished job (``results.json`` present and valid) or an unfinished one
+(rerun), never a half-written result that a rerun would trust.
+
+Runs on this machine, one job after another, by default; ``ray=`` runs the jobs on
+a Ray cluster instead (:mod:`harness_ext.sweep_ray`).
+
+Fault injection for tests: ``XTREME_SWEEP_HANG_ON=<system>/<task>`` makes the
+process hang when that job starts (after writing ``<out>/.hanging``), so a test can
+kill a sweep at a known point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import traceback
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from harness_ext.reports.official import ReportError
+from harness_ext.reports.submission import atomic_write_text
+from xtreme_tasks.table import TASK_ORDER, TASKS
+
+HANG_ENV = "XTREME_SWEEP_HANG_ON"
+RESULTS_FILE = "results.json"
+ERROR_FILE = "error.log"
+STAGING_PREFIX = ".staging-"
+
+
+class SweepError(ReportError):
+    """Bad sweep input (unknown task or system); a ``ReportError`` so the CLI shows one line, exit 2."""
+
+
+def safe_name(name: str) -> str:
+    """A folder name for a system (keeps letters, digits, ``.-_``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return cleaned or "system"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One system on one task group."""
+
+    system: str
+    task: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.system}/{self.task}"
+
+    def folder(self, out: Path) -> Path:
+        return Path(out) / safe_name(self.system) / self.task
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Everything a job needs besides its (system, task); plain data so it travels to Ray workers."""
+
+    checkpoints: str
+    out: str
+    limit: float | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    log_samples: bool = True
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobOutcome:
+    """What happened to one job; ``status`` is done, skipped (finished before), failed or n/a."""
+
+    system: str
+    task: str
+    status: str
+    seconds: float = 0.0
+    error: str = ""
+    log: str = ""
+    host: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.system}/{self.task}"
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def parse_tasks(values: Sequence[str] | None) -> list[str]:
+    """``xnli,pawsx`` / ``xtreme_xnli`` / ``all`` (or nothing) -> task names in benchmark order."""
+    names: list[str] = []
+    for value in values or ["all"]:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part in ("all", "xtreme", "xtreme_*"):
+                names.extend(TASK_ORDER)
+                continue
+            name = part.removeprefix("xtreme_")
+            if name not in TASKS:
+                raise SweepError(f"unknown task {part!r}; use task names ({', '.join(TASK_ORDER)}), their groups "
+                                 "(xtreme_xnli, ...) or all")
+            names.append(name)
+    return [t for t in TASK_ORDER if t in names]
+
+
+def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None = None) -> tuple[list[Job], list[JobOutcome]]:
+    """Jobs to run, and ``n/a`` outcomes for system x task pairs without a checkpoint."""
+    from harness_ext.systems import load_systems
+
+    known = load_systems(checkpoints)
+    chosen = list(known)
+    if systems:
+        unknown = [s for s in systems if s not in known]
+        if unknown:
+            raise SweepError(f"system(s) {', '.join(unknown)} not in {checkpoints}; known: {', '.join(known)}")
+        chosen = [s for s in known if s in systems]
+    if not chosen:
+        raise SweepError(f"{checkpoints} defines no systems")
+    jobs, not_applicable = [], []
+    for name in chosen:
+        has = set(known[name].tasks())
+        for task in tasks:
+            if task in has:
+                jobs.append(Job(name, task))
+            else:
+                not_applicable.append(JobOutcome(name, task, "n/a", error=f"{name} has no checkpoint for {task}"))
+    return jobs, not_applicable
+
+
+def is_finished(folder: Path) -> bool:
+    """A job is finished when its ``results.json`` parses and holds results (a truncated file does not count)."""
+    path = folder / RESULTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get("results"))
+
+
+# ----------------------------------------------------------------------------- one job
+
+
+_TASK_MANAGER: Any = None
+
+
+def xtreme_task_manager() -> Any:
+    """One TaskManager per process that indexes only the XTREME tasks.
+
+    Indexing lm-eval's thousands of built-in YAML files takes tens of seconds on a busy
+    machine; a sweep needs only ours, and builds it once per process, not once per job.
+    """
+    global _TASK_MANAGER
+    if _TASK_MANAGER is None:
+        from harness_ext.api import ensure_registered
+
+        ensure_registered()
+        from lm_eval.tasks import TaskManager
+
+        from xtreme_tasks import TASK_DIR
+
+        _TASK_MANAGER = TaskManager(include_defaults=False, include_path=str(TASK_DIR))
+    return _TASK_MANAGER
+
+
+def _evaluate(job: Job, options: SweepOptions, staging: Path) -> None:
+    """Run lm-eval for the job and let its own EvaluationTracker write results + samples to ``staging``."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+
+    model_args = {**options.model_args, "system": job.system, "checkpoints": options.checkpoints}
+    if options.batch_size is not None:
+        model_args["batch_size"] = options.batch_size
+    tracker = EvaluationTracker(output_path=str(staging))
+    results = lm_eval.simple_evaluate(
+        model="xtreme", model_args=model_args, tasks=[TASKS[job.task].group], limit=options.limit,
+        device=options.device, log_samples=options.log_samples, evaluation_tracker=tracker,
+        task_manager=xtreme_task_manager(),
+    )
+    if results is None:
+        raise RuntimeError("lm-eval returned no results (not rank 0?)")
+    samples = results.pop("samples", None)
+    tracker.save_results_aggregated(results=results, samples=samples)
+    if options.log_samples and samples:
+        for leaf in results["configs"]:
+            tracker.save_results_samples(task_name=leaf, samples=samples[leaf])
+
+
+def _publish(staging: Path, folder: Path, log_samples: bool) -> None:
+    """Move staged files into the job folder: samples first, ``results.json`` last (the done mark)."""
+    results = sorted(staging.rglob("results_*.json"))
+    if len(results) != 1:
+        raise RuntimeError(f"lm-eval wrote {len(results)} results files into {staging}; expected one")
+    for sample in sorted(staging.rglob("samples_*.jsonl")):
+        leaf = re.sub(r"_\d{4}-\d\d-\d\dT[\d.\-]+$", "", sample.stem.removeprefix("samples_"))
+        os.replace(sample, folder / f"samples_{leaf}.jsonl")
+    if log_samples and not list(folder.glob("samples_*.jsonl")):
+        raise RuntimeError("lm-eval wrote no samples files although --log-samples was on")
+    data = json.loads(results[0].read_text(encoding="utf-8"))
+    if not data.get("results"):
+        raise RuntimeError(f"{results[0]} holds no results")
+    os.replace(results[0], folder / RESULTS_FILE)
+
+
+def _maybe_hang(job: Job, out: Path) -> None:
+    if os.environ.get(HANG_ENV) == job.id:
+        atomic_write_text(out / ".hanging", job.id + "\n")
+        while True:  # killed from outside by the test
+            time.sleep(3600)
+
+
+def run_job(job: Job, options: SweepOptions) -> JobOutcome:
+    """Run one job unless finished; never raises for a job's own failure (returns ``failed``)."""
+    out = Path(options.out)
+    folder = job.folder(out)
+    host = socket.gethostname()
+    if is_finished(folder):
+        return JobOutcome(job.system, job.task, "skipped", log=str(folder / RESULTS_FILE), host=host)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(STAGING_PREFIX + "*"):  # left by a killed attempt
+        shutil.rmtree(stale, ignore_errors=True)
+    _maybe_hang(job, out)
+    staging = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
+    start = time.monotonic()
+    try:
+        _evaluate(job, options, staging)
+        _publish(staging, folder, options.log_samples)
+    except Exception as err:  # a job's failure is reported, the sweep goes on
+        text = f"{job.id} failed on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n\n{traceback.format_exc()}"
+        atomic_write_text(folder / ERROR_FILE, text)
+        message = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
+        return JobOutcome(job.system, job.task, "failed", time.monotonic() - start, message, str(folder / ERROR_FILE), host)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    (folder / ERROR_FILE).unlink(missing_ok=True)
+    return JobOutcome(job.system, job.task, "done", time.monotonic() - start, log=str(folder / RESULTS_FILE), host=host)
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def run_local(jobs: Sequence[Job], options: SweepOptions, on_done: Callable[[JobOutcome], None]) -> list[JobOutcome]:
+    """Jobs one after another in this process (models stay on this machine's device)."""
+    outcomes = []
+    for job in jobs:
+        outcome = run_job(job, options)
+        outcomes.append(outcome)
+        on_done(outcome)
+    return outcomes
+
+
+@dataclass
+class SweepSummary:
+    outcomes: list[JobOutcome]
+    out: Path
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            out[o.status] = out.get(o.status, 0) + 1
+        return out
+
+
+def summary_table(outcomes: Iterable[JobOutcome]):
+    from harness_ext.reports.tables import Cell, Table
+
+    table = Table("sweep_summary", "Sweep: one row per system x task", ["System", "Task", "Status", "Seconds", "Detail"])
+    for o in sorted(outcomes, key=lambda o: (o.system, TASK_ORDER.index(o.task))):
+        detail = o.error + (f" (log: {o.log})" if o.status == "failed" else "")
+        table.add([o.system, o.task, o.status, Cell(round(o.seconds, 1), f"{o.seconds:.1f}"), detail])
+    return table
+
+
+def write_summary(summary: SweepSummary) -> list[Path]:
+    """``sweep_summary.{md,csv,json}`` and the leaderboard of all finished jobs under ``<out>/tables``."""
+    from harness_ext.reports.tables import to_csv, to_markdown
+
+    table = summary_table(summary.outcomes)
+    out = summary.out
+    files = [out / "sweep_summary.md", out / "sweep_summary.csv", out / "sweep_summary.json"]
+    atomic_write_text(files[0], to_markdown(table))
+    atomic_write_text(files[1], to_csv(table))
+    atomic_write_text(files[2], json.dumps([asdict(o) for o in summary.outcomes], indent=2) + "\n")
+    if any(is_finished(p.parent) for p in out.glob(f"*/*/{RESULTS_FILE}")):
+        from harness_ext.reports.results import all_scores, collect
+        from harness_ext.reports.tables import report_tables, write_tables
+
+        scores = all_scores(collect([out]))
+        files += write_tables(report_tables(scores), out / "tables", title="XTREME sweep")
+    return files
+
+
+def run_sweep(
+    checkpoints: str | Path, out: str | Path, tasks: Sequence[str] | None = None, systems: Sequence[str] | None = None,
+    ray: str | None = None, ray_num_cpus: int | None = None, limit: float | None = None, batch_size: int | None = None,
+    device: str | None = None, log_samples: bool = True, model_args: dict[str, Any] | None = None,
+    on_done: Callable[[JobOutcome], None] | None = None, on_plan: Callable[[list[Job], list[JobOutcome]], None] | None = None,
+) -> SweepSummary:
+    """Plan, skip finished jobs, run the rest (locally or on Ray), write the summary and tables."""
+    checkpoints = Path(checkpoints).expanduser().resolve()
+    out = Path(out).expanduser().resolve()
+    jobs, not_applicable = plan(checkpoints, parse_tasks(tasks), systems)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".hanging").unlink(missing_ok=True)
+    options = SweepOptions(str(checkpoints), str(out), limit, batch_size, device, log_samples, dict(model_args or {}))
+    if on_plan:
+        on_plan(jobs, not_applicable)
+    callback = on_done or (lambda outcome: None)
+    finished = [j for j in jobs if is_finished(j.folder(out))]
+    pending = [j for j in jobs if j not in finished]
+    outcomes = [JobOutcome(j.system, j.task, "skipped", log=str(j.folder(out) / RESULTS_FILE)) for j in finished]
+    for outcome in outcomes:
+        callback(outcome)
+    if pending:
+        if ray:
+            from harness_ext.sweep_ray import run_on_ray
+
+            outcomes += run_on_ray(pending, options, ray, callback, num_cpus=ray_num_cpus)
+        else:
+            outcomes += run_local(pending, options, callback)
+    summary = SweepSummary(outcomes + not_applicable, out)
+    summary.files = write_summary(summary)
+    return summary
