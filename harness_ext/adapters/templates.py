@@ -1,0 +1,260 @@
+"""Input and target templates for text-to-text (mT5) checkpoints.
+
+A seq2seq checkpoint only works with the exact text format it was fine-tuned on, so
+the format is part of the checkpoint's description (``templates:`` of its entry in
+``checkpoints.yaml``, or ``templates=`` in ``--model_args``), not of the task. The
+default preset ``mt5`` is what google-research/multilingual-t5 fine-tunes with
+(``preprocessors.py`` / ``tasks.py``):
+
+=========  ==============================================  =====================================
+task       input                                           target
+=========  ==============================================  =====================================
+xnli       ``xnli: premise: {text_a} hypothesis: {text_b}``  ``0`` / ``1`` / ``2`` (entailment,
+                                                           neutral, contradiction: TFDS label ids)
+pawsx      ``paws sentence1: {text_a} sentence2: {text_b}``  ``different_meaning`` / ``paraphrase``
+panx       ``tag: {text}``                                 ``PER: John Smith $$ LOC: Paris``
+                                                           (``""`` when there is no entity)
+udpos      ``pos: {text}`` (ours: mT5 has no POS task)     ``The/DET cat/NOUN`` (``word_tags``)
+xquad,     ``question: {question} context: {context}``     the answer text; question and context
+mlqa,                                                      punctuation-padded as mT5 does
+tydiqa                                                     (``pad_punctuation: true``)
+=========  ==============================================  =====================================
+
+Preset ``mt5-words`` is the same with XNLI's label words (``entailment`` ...) as
+targets, the other common fine-tuning choice. A template file (YAML or JSON) starts
+from a preset and overrides per task::
+
+    preset: mt5                     # optional, default mt5
+    xnli:
+      input: "premise: {text_a} hypothesis: {text_b}"
+      targets: {entailment: yes, neutral: maybe, contradiction: no}
+    panx: {format: spans, separator: " $$ ", max_new_tokens: 256}
+
+Placeholders: classification ``{text_a} {text_b}``, tagging ``{text}`` (the words
+joined by single spaces), QA ``{question} {context}``; all tasks ``{lang}``.
+Per task also: ``max_new_tokens`` (``None`` = the task default, see
+:data:`DEFAULT_MAX_NEW_TOKENS`) and ``max_input_tokens`` (mT5 fine-tunes with 1024).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness_ext.adapters.t2t_parse import TAG_FORMATS, normalize
+from xtreme_tasks.table import TASKS
+
+PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "classify": frozenset({"text_a", "text_b", "lang"}),
+    "tag": frozenset({"text", "lang"}),
+    "extract_span": frozenset({"question", "context", "lang"}),
+}
+#: generation budget per request kind when a template sets none; ``None`` for tagging
+#: means "from the input": its tokens plus 4 per word plus 8 (output repeats the words)
+DEFAULT_MAX_NEW_TOKENS: dict[str, int | None] = {"classify": 16, "tag": None, "extract_span": 64}
+#: mT5 fine-tuning input length (multilingual_t5/gin/sequence_lengths/*.gin)
+DEFAULT_MAX_INPUT_TOKENS = 1024
+TEXT_TASKS: tuple[str, ...] = tuple(name for name, spec in TASKS.items() if spec.request_kind in PLACEHOLDERS)
+
+
+class TemplateError(ValueError):
+    """A template preset, file or override is unusable; the message names where and why."""
+
+
+@dataclass(frozen=True)
+class TaskTemplate:
+    """How one task's requests become model input, and what the model answers."""
+
+    task: str
+    input: str
+    #: classification: task label name -> target text
+    targets: Mapping[str, str] = field(default_factory=dict)
+    #: tagging: ``spans`` | ``word_tags`` | ``tags`` (see harness_ext.adapters.t2t_parse)
+    format: str = ""
+    separator: str = " $$ "
+    #: QA: question and context were punctuation-padded at fine-tuning (mT5's xquad preprocessor)
+    pad_punctuation: bool = False
+    max_new_tokens: int | None = None
+    max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
+
+    @property
+    def kind(self) -> str:
+        return TASKS[self.task].request_kind
+
+    def render(self, **values: str) -> str:
+        """The model input for one request."""
+        return self.input.format(**values)
+
+    def budget(self) -> int | None:
+        return self.max_new_tokens if self.max_new_tokens is not None else DEFAULT_MAX_NEW_TOKENS[self.kind]
+
+
+_QA = "question: {question} context: {context}"
+MT5: dict[str, TaskTemplate] = {
+    "xnli": TaskTemplate("xnli", "xnli: premise: {text_a} hypothesis: {text_b}",
+                         targets={"entailment": "0", "neutral": "1", "contradiction": "2"}),
+    "pawsx": TaskTemplate("pawsx", "paws sentence1: {text_a} sentence2: {text_b}",
+                          targets={"0": "different_meaning", "1": "paraphrase"}),
+    "panx": TaskTemplate("panx", "tag: {text}", format="spans"),
+    "udpos": TaskTemplate("udpos", "pos: {text}", format="word_tags"),
+    "xquad": TaskTemplate("xquad", _QA, pad_punctuation=True),
+    "mlqa": TaskTemplate("mlqa", _QA, pad_punctuation=True),
+    "tydiqa": TaskTemplate("tydiqa", _QA, pad_punctuation=True),
+}
+PRESETS: dict[str, dict[str, TaskTemplate]] = {
+    "mt5": MT5,
+    "mt5-words": {**MT5, "xnli": replace(MT5["xnli"], targets={label: label for label in TASKS["xnli"].labels})},
+}
+DEFAULT_PRESET = "mt5"
+_FIELDS = {f.name for f in fields(TaskTemplate)} - {"task"}
+
+
+def check(template: TaskTemplate, where: str) -> TaskTemplate:
+    """Refuse placeholders the task cannot fill, missing or clashing targets, unknown formats."""
+    spec = TASKS[template.task]
+    allowed = PLACEHOLDERS[spec.request_kind]
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(template.input) if name is not None}
+    except ValueError as exc:
+        raise TemplateError(f"{where}: {template.task}.input {template.input!r} is not a valid template: {exc}") from None
+    unknown = sorted(used - allowed)
+    if unknown or "" in used:
+        raise TemplateError(
+            f"{where}: {template.task}.input uses {unknown or ['{}']}; {spec.title} templates may use "
+            + ", ".join("{" + p + "}" for p in sorted(allowed))
+        )
+    if spec.request_kind == "classify":
+        missing = [label for label in spec.labels if label not in template.targets]
+        extra = sorted(set(template.targets) - set(spec.labels))
+        if missing or extra:
+            raise TemplateError(
+                f"{where}: {template.task}.targets must map every label {list(spec.labels)} to a target text; "
+                f"missing {missing}, unknown {extra}"
+            )
+        texts = [normalize(str(t)) for t in template.targets.values()]
+        if len(set(texts)) != len(texts) or not all(texts):
+            raise TemplateError(f"{where}: {template.task}.targets must be distinct, non-empty texts: {dict(template.targets)}")
+    if spec.request_kind == "tag" and template.format not in TAG_FORMATS:
+        raise TemplateError(f"{where}: {template.task}.format {template.format!r}; expected one of {', '.join(TAG_FORMATS)}")
+    for name in ("max_new_tokens", "max_input_tokens"):
+        value = getattr(template, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise TemplateError(f"{where}: {template.task}.{name} must be a positive integer, got {value!r}")
+    return template
+
+
+def _override(base: TaskTemplate, body: Any, where: str) -> TaskTemplate:
+    if isinstance(body, str):
+        body = {"input": body}
+    if not isinstance(body, Mapping):
+        raise TemplateError(f"{where}: {base.task}: expected a mapping of {sorted(_FIELDS)} or an input string")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise TemplateError(f"{where}: {base.task}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
+    values = dict(body)
+    if "targets" in values:
+        if not isinstance(values["targets"], Mapping):
+            raise TemplateError(f"{where}: {base.task}.targets must map label names to target texts")
+        values["targets"] = {str(k): str(v) for k, v in values["targets"].items()}
+    return replace(base, **values)
+
+
+def _preset(name: str, where: str) -> dict[str, TaskTemplate]:
+    if name not in PRESETS:
+        raise TemplateError(f"{where}: unknown template preset {name!r}; expected one of {', '.join(PRESETS)} or a file")
+    return dict(PRESETS[name])
+
+
+def _read_file(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def load_templates(spec: str | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> dict[str, TaskTemplate]:
+    """Templates for every text-to-text task.
+
+    ``spec``: ``None`` (the ``mt5`` preset), a preset name, a YAML/JSON file, or a
+    mapping shaped like that file. ``overrides``: ``{task: input string or mapping}``
+    applied last (e.g. from ``--model_args template_xnli=...``).
+    """
+    where = "templates"
+    body: Mapping[str, Any] = {}
+    if spec is None or (isinstance(spec, str) and spec in PRESETS):
+        preset = spec or DEFAULT_PRESET
+    elif isinstance(spec, str):
+        path = Path(spec).expanduser()
+        where = str(path)
+        if not path.is_file():
+            raise TemplateError(f"{spec}: not a template preset ({', '.join(PRESETS)}) nor an existing file")
+        try:
+            loaded = _read_file(path)
+        except Exception as exc:  # noqa: BLE001 - YAML/JSON/OS errors
+            raise TemplateError(f"{path}: cannot read templates: {exc}") from None
+        body = loaded or {}
+        preset = str(body.get("preset", DEFAULT_PRESET)) if isinstance(body, Mapping) else DEFAULT_PRESET
+    elif isinstance(spec, Mapping):
+        body = spec
+        preset = str(spec.get("preset", DEFAULT_PRESET))
+    else:
+        raise TemplateError(f"templates: expected a preset name, a file or a mapping, got {type(spec).__name__}")
+    if not isinstance(body, Mapping):
+        raise TemplateError(f"{where}: expected a mapping of task -> template, got {type(body).__name__}")
+    templates = _preset(preset, where)
+    for key, value in body.items():
+        if key == "preset":
+            continue
+        if key not in templates:
+            raise TemplateError(f"{where}: unknown task {key!r}; expected preset or one of {', '.join(TEXT_TASKS)}")
+        templates[key] = _override(templates[key], value, where)
+    for key, value in (overrides or {}).items():
+        if key not in templates:
+            raise TemplateError(f"template_{key}: unknown task {key!r}; expected one of {', '.join(TEXT_TASKS)}")
+        templates[key] = _override(templates[key], value, "--model_args")
+    return {task: check(t, where) for task, t in templates.items()}
+
+
+# --------------------------------------------------------------------------- targets (for fine-tuning data)
+def render_tag_target(words: list[str], tags: list[str], template: TaskTemplate) -> str:
+    """The target text a tagging checkpoint is trained to produce (inverse of the parser),
+    so fine-tuning data and evaluation can never disagree on the format."""
+    if template.format == "tags":
+        return " ".join(tags)
+    if template.format == "word_tags":
+        return " ".join(f"{w}/{t}" for w, t in zip(words, tags))
+    from harness_ext.adapters.t2t_parse import NO_TAG, split_tag
+
+    spans: list[tuple[str, list[str]]] = []
+    previous: str | None = None  # type of the span the previous word belongs to
+    for word, tag in zip(words, tags):
+        if tag == NO_TAG:
+            previous = None
+            continue
+        prefix, type_ = split_tag(tag)
+        # I-X (or a bare tag, e.g. UPOS) continues an open span of the same type; B-X opens one
+        if prefix != "B" and previous == type_:
+            spans[-1][1].append(word)
+        else:
+            spans.append((type_, [word]))
+        previous = type_
+    return template.separator.join(f"{t}: {' '.join(ws)}" for t, ws in spans)
+
+
+def render_target(template: TaskTemplate, label: str | None = None, words: list[str] | None = None,
+                  tags: list[str] | None = None, answer: str | None = None) -> str:
+    """Target text for one training example of ``template``'s task."""
+    if template.kind == "classify":
+        return template.targets[str(label)]
+    if template.kind == "tag":
+        return render_tag_target(list(words or []), list(tags or []), template)
+    if template.pad_punctuation and answer is not None:
+        from harness_ext.adapters.t2t_parse import pad_punctuation
+
+        return pad_punctuation(answer).text.strip()
+    return str(answer or "")
