@@ -158,6 +158,12 @@ def _override(base: TaskTemplate, body: Any, where: str) -> TaskTemplate:
     if "targets" in values:
         if not isinstance(values["targets"], Mapping):
             raise TemplateError(f"{where}: {base.task}.targets must map label names to target texts")
+        booleans = sorted(str(k) for k, v in values["targets"].items() if isinstance(v, bool) or isinstance(k, bool))
+        if booleans:
+            raise TemplateError(
+                f"{where}: {base.task}.targets {booleans}: YAML reads yes/no/on/off/true/false as booleans; "
+                "quote the target texts (e.g. entailment: 'yes')"
+            )
         values["targets"] = {str(k): str(v) for k, v in values["targets"].items()}
     return replace(base, **values)
 
