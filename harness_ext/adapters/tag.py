@@ -50,6 +50,10 @@ _SUFFIXED = re.compile(r"(.+)[-_]([BIESUL])")
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
 
 
+#: (config path, unused labels) already logged: a run calls the adapter once per language
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
+
+
 class LabelMismatchError(ValueError):
     """The checkpoint's head labels don't name the task's tags."""
 
@@ -89,7 +93,8 @@ def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
     example = {str(i): tag for i, tag in enumerate(tagset)}
     fix = (
         f"Fix: set \"id2label\" (and \"label2id\") in {_config_path(loaded)} to the tag names the head was "
-        f"trained with, in its output order, e.g. \"id2label\": {example}"
+        f"trained with, in its output order, e.g. \"id2label\": {example} (or give those names as the "
+        f"checkpoint's `labels:` in checkpoints.yaml)"
     )
     if not names or all(_GENERIC.fullmatch(n.strip()) for n in names):
         raise LabelMismatchError(
@@ -107,7 +112,9 @@ def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
             f"or, if its labels are only spelled differently, {fix[5:]}"
         )
     unused = [name for name, j in zip(names, mapping) if j is None]
-    if unused:
+    key = (_config_path(loaded), tuple(unused))
+    if unused and key not in _WARNED:
+        _WARNED.add(key)
         log.warning("%s: head labels %s are not tags of this task and are never predicted", _config_path(loaded), unused)
     return mapping
 
