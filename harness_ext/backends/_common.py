@@ -36,10 +36,10 @@ def model_class(config: Any, head: str) -> type:
     """The transformers class that carries ``head`` for this config."""
     import transformers
 
-    if head == "encoder":
-        name = _T5_ENCODERS.get(config.model_type)
-        return getattr(transformers, name) if name else transformers.AutoModel
+    if head == "encoder" and config.model_type in _T5_ENCODERS:
+        return getattr(transformers, _T5_ENCODERS[config.model_type])
     auto = {
+        "encoder": transformers.AutoModel,
         "sequence-classification": transformers.AutoModelForSequenceClassification,
         "token-classification": transformers.AutoModelForTokenClassification,
         "question-answering": transformers.AutoModelForQuestionAnswering,
@@ -103,28 +103,38 @@ def _short(items: Iterable[str], n: int = 6) -> str:
     return ", ".join(items[:n]) + more
 
 
-def load_tokenizer(candidates: Iterable[str | Path], where: str, option: str | None = None) -> Any:
-    """A (fast) tokenizer from ``option`` if given, else the first candidate folder holding one.
+def load_tokenizer(candidates: Iterable[str | Path | None], where: str, option: str | None = None) -> Any:
+    """A (fast) tokenizer from ``option`` if given, else the first candidate that has one.
 
-    Formats like jiant, fairseq, Lightning, DeepSpeed and DCP store no tokenizer with the
-    weights, so the caller passes the folders where one may sit beside them.
+    Candidates are folders beside the weights (jiant, fairseq, Lightning, DeepSpeed and DCP
+    store no tokenizer with the weights) and model names the checkpoint recorded (hub ids,
+    read from the local cache when HF_HUB_OFFLINE is set).
     """
     from transformers import AutoTokenizer
 
     if option is not None:
         try:
-            return AutoTokenizer.from_pretrained(str(option), local_files_only=hub_offline())
+            return AutoTokenizer.from_pretrained(str(option), local_files_only=hub_offline() or Path(str(option)).exists())
         except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
             raise CheckpointError(f"{where}: cannot load tokenizer {option!r}: {exc}") from exc
     tried = []
     for cand in candidates:
-        cand = Path(cand)
+        if not cand:
+            continue
+        path = Path(cand)
         tried.append(str(cand))
-        if cand.is_dir() and any((cand / f).exists() for f in TOKENIZER_FILES):
+        if path.is_dir():
+            if not any((path / f).exists() for f in TOKENIZER_FILES):
+                continue
             try:
-                return AutoTokenizer.from_pretrained(str(cand), local_files_only=True)
+                return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             except Exception as exc:  # noqa: BLE001
-                raise CheckpointError(f"{cand}: tokenizer files present but unreadable: {exc}") from exc
+                raise CheckpointError(f"{path}: tokenizer files present but unreadable: {exc}") from exc
+        elif not path.exists():
+            try:  # a model name recorded in the checkpoint: hub id
+                return AutoTokenizer.from_pretrained(str(cand), local_files_only=hub_offline())
+            except Exception:  # noqa: BLE001 - not available here; keep looking
+                continue
     raise CheckpointError(
         f"{where}: no tokenizer found (looked for {', '.join(TOKENIZER_FILES)} in {', '.join(tried) or 'nothing'}); "
         "expected one beside the weights, or pass tokenizer=<folder or hub id>"
@@ -188,3 +198,81 @@ def _tied(model: Any, key: str) -> bool:
     if isinstance(tied, Mapping):
         return key in tied
     return any(key == t or key.endswith(t) for t in tied)
+
+
+def find_config(weights: Path, option: str | None, hints: Iterable[str] = ()) -> tuple[Any, str]:
+    """The transformers config for a bare state dict, and where it came from.
+
+    ``option`` (folder, config.json or hub id) wins; then a config.json beside the
+    weights or up to two folders above; then ``hints`` (e.g. a model name recorded in the
+    checkpoint's hyper-parameters).
+    """
+    from transformers import AutoConfig
+
+    tried: list[str] = []
+    candidates: list[str] = [option] if option else []
+    if not option:
+        start = weights if weights.is_dir() else weights.parent
+        candidates += [str(d / "config.json") for d in (start, start.parent, start.parent.parent)
+                       if (d / "config.json").exists()]
+        candidates += [h for h in hints if h]
+    for cand in candidates:
+        tried.append(cand)
+        try:
+            return config_from(cand), cand
+        except Exception as exc:  # noqa: BLE001
+            if cand == option:
+                raise CheckpointError(f"{weights}: cannot read config {option!r}: {exc}") from exc
+    raise CheckpointError(
+        f"{weights}: no model config found (tried {', '.join(tried) or 'config.json beside the weights'}); "
+        "expected a transformers config.json beside the checkpoint, or pass config=<folder, config.json or hub id>"
+    )
+
+
+def config_from(source: str) -> Any:
+    """A transformers config from a folder, a config.json file or a hub id."""
+    import json
+
+    from transformers import AutoConfig
+
+    path = Path(source)
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return AutoConfig.for_model(data.pop("model_type"), **data)
+    return AutoConfig.from_pretrained(source, local_files_only=hub_offline() or path.exists())
+
+
+#: head-layer weights whose first dimension is the number of labels
+_LABEL_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight", "score.weight", "classification_head.out_proj.weight")
+
+
+def fit_num_labels(config: Any, head: str, state_dict: Mapping[str, Any]) -> None:
+    """Size the config's head to the checkpoint (num_labels from the output layer's rows),
+    keeping label names when the count already agrees."""
+    if head not in ("sequence-classification", "token-classification"):
+        return
+    for key, value in state_dict.items():
+        if key.endswith(_LABEL_WEIGHTS) and getattr(value, "ndim", 0) == 2:
+            rows = int(value.shape[0])
+            if getattr(config, "num_labels", None) != rows:
+                config.num_labels = rows  # resets id2label to LABEL_i
+            return
+
+
+def apply_label_names(config: Any, head: str, names: Iterable[str] | None, where: str) -> None:
+    """Label names recorded by the training framework, for a classification/tagging head."""
+    if not names or head not in ("sequence-classification", "token-classification"):
+        return
+    names = [str(n) for n in names]
+    if len(names) != config.num_labels:
+        raise CheckpointError(f"{where}: {len(names)} label names {names} for a head with {config.num_labels} outputs")
+    config.id2label = dict(enumerate(names))
+    config.label2id = {n: i for i, n in enumerate(names)}
+
+
+def missing_extra(extra: str, module: str, where: str) -> CheckpointError:
+    """The error for an optional dependency that is not installed."""
+    return CheckpointError(
+        f"{where}: reading this checkpoint needs the '{module}' package; "
+        f"install it with: pip install 'xtreme-harness[{extra}]'"
+    )

@@ -190,3 +190,19 @@ def encode(tokenizer, texts=SAMPLE_TEXTS, pairs: bool = False) -> dict:
     if pairs:
         return dict(tokenizer(list(texts), list(reversed(texts)), padding=True, return_tensors="pt"))
     return dict(tokenizer(list(texts), padding=True, return_tensors="pt"))
+
+
+def outputs(model, batch: dict) -> torch.Tensor:
+    """The tensor a head produces (logits; start/end stacked for QA; hidden states for
+    an encoder; first-step logits for seq2seq), for comparing two loads of one model."""
+    batch = dict(batch)
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False) and "decoder_input_ids" not in batch:
+        start = model.config.decoder_start_token_id or 0
+        batch["decoder_input_ids"] = torch.full((batch["input_ids"].shape[0], 1), start, dtype=torch.long)
+    with torch.no_grad():
+        out = model(**batch)
+    if getattr(out, "logits", None) is not None:
+        return out.logits
+    if getattr(out, "start_logits", None) is not None:
+        return torch.stack([out.start_logits, out.end_logits])
+    return out.last_hidden_state
