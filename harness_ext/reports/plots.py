@@ -35,7 +35,7 @@ def plot_scaling(eff: Efficacy, stem: Path, formats: Sequence[str] = ("png", "sv
         raise ValueError("no gains by size to plot: the results hold no system with an intermediate task and a baseline")
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(max(5.5, 4.2 * columns), 3.4 * rows + 0.8), squeeze=False)
     lines = sorted({(g.family, g.intermediate_task) for g in eff.groups})
     for ax, key in zip(axes.flat, panels):
         for family, intermediate in lines:
@@ -68,7 +68,8 @@ def plot_scaling(eff: Efficacy, stem: Path, formats: Sequence[str] = ("png", "sv
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(handles)), frameon=False)
-    fig.suptitle(f"Gain over baseline vs. model size (bars: {eff.level:.0%} bootstrap CI, else seed std)")
+    fig.suptitle(f"Gain over baseline vs. model size\n(bars: {eff.level:.0%} bootstrap CI of the mean gain, else seed std)",
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.95))
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []

@@ -80,13 +80,23 @@ def to_markdown(table: Table) -> str:
 
     lines = [f"### {table.title}", ""]
     lines.append("| " + " | ".join(esc(h) for h in table.header) + " |")
-    lines.append("|" + "|".join([":---"] + ["---:"] * (len(table.header) - 1)) + "|")
+    numeric = _numeric_columns(table)
+    lines.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
     for row in table.rows:
         lines.append("| " + " | ".join(esc(c.text) for c in row) + " |")
     if table.notes:
         lines.append("")
         lines.extend(f"- {esc(note)}" for note in table.notes)
     return "\n".join(lines) + "\n"
+
+
+def _numeric_columns(table: Table) -> list[bool]:
+    """Right-align a column when every filled cell holds a number (the first column never)."""
+    out = []
+    for i in range(len(table.header)):
+        values = [row[i].value for row in table.rows if row[i].value not in (None, "")]
+        out.append(i > 0 and bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
+    return out
 
 
 _LATEX_SPECIAL = {
@@ -101,7 +111,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """A ``table`` float with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
-    spec = "l" + "r" * (len(table.header) - 1)
+    spec = "".join("r" if n else "l" for n in _numeric_columns(table))
     lines = [
         r"\begin{table}[t]", r"\centering", r"\small",
         rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
@@ -131,7 +141,7 @@ def to_html(table: Table, standalone: bool = True) -> str:
              "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header) + "</tr></thead>", "<tbody>"]
     for row in table.rows:
         cells = "".join(
-            f'<td{" class=num" if isinstance(c.value, (int, float)) else ""}>{html.escape(c.text)}</td>' for c in row
+            (f'<td class="num">' if isinstance(c.value, (int, float)) else "<td>") + f"{html.escape(c.text)}</td>" for c in row
         )
         parts.append(f"<tr>{cells}</tr>")
     parts.append("</tbody></table>")
