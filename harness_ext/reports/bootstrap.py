@@ -116,7 +116,13 @@ class Comparison:
 
 
 def _task_languages(task: str, comparisons: Sequence[Comparison]) -> tuple[str, ...]:
-    return TASKS[task].languages
+    """The languages every run has for ``task`` (callers pass the official ones, see efficacy.StatsCache)."""
+    languages = tuple(comparisons[0].system[task])
+    for comparison in comparisons:
+        for stats in (comparison.system, *comparison.baselines):
+            if set(stats[task]) != set(languages):
+                raise BootstrapUnavailable(f"{TASKS[task].title}: the runs cover different languages")
+    return languages
 
 
 def bootstrap_task_gains(
@@ -130,6 +136,8 @@ def bootstrap_task_gains(
     """
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
+    if not comparisons:
+        raise ValueError("nothing to compare")
     rng = np.random.default_rng([seed, sum(task.encode())])
     gains = np.zeros((len(comparisons), n_resamples))
     languages = _task_languages(task, comparisons)

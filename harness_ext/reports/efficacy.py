@@ -248,10 +248,9 @@ def _bootstrap_group(
                 Comparison({task: cache.get(p.system, task)}, [{task: cache.get(b, task)} for b in p.baselines])
                 for p in pairings
             ]
+            draws[task] = bootstrap_task_gains(task, comparisons, n_resamples, seed)
         except BootstrapUnavailable as err:
             reasons[task] = str(err)
-            continue
-        draws[task] = bootstrap_task_gains(task, comparisons, n_resamples, seed)
     if all(point[p.system].get(OVERALL) is not None for p in pairings):
         resampled = [t for t in TASK_ORDER if t in draws]
         if resampled:
@@ -311,7 +310,7 @@ def compute_efficacy(
             result.groups.append(GroupGain(
                 family=family, intermediate_task=intermediate, size=size, task=key,
                 systems=tuple(p.system for _, p in have), gains=tuple(point[p.system][key] for _, p in have),  # type: ignore[misc]
-                interval=interval, note=reasons.get(key, "") if key in draws or key in reasons else "",
+                interval=interval, note=reasons.get(key, ""),
             ))
     return result
 
