@@ -55,10 +55,11 @@ def demo(
     out: Path = typer.Option(Path("xtreme_demo_out"), "--out", help="where results and tables go"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="XTREME data folder (default: ../shared/data if present)"),
     limit: int = typer.Option(40, "--limit", help="examples per language"),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="run only these tasks (xnli, udpos, xquad, tatoeba)"),
 ) -> None:
     from harness_ext.demo import run_demo
 
-    raise typer.Exit(run_demo(out, data_dir=data_dir, limit=limit))
+    raise typer.Exit(run_demo(out, data_dir=data_dir, limit=limit, only=only or None))
 
 
 @app.command(name="tasks", help="List the XTREME tasks, their languages and metrics (from the one table).")

@@ -1,0 +1,26 @@
+"""The built-in offline default (``xtreme-eval demo``) runs real tasks and says it is a demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness_ext.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys):
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--data-dir", str(shared_data),
+                 "--limit", "3", "--only", "xnli", "--only", "udpos"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "NOT XTREME results" in printed
+    udpos = json.loads((tmp_path / "demo" / "results" / "xtreme-udpos-en.json").read_text())
+    assert udpos["not_xtreme_results"] is True
+    assert set(udpos["results"]) == {"xtreme-udpos-en", "xtreme-udpos-fr"}
+    for scores in udpos["results"].values():
+        assert 0.0 <= scores["f1,none"] <= 100.0 and 0.0 <= scores["token_acc,none"] <= 100.0
+    xnli = json.loads((tmp_path / "demo" / "results" / "xtreme-xnli-en.json").read_text())
+    correct = xnli["results"]["xtreme-xnli-en"]["acc,none"] * 3 / 100  # --limit 3 synthetic pairs
+    assert correct == pytest.approx(round(correct)) and 0 <= round(correct) <= 3
