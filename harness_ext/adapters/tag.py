@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from harness_ext.adapters.batching import run_batched
+from harness_ext.adapters.batching import chunks, run_batched
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ _GENERIC = re.compile(r"LABEL_\d+", re.IGNORECASE)
 _PREFIXED = re.compile(r"([BIESUL])[-_](.+)")
 _SUFFIXED = re.compile(r"(.+)[-_]([BIESUL])")
 #: model types whose position ids start after the padding index (usable = max_position_embeddings - pad - 1)
+#: windows tokenised per batched tokenizer call (bounds memory on 100k-sentence corpora)
+TOKENIZE_CHUNK = 2048
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
 
 
@@ -244,19 +246,23 @@ def subword_lengths(tokenizer, sentences: list[list[str]]) -> list[list[int]]:
 
 
 def _make_windows(tokenizer, sentences, lengths, max_length: int, overlap: int) -> list[_Window]:
+    """Plan every sentence's windows, then tokenise all windows in batched (Rust) calls."""
     capacity = max_length - _special_count(tokenizer)
+    spans = [(s, start, end) for s, words in enumerate(sentences) if words
+             for start, end in plan_windows(lengths[s], capacity, overlap)]
     windows: list[_Window] = []
-    for s, words in enumerate(sentences):
-        for start, end in plan_windows(lengths[s], capacity, overlap):
-            enc = tokenizer(words[start:end], is_split_into_words=True, truncation=True, max_length=max_length)
+    for chunk in chunks(spans, TOKENIZE_CHUNK):
+        enc = tokenizer([sentences[s][start:end] for s, start, end in chunk],
+                        is_split_into_words=True, truncation=True, max_length=max_length)
+        for row, (s, start, end) in enumerate(chunk):
             positions: list[int | None] = [None] * (end - start)
-            for pos, word_id in enumerate(enc.word_ids()):
+            for pos, word_id in enumerate(enc.word_ids(row)):
                 if word_id is not None and positions[word_id] is None:
                     positions[word_id] = pos
             if any(p is None for p in positions):
-                lost = [words[start + i] for i, p in enumerate(positions) if p is None]
+                lost = [sentences[s][start + i] for i, p in enumerate(positions) if p is None]
                 raise RuntimeError(f"window of sentence {s} lost words {lost!r} to truncation (window planning bug)")
-            features = {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
+            features = {k: enc[k][row] for k in ("input_ids", "token_type_ids") if k in enc}
             windows.append(_Window(s, start, end, features, positions))  # type: ignore[arg-type]
     return windows
 
