@@ -26,6 +26,8 @@ class AdapterSettings:
     #: where embeddings are cached (None = ~/.cache/xtreme-harness/embeddings)
     cache_dir: str | None = None
     use_cache: bool = True
+    #: text-to-text checkpoints: template preset name or file (see docs/mt5.md)
+    templates: str | None = None
     #: extra backend/adapter options from --model_args that we pass through untouched
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -11,8 +11,11 @@ Loading weights stays in the backends; answering stays in the adapters.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import logging
+from pathlib import Path
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +89,27 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     return dtype
 
 
+@functools.lru_cache(maxsize=None)
+def is_text_to_text(source: str) -> bool:
+    """Whether ``source`` is an encoder-decoder LM (T5/mT5/mT0/BART-like) rather than an encoder."""
+    config_file = Path(source) / "config.json"
+    try:
+        if config_file.is_file():
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        elif Path(source).exists():
+            return False
+        else:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(source).to_dict()
+    except Exception:  # unreadable here: let the backend decide and report
+        return False
+    architectures = " ".join(config.get("architectures") or [])
+    return bool(config.get("is_encoder_decoder")) and (
+        "ConditionalGeneration" in architectures or not architectures
+    )
+
+
 class XtremeLM(LM):
     """lm-eval model for XTREME's request kinds (classify, tag, extract_span, embed)."""
 
@@ -108,6 +132,8 @@ class XtremeLM(LM):
         cache_dir: str | None = None,
         use_cache: bool | str = True,
         keep_loaded: int | str = 2,
+        head: str | None = None,
+        templates: str | None = None,
         trust_remote_code: bool | str = False,
         **extra: Any,
     ) -> None:
@@ -120,6 +146,7 @@ class XtremeLM(LM):
         self.pretrained = pretrained
         self.system_name = system
         self.backend = backend
+        self.head_override = head
         self.load_options: dict[str, Any] = {"trust_remote_code": _as_bool(trust_remote_code)}
         if tokenizer:
             self.load_options["tokenizer"] = tokenizer
@@ -144,6 +171,7 @@ class XtremeLM(LM):
             max_answer_length=_as_int(max_answer_length, "max_answer_length") or 30,
             cache_dir=cache_dir,
             use_cache=_as_bool(use_cache),
+            templates=templates,
             extra=dict(extra),
         )
         self._system = None
@@ -178,22 +206,34 @@ class XtremeLM(LM):
     def checkpoint_for(self, task_name: str, kind: str) -> CheckpointChoice:
         """The checkpoint that answers ``kind`` requests of leaf task ``task_name``."""
         xtreme_task, _lang = parse_leaf_name(task_name)
-        head = HEAD_FOR_KIND[kind]
         if self._system is None:
             return CheckpointChoice(
-                source=str(self.pretrained), head=head, backend=self.backend,
-                options=tuple(sorted(self.load_options.items())),
+                source=str(self.pretrained), head=self._head_for(str(self.pretrained), kind, self.head_override),
+                backend=self.backend, options=tuple(sorted(self.load_options.items())),
             )
         ref = self._system.checkpoint_for(xtreme_task)
         options = {**self.load_options, **dict(getattr(ref, "options", {}) or {})}
         settings = dict(getattr(ref, "settings", {}) or {})
+        if getattr(ref, "templates", None):
+            settings["templates"] = str(ref.templates)
         return CheckpointChoice(
             source=str(ref.source),
-            head=getattr(ref, "head", None) or head,
+            head=self._head_for(str(ref.source), kind, getattr(ref, "head", None)),
             backend=getattr(ref, "backend", None) or self.backend,
             options=tuple(sorted(options.items())),
             settings=tuple(sorted(settings.items())),
         )
+
+    def _head_for(self, source: str, kind: str, declared: str | None) -> str:
+        """The head to load: as declared, else ``seq2seq`` for encoder-decoder checkpoints
+        (mT5 answers every kind by text; retrieval pools its encoder), else the kind's head."""
+        if declared and declared not in ("auto",):
+            if declared == "seq2seq" and kind == "embed":
+                return "encoder"
+            return declared
+        if is_text_to_text(source):
+            return "encoder" if kind == "embed" else "seq2seq"
+        return HEAD_FOR_KIND[kind]
 
     def load(self, choice: CheckpointChoice):
         """Load (or reuse) a checkpoint; keeps the ``keep_loaded`` most recent ones in memory."""
