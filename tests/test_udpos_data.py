@@ -271,3 +271,9 @@ def test_hub_maps_class_ids_to_names(monkeypatch):
     assert calls == [("google/xtreme", "udpos.French", "test", "main")]
     assert docs == [{"id": "udpos-fr-test-0", "words": ["Le", "chat", "de", "le", "voisin"],
                      "tags": ["DET", "NOUN", "ADP", "DET", "NOUN"]}]
+
+
+def test_a_byte_order_mark_is_tolerated(tmp_path):
+    path = _write(tmp_path, GOOD)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_docs("udpos", "fr", data_dir=tmp_path)[0]["words"] == ["Le", "chat"]

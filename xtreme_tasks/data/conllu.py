@@ -174,7 +174,7 @@ def read_conllu(path: Path, valid_upos: Sequence[str]) -> Iterator[Sentence]:
     """Yield the sentences of one CoNLL-U file; malformed lines raise DataError(file:line)."""
     valid = set(valid_upos)
     sentence: Sentence | None = None
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:  # tolerate a byte-order mark
         for line_no, raw in enumerate(handle, 1):
             line = raw.rstrip("\n").rstrip("\r")
             where = f"{path}:{line_no}"
@@ -333,7 +333,7 @@ def read_word_tag_tsv(
     tags: list[str] = []
     start = 0
     prefixed: bool | None = None
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # tolerate a byte-order mark
         for line_no, raw in enumerate(handle, 1):
             line = raw.rstrip("\n").rstrip("\r")
             where = f"{path}:{line_no}"
