@@ -332,3 +332,12 @@ def test_model_needs_a_checkpoint():
 
     with pytest.raises(ValueError, match="exactly one of pretrained"):
         XtremeLM()
+
+
+@pytest.mark.slow
+def test_lm_eval_ls_lists_xtreme_groups_without_include_path(tmp_path):
+    """lm-eval 0.4.13 replaced ``--tasks list`` (now an error for every task) with ``lm_eval ls``."""
+    done = subprocess.run(["lm_eval", "ls", "groups"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in TASK_ORDER:
+        assert f"|{TASKS[name].group} " in done.stdout.replace("| ", "|"), TASKS[name].group

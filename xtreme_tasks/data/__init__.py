@@ -2,8 +2,8 @@
 
 Each task has a loader module here with two functions:
 
-* ``local(data_dir: Path, lang: str, split: str) -> list[dict]`` reads the layout
-  the official XTREME ``scripts/download_data.sh`` produces under ``data_dir``
+* ``local(root: Path, task: str, lang: str, split: str) -> list[dict]`` reads the layout
+  the official XTREME ``scripts/download_data.sh`` produces under ``root``
   (with labels kept; see README "Local data");
 * ``hub(lang: str, split: str, revision: str) -> list[dict]`` reads the hub copy.
 
