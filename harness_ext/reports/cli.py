@@ -17,6 +17,14 @@ RESULTS_HELP = ("lm-eval results files or folders holding them (searched recursi
                 "runs under PATH as system NAME")
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code`` as SystemExit: ``harness_ext.cli.main`` runs click with
+    ``standalone_mode=False`` and drops the value a ``typer.Exit`` turns into, but returns
+    a SystemExit's code, so a failed job still gives a non-zero exit status."""
+    if code:
+        raise SystemExit(code)
+
+
 def _formats(value: str) -> list[str]:
     from harness_ext.reports.tables import FORMATS
 
@@ -101,7 +109,7 @@ def export(
     for what, reason in done.not_exported:
         typer.echo(f"not exported: {what}: {reason}", err=True)
     if not done.written:
-        raise typer.Exit(1)
+        _exit(1)
 
 
 def sweep(
@@ -151,7 +159,7 @@ def sweep(
     sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts().items()))
     console.print(f"{counts}; summary and tables in {out}", markup=False, highlight=False)
-    raise typer.Exit(1 if summary.failed else 0)
+    _exit(1 if summary.failed else 0)
 
 
 def register(app: typer.Typer) -> None:

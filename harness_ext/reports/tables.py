@@ -91,11 +91,12 @@ def to_markdown(table: Table) -> str:
 
 
 def _numeric_columns(table: Table) -> list[bool]:
-    """Right-align a column when every filled cell holds a number (the first column never)."""
+    """Right-align a column when every filled cell holds a number, or none is filled (a score column
+    of incomplete rows); the first column never."""
     out = []
     for i in range(len(table.header)):
         values = [row[i].value for row in table.rows if row[i].value not in (None, "")]
-        out.append(i > 0 and bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
+        out.append(i > 0 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
     return out
 
 
