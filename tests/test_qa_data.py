@@ -123,3 +123,47 @@ def test_missing_file_names_the_expected_path(tmp_path):
     (tmp_path / "xquad").mkdir()
     with pytest.raises(DataError, match="xquad.de.json"):
         load_docs("xquad", "de", data_dir=tmp_path)
+
+
+def _fake_hub(monkeypatch, rows: list[dict]) -> list[tuple]:
+    """Replace datasets.load_dataset with an offline stand-in; returns the calls it saw."""
+    import datasets
+
+    calls: list[tuple] = []
+
+    def load_dataset(name, config, split, revision):
+        calls.append((name, config, split, revision))
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return calls
+
+
+def _row(qid: str, context: str = "Paris is the capital of France.", text: str = "France", start: int = 24) -> dict:
+    return {"id": qid, "title": "", "question": "Country?", "context": context,
+            "answers": {"text": [text], "answer_start": [start]}}
+
+
+@pytest.mark.parametrize("task,lang,split,expected", [
+    ("xquad", "de", "test", ("google/xtreme", "XQuAD.de", "validation", "rev1")),
+    ("xquad", "ro", "test", ("google/xquad", "xquad.ro", "validation", "main")),
+    ("mlqa", "hi", "test", ("google/xtreme", "MLQA.hi.hi", "test", "rev1")),
+    ("mlqa", "hi", "validation", ("google/xtreme", "MLQA.hi.hi", "validation", "rev1")),
+    ("tydiqa", "sw", "validation", ("google/xtreme", "tydiqa", "validation", "rev1")),
+])
+def test_hub_configs_and_splits(monkeypatch, task, lang, split, expected):
+    calls = _fake_hub(monkeypatch, [_row("swahili--1-0"), _row("english--2-0")])
+    docs = qa.hub(task, lang, split, "rev1")
+    assert calls == [expected]
+    if task == "tydiqa":  # one config for all languages, selected by id prefix
+        assert [d["id"] for d in docs] == ["swahili--1-0"]
+    else:
+        assert len(docs) == 2
+    assert all(d["lang"] == lang and d["answers"]["answer_start"] == [24] for d in docs)
+
+
+def test_hub_is_used_without_a_data_dir(monkeypatch):
+    monkeypatch.delenv("XTREME_DATA_DIR", raising=False)
+    calls = _fake_hub(monkeypatch, [_row("bengali--5-1")])
+    (doc,) = load_docs("tydiqa", "bn")
+    assert calls[0][1:3] == ("tydiqa", "validation") and doc["id"] == "bengali--5-1"
