@@ -5,6 +5,7 @@ a failure costs one task of one system and a rerun redoes only what is missing.
 Layout under ``--out``::
 
     <out>/<system>/<task>/results.json          lm-eval's results (written last: the "done" mark)
+    <out>/<system>/<task>/job.json              what produced them: checkpoint, limit, model args
     <out>/<system>/<task>/samples_<leaf>.jsonl  per-example samples (--log-samples, on by default)
     <out>/<system>/<task>/error.log             traceback of the last failed attempt (removed on success)
     <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / n/a
@@ -15,6 +16,10 @@ files are then moved into place with ``os.replace`` (atomic on one file system),
 samples first and ``results.json`` last. A process killed at any point leaves
 either a finished job (``results.json`` present and valid) or an unfinished one
 (rerun), never a half-written result that a rerun would trust.
+
+A finished job is skipped only while its ``job.json`` matches the job as planned now
+(same checkpoint source/backend/options, ``--limit`` and model arguments): pointing a
+system at a new checkpoint reruns its jobs instead of reporting stale numbers.
 
 Runs on this machine, one job after another, by default; ``ray=`` runs the jobs on
 a Ray cluster instead (:mod:`harness_ext.sweep_ray`).
@@ -44,6 +49,7 @@ from xtreme_tasks.table import TASK_ORDER, TASKS
 
 HANG_ENV = "XTREME_SWEEP_HANG_ON"
 RESULTS_FILE = "results.json"
+JOB_FILE = "job.json"
 ERROR_FILE = "error.log"
 STAGING_PREFIX = ".staging-"
 
@@ -64,6 +70,8 @@ class Job:
 
     system: str
     task: str
+    #: the checkpoint reference this job evaluates (``CheckpointRef`` as sorted JSON)
+    checkpoint: str = "{}"
 
     @property
     def id(self) -> str:
@@ -94,7 +102,7 @@ class JobOutcome:
     task: str
     status: str
     seconds: float = 0.0
-    error: str = ""
+    detail: str = ""
     log: str = ""
     host: str = ""
 
@@ -143,20 +151,43 @@ def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None 
         has = set(known[name].tasks())
         for task in tasks:
             if task in has:
-                jobs.append(Job(name, task))
+                ref = asdict(known[name].checkpoint_for(task))
+                jobs.append(Job(name, task, json.dumps(ref, sort_keys=True, default=str)))
             else:
-                not_applicable.append(JobOutcome(name, task, "n/a", error=f"{name} has no checkpoint for {task}"))
+                not_applicable.append(JobOutcome(name, task, "n/a", detail=f"{name} has no checkpoint for {task}"))
     return jobs, not_applicable
 
 
-def is_finished(folder: Path) -> bool:
-    """A job is finished when its ``results.json`` parses and holds results (a truncated file does not count)."""
-    path = folder / RESULTS_FILE
+def _plain(value: Any) -> Any:
+    """JSON-stable form of a checkpoint field (tuples -> lists, mappings sorted)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def job_spec(job: Job, options: "SweepOptions") -> dict[str, Any]:
+    """What determines a job's numbers; stored as ``job.json`` and compared on resume."""
+    return {"system": job.system, "task": job.task, "checkpoint": json.loads(job.checkpoint),
+            "limit": options.limit, "model_args": _plain(options.model_args)}
+
+
+def has_results(folder: Path) -> bool:
+    """``results.json`` parses and holds results (a truncated file does not count)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and bool(data.get("results"))
+
+
+def is_finished(job: Job, options: "SweepOptions") -> bool:
+    """Finished = valid results, produced by the job as planned now (same ``job.json``)."""
+    folder = job.folder(Path(options.out))
+    if not has_results(folder):
+        return False
+    try:
+        recorded = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return recorded == job_spec(job, options)
 
 
 # ----------------------------------------------------------------------------- one job
@@ -207,19 +238,28 @@ def _evaluate(job: Job, options: SweepOptions, staging: Path) -> None:
             tracker.save_results_samples(task_name=leaf, samples=samples[leaf])
 
 
-def _publish(staging: Path, folder: Path, log_samples: bool) -> None:
-    """Move staged files into the job folder: samples first, ``results.json`` last (the done mark)."""
+def _publish(staging: Path, folder: Path, log_samples: bool, spec: dict[str, Any]) -> None:
+    """Move staged files into the job folder, ``results.json`` last (the done mark).
+
+    Order matters for a kill at any point: an old ``results.json`` goes first (so old
+    results never sit beside new samples), then samples, then ``job.json``, then results.
+    """
     results = sorted(staging.rglob("results_*.json"))
     if len(results) != 1:
         raise RuntimeError(f"lm-eval wrote {len(results)} results files into {staging}; expected one")
-    for sample in sorted(staging.rglob("samples_*.jsonl")):
-        leaf = re.sub(r"_\d{4}-\d\d-\d\dT[\d.\-]+$", "", sample.stem.removeprefix("samples_"))
-        os.replace(sample, folder / f"samples_{leaf}.jsonl")
-    if log_samples and not list(folder.glob("samples_*.jsonl")):
-        raise RuntimeError("lm-eval wrote no samples files although --log-samples was on")
     data = json.loads(results[0].read_text(encoding="utf-8"))
     if not data.get("results"):
         raise RuntimeError(f"{results[0]} holds no results")
+    staged_samples = sorted(staging.rglob("samples_*.jsonl"))
+    if log_samples and not staged_samples:
+        raise RuntimeError("lm-eval wrote no samples files although --log-samples was on")
+    (folder / RESULTS_FILE).unlink(missing_ok=True)
+    for stale in folder.glob("samples_*.jsonl"):  # from an earlier attempt; must not mix with this run
+        stale.unlink()
+    for sample in staged_samples:
+        leaf = re.sub(r"_\d{4}-\d\d-\d\dT[\d.\-]+$", "", sample.stem.removeprefix("samples_"))
+        os.replace(sample, folder / f"samples_{leaf}.jsonl")
+    atomic_write_text(folder / JOB_FILE, json.dumps(spec, indent=2, sort_keys=True) + "\n")
     os.replace(results[0], folder / RESULTS_FILE)
 
 
@@ -235,8 +275,9 @@ def run_job(job: Job, options: SweepOptions) -> JobOutcome:
     out = Path(options.out)
     folder = job.folder(out)
     host = socket.gethostname()
-    if is_finished(folder):
+    if is_finished(job, options):
         return JobOutcome(job.system, job.task, "skipped", log=str(folder / RESULTS_FILE), host=host)
+    rerun = has_results(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(STAGING_PREFIX + "*"):  # left by a killed attempt
         shutil.rmtree(stale, ignore_errors=True)
@@ -245,7 +286,7 @@ def run_job(job: Job, options: SweepOptions) -> JobOutcome:
     start = time.monotonic()
     try:
         _evaluate(job, options, staging)
-        _publish(staging, folder, options.log_samples)
+        _publish(staging, folder, options.log_samples, job_spec(job, options))
     except Exception as err:  # a job's failure is reported, the sweep goes on
         text = f"{job.id} failed on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n\n{traceback.format_exc()}"
         atomic_write_text(folder / ERROR_FILE, text)
@@ -254,7 +295,8 @@ def run_job(job: Job, options: SweepOptions) -> JobOutcome:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     (folder / ERROR_FILE).unlink(missing_ok=True)
-    return JobOutcome(job.system, job.task, "done", time.monotonic() - start, log=str(folder / RESULTS_FILE), host=host)
+    note = "rerun: the checkpoint or settings changed since the last result" if rerun else ""
+    return JobOutcome(job.system, job.task, "done", time.monotonic() - start, note, str(folder / RESULTS_FILE), host)
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -292,7 +334,7 @@ def summary_table(outcomes: Iterable[JobOutcome]):
 
     table = Table("sweep_summary", "Sweep: one row per system x task", ["System", "Task", "Status", "Seconds", "Detail"])
     for o in sorted(outcomes, key=lambda o: (o.system, TASK_ORDER.index(o.task))):
-        detail = o.error + (f" (log: {o.log})" if o.status == "failed" else "")
+        detail = o.detail + (f" (log: {o.log})" if o.status == "failed" else "")
         table.add([o.system, o.task, o.status, Cell(round(o.seconds, 1), f"{o.seconds:.1f}"), detail])
     return table
 
@@ -307,7 +349,7 @@ def write_summary(summary: SweepSummary) -> list[Path]:
     atomic_write_text(files[0], to_markdown(table))
     atomic_write_text(files[1], to_csv(table))
     atomic_write_text(files[2], json.dumps([asdict(o) for o in summary.outcomes], indent=2) + "\n")
-    if any(is_finished(p.parent) for p in out.glob(f"*/*/{RESULTS_FILE}")):
+    if any(has_results(p.parent) for p in out.glob(f"*/*/{RESULTS_FILE}")):
         from harness_ext.reports.results import all_scores, collect
         from harness_ext.reports.tables import report_tables, write_tables
 
@@ -332,7 +374,7 @@ def run_sweep(
     if on_plan:
         on_plan(jobs, not_applicable)
     callback = on_done or (lambda outcome: None)
-    finished = [j for j in jobs if is_finished(j.folder(out))]
+    finished = [j for j in jobs if is_finished(j, options)]
     pending = [j for j in jobs if j not in finished]
     outcomes = [JobOutcome(j.system, j.task, "skipped", log=str(j.folder(out) / RESULTS_FILE)) for j in finished]
     for outcome in outcomes:

@@ -75,7 +75,7 @@ def run_on_ray(
                     outcome = ray.get(ref)
                 except Exception as err:  # the worker died (OOM kill, segfault): only this job fails
                     message = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
-                    outcome = JobOutcome(job.system, job.task, "failed", error=f"Ray worker failed: {message}")
+                    outcome = JobOutcome(job.system, job.task, "failed", detail=f"Ray worker failed: {message}")
                 outcomes.append(outcome)
                 on_done(outcome)
         return outcomes

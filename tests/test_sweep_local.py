@@ -4,6 +4,7 @@ tables as an uninterrupted one; a broken checkpoint fails only its own job."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -148,6 +149,15 @@ def test_sweep_output_feeds_report_export_and_official_scorer(inputs, env, tmp_p
     export_predictions(systems, tmp_path / "submission")
     official = score_folder(tmp_path / "submission", tmp_path / "labels")
     assert official.tasks["xnli"].score == pytest.approx(systems["mnli-s1"].scores().task_scores["xnli"])
+
+    # pointing the system at another checkpoint reruns its job instead of keeping stale numbers
+    changed = root / "checkpoints-changed.yaml"
+    changed.write_text(checkpoints.read_text().replace("{xnli: ./mnli}", "{xnli: ./base}"))
+    rerun = run_sweep(changed, tmp_path / "out", tasks=["xnli"], systems=["mnli-s1"])
+    assert [(o.status, o.detail) for o in rerun.outcomes] == [("done", "rerun: the checkpoint or settings changed since the last result")]
+    job = json.loads((tmp_path / "out" / "mnli-s1" / "xnli" / "job.json").read_text())
+    assert job["checkpoint"]["source"] == str(root / "base")
+    assert [o.status for o in run_sweep(changed, tmp_path / "out", tasks=["xnli"], systems=["mnli-s1"]).outcomes] == ["skipped"]
 
 
 def test_planning_errors_and_not_applicable_pairs(inputs, tmp_path):

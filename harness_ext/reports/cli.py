@@ -147,7 +147,7 @@ def sweep(
         if outcome.status == "done":
             line += f" ({outcome.seconds:.1f}s)"
         if outcome.status == "failed":
-            line += f": {outcome.error} (log: {outcome.log or 'none'})"
+            line += f": {outcome.detail} (log: {outcome.log or 'none'})"
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     with progress:
