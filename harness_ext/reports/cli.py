@@ -123,11 +123,13 @@ def sweep(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     device: Optional[str] = typer.Option(None, "--device"),
     log_samples: bool = typer.Option(True, "--log-samples/--no-log-samples", help="keep per-example samples (needed by efficacy CIs and export)"),
+    model_args: Optional[str] = typer.Option(None, "--model-args", help="more --model_args for every job, k=v,k=v (e.g. max_length=256)"),
 ) -> None:
     """Run every system x task of checkpoints.yaml; finished jobs are skipped, failures reported per job."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from harness_ext.reports.results import parse_model_args
     from harness_ext.sweep import run_sweep, summary_table
 
     console = Console(stderr=True)
@@ -153,7 +155,7 @@ def sweep(
     with progress:
         summary = run_sweep(checkpoints, out, split(tasks) or None, split(systems) or None, ray=ray, ray_num_cpus=ray_cpus,
                             limit=limit, batch_size=batch_size, device=device, log_samples=log_samples,
-                            on_done=on_done, on_plan=on_plan)
+                            model_args=parse_model_args(model_args), on_done=on_done, on_plan=on_plan)
     from harness_ext.reports.tables import to_markdown
 
     sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
