@@ -8,7 +8,6 @@ and that a rerun with everything finished submits nothing.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 

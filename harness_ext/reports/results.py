@@ -21,7 +21,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.rules import SystemScores, score_system
@@ -270,17 +270,6 @@ def example_id(row: Mapping[str, Any]) -> str:
     return f"doc{row.get('doc_id')}"
 
 
-def iter_samples(system: SystemRuns, task: str) -> Iterator[tuple[str, Path | None]]:
-    """(language, samples file or None) for each official language of ``task`` in the chosen runs."""
-    spec = TASKS[task]
-    for lang in spec.languages:
-        run = system.chosen.get(spec.leaf(lang))
-        yield lang, run.samples_file(spec.leaf(lang)) if run else None
-
-
 def all_scores(systems: Mapping[str, SystemRuns]) -> dict[str, SystemScores]:
+    """Every system's row, scored with the official rules."""
     return {name: runs.scores() for name, runs in systems.items()}
-
-
-def notes_of(scores: Iterable[SystemScores]) -> list[str]:
-    return [note for s in scores for note in s.notes]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -249,7 +248,3 @@ def report_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
     for system in scores.values():
         board.notes.extend(system.notes)
     return [board, *language_tables(scores)]
-
-
-def format_float(value: float | None) -> str:
-    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
