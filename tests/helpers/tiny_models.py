@@ -156,7 +156,7 @@ def build_mt5(head: str = "seq2seq", seed: int = 0, tokenizer_dir: Path | None =
     tok = t5_tokenizer(tokenizer_dir) if tokenizer_dir else None
     size = len(tok) if tok is not None else 128
     base = dict(vocab_size=size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-                relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
+                relative_attention_num_buckets=8, dropout_rate=0.0,
                 feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0,
                 pad_token_id=0, eos_token_id=1)
     base.update(config)
