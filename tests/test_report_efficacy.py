@@ -302,3 +302,69 @@ def test_efficacy_command(efficacy_setup, tmp_path, capsys):
                  "efficacy_long.csv", "report.md"):
         assert (out / name).stat().st_size > 0, name
     assert main(["efficacy", str(root / "runs"), "-c", str(root / "checkpoints.yaml"), "--baseline", "nope=base-s1"]) == 2
+
+
+# ----------------------------------------------------------------------------- the XTREME-score interval
+
+
+def write_complete_system(root: Path, system: str, skill: float, n: int = 8) -> dict[str, float]:
+    """All nine tasks: samples for the seven with per-example items, results only for retrieval.
+
+    Returns the task scores (official rules) for a hand check of the XTREME gain."""
+    from harness_ext.metrics.tagging import span_prf, token_accuracy
+    from harness_ext.reports.rules import score_task
+    from xtreme_tasks.table import TASK_ORDER
+
+    rng = random.Random(system)
+    scores = {}
+    for task in TASK_ORDER:
+        spec = TASKS[task]
+        rows_by_lang, metrics = {}, {}
+        for lang in spec.languages:
+            rows = []
+            if spec.request_kind == "classify":
+                for i in range(n):
+                    gold = spec.labels[i % len(spec.labels)]
+                    pred = gold if rng.random() < skill else spec.labels[(i + 1) % len(spec.labels)]
+                    rows.append({"doc_id": i, "doc": {"id": f"{lang}-{i}"}, "acc": [pred, gold]})
+                metrics[lang] = {"acc": 100.0 * sum(r["acc"][0] == r["acc"][1] for r in rows) / n}
+            elif spec.request_kind == "tag":
+                golds = [[rng.choice(spec.labels) for _ in range(4)] for _ in range(n)]
+                preds = [[t if rng.random() < skill else rng.choice(spec.labels) for t in g] for g in golds]
+                rows = [{"doc_id": i, "doc": {"id": f"{lang}-{i}"}, "f1": [g, p]} for i, (g, p) in enumerate(zip(golds, preds))]
+                metrics[lang] = {"f1": span_prf(golds, preds)["f1"], "token_acc": token_accuracy(golds, preds)}
+            elif spec.request_kind == "extract_span":
+                for i in range(n):
+                    em = 100.0 if rng.random() < skill else 0.0
+                    f1 = 100.0 if em else 100.0 * rng.random() * skill
+                    rows.append({"doc_id": i, "doc": {"id": f"{lang}-{i}"}, "em": [f"{lang}-{i}", "a", em], "f1": f1})
+                metrics[lang] = {"em": sum(r["em"][2] for r in rows) / n, "f1": sum(r["f1"] for r in rows) / n}
+            else:
+                metrics[lang] = {spec.score_metrics[0]: 100.0 * skill}
+            if rows:
+                rows_by_lang[lang] = rows
+        write_run(root / system / task, system, task, rows_by_lang, metrics)
+        scores[task] = score_task(task, metrics).score
+    return scores
+
+
+def test_xtreme_score_gain_and_interval_with_retrieval_held_fixed(tmp_path):
+    from harness_ext.reports.efficacy import Meta, compute_efficacy
+    from harness_ext.reports.results import all_scores, collect
+
+    base = write_complete_system(tmp_path, "base", skill=0.4)
+    better = write_complete_system(tmp_path, "better", skill=0.8)
+    systems = collect([tmp_path])
+    rows = all_scores(systems)
+    assert rows["base"].complete and rows["better"].complete
+    meta = {"base": Meta("base", "f", 10), "better": Meta("better", "f", 10, intermediate_task="mnli")}
+    eff = compute_efficacy(systems, rows, meta, n_resamples=300)
+    overall = _gain(eff, "better", "xtreme")
+    hand = sum(better[t] - base[t] for t in base) / 9
+    assert overall.gain == pytest.approx(hand)
+    assert overall.interval.low < hand < overall.interval.high and overall.interval.excludes_zero
+    assert "bucc2018, tatoeba held at their observed gain" in overall.note
+    assert _gain(eff, "better", "tatoeba").interval is None and "whole corpus" in _gain(eff, "better", "tatoeba").note
+    assert _gain(eff, "better", "panx").interval is not None
+    (group,) = [g for g in eff.groups if g.task == "xtreme"]
+    assert group.mean == pytest.approx(hand) and group.interval is not None
