@@ -176,6 +176,8 @@ def test_flags_counts_and_serialisation():
     cut = p.parse_answer("x", "x").__class__("x", p.ParseInfo("ok", "x").with_truncation(True))
     assert [p.unparsable_flag(r) for r in (bad, good, cut, "plain", ["O"])] == [1, 0, 0, 0, 0]
     assert p.count_unparsable([1, 0, 1]) == 2
+    assert p.unparsable_item(bad) == {"unparsable": 1} and p.unparsable_item(good) == {"unparsable": 0}
+    assert p.unparsable_item("plain") == {} and p.unparsable_item(["O"]) == {}
     assert p.status_counts([bad, good, cut, "plain"]) == {"ok": 1, "partial": 1, "unparsable": 1, "truncated": 1}
     for response in (bad, good):
         copy = pickle.loads(pickle.dumps(response))

@@ -110,6 +110,17 @@ def unparsable_flag(response: Any) -> int:
     return int(info is not None and info.status == "unparsable")
 
 
+def unparsable_item(response: Any) -> dict[str, int]:
+    """``{"unparsable": 0 or 1}`` for a response read from generated text, ``{}`` for
+    an encoder-head answer, so encoder runs report no such metric at all.
+
+    Meant for ``process_results``: ``return {"acc": ..., **unparsable_item(prediction)}``
+    with ``"unparsable": count_unparsable`` among the task's aggregations (lm-eval
+    aggregates only the metrics the documents actually return).
+    """
+    return {} if parse_info(response) is None else {"unparsable": unparsable_flag(response)}
+
+
 def count_unparsable(items: Sequence[int]) -> int:
     """Aggregation for the per-document flags of :func:`unparsable_flag`: how many."""
     return int(sum(items))
