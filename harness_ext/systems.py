@@ -358,7 +358,7 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
 def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[tuple[str, str]]:
     """(severity, message) pairs for one task's checkpoint: path, head, labels."""
     from harness_ext.backends import CheckpointError
-    from harness_ext.backends.inspect import NotChecked, describe
+    from harness_ext.backends.describe import NotChecked, describe
 
     out: list[tuple[str, str]] = []
     for what, value in (("source", ref.source), ("tokenizer", ref.options.get("tokenizer"))):

@@ -5,7 +5,6 @@ forward pass written here over the *fairseq* weights (fairseq does not install o
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import types
 from collections import OrderedDict

@@ -176,3 +176,4 @@ def test_validate_reports_schema_errors(tmp_path: Path) -> None:
     path = _write(tmp_path, "systems:\n  s:\n    family: x\n    size: -1\n    encoder: a\n")
     problems = validate_file(path)
     assert len(problems) == 1 and problems[0].severity == "error" and "size" in str(problems[0])
+

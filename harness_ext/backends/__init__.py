@@ -102,6 +102,7 @@ def load_checkpoint(
     if labels:
         set_labels(model, labels, source)
     check_vocab(model, tokenizer, source)
+    fit_tokenizer_length(model, tokenizer)
     model.eval()
     model.to(device=device, dtype=_torch_dtype(dtype, source))
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, source=source, backend=name, head=head)
@@ -132,6 +133,25 @@ def set_labels(model: Any, labels: Any, source: str) -> None:
         )
     config.id2label = dict(enumerate(names))
     config.label2id = {n: i for i, n in enumerate(names)}
+
+
+#: model types whose position ids start after the padding index
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
+
+
+def fit_tokenizer_length(model: Any, tokenizer: Any) -> None:
+    """Cap ``tokenizer.model_max_length`` at the positions the model has, so truncating to
+    the tokenizer's limit never indexes past the position table (tokenizers rebuilt from a
+    sentencepiece/vocab file carry no limit of their own)."""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if tokenizer is None or not positions:
+        return
+    if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        positions -= (getattr(config, "pad_token_id", 1) or 0) + 1
+    current = getattr(tokenizer, "model_max_length", None)
+    if current is None or current > positions:
+        tokenizer.model_max_length = int(positions)
 
 
 def check_vocab(model: Any, tokenizer: Any, source: str) -> None:

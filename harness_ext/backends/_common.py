@@ -207,8 +207,6 @@ def find_config(weights: Path, option: str | None, hints: Iterable[str] = ()) ->
     weights or up to two folders above; then ``hints`` (e.g. a model name recorded in the
     checkpoint's hyper-parameters).
     """
-    from transformers import AutoConfig
-
     tried: list[str] = []
     candidates: list[str] = [option] if option else []
     if not option:

@@ -129,6 +129,7 @@ def tiny_xlmr(tmp_path: Path, head: str = "sequence-classification", id2label: d
     """A saved tiny XLM-R (``head`` one of HEAD_CLASSES) with its sentencepiece tokenizer."""
     folder = Path(tmp_path) / (name or f"xlmr-{head}-{seed}")
     model, tok = build_xlmr(head, id2label, seed, tokenizer_dir=folder, **config)
+    tok.model_max_length = model.config.max_position_embeddings - 2  # like XLM-R's 514 -> 512
     _save(model, tok, folder, safe_serialization)
     return folder
 
@@ -145,6 +146,7 @@ def tiny_bert(tmp_path: Path, head: str = "sequence-classification", id2label: d
                      **_labels_for(head, id2label))
     torch.manual_seed(seed)
     model = getattr(transformers, "Bert" + HEAD_CLASSES[head])(cfg).eval()
+    tok.model_max_length = cfg.max_position_embeddings
     _save(model, tok, folder, safe_serialization)
     return folder
 
