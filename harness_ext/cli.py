@@ -103,7 +103,8 @@ def _register_optional_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     _register_optional_commands()
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        # standalone_mode=False hands back the exit code of typer.Exit instead of exiting
+        return int(app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False) or 0)
     except typer.Exit as done:
         return int(done.exit_code or 0)
     except SystemExit as done:  # click exits this way on --help / usage errors
@@ -115,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.secho(f"error: {err}", err=True, fg="red")
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ class AdapterSettings:
     max_batch_size: int = 512
     #: tokens per window (defaults to the model's limit, capped at 512)
     max_length: int | None = None
-    #: overlap between windows for long inputs (tokens)
+    #: long inputs: for QA the step between window starts in tokens (XTREME's
+    #: ``doc_stride``, official default 128); for tagging the overlap (sub-words) kept
+    #: between neighbouring word windows
     stride: int = 128
     #: retrieval: hidden-state index (negative counts from the top; official scripts skip the embedding layer)
     layer: int | None = None
