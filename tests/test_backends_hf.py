@@ -189,3 +189,23 @@ def test_hub_id_offline_is_a_checkpoint_error(monkeypatch: pytest.MonkeyPatch) -
     assert detect_backend("no-such-org/no-such-model") == "hf"
     with pytest.raises(CheckpointError, match="no-such-org/no-such-model"):
         load_checkpoint("no-such-org/no-such-model", "encoder")
+
+
+def test_labels_option_names_a_generic_head(tmp_path: Path) -> None:
+    folder = tiny_xlmr(tmp_path, id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    loaded = load_checkpoint(str(folder), "sequence-classification", labels=("entailment", "neutral", "contradiction"))
+    assert loaded.id2label() == {0: "entailment", 1: "neutral", 2: "contradiction"}
+    assert load_checkpoint(str(folder), "sequence-classification", labels="a, b, c").id2label()[2] == "c"
+    with pytest.raises(CheckpointError, match="names 2 outputs but the head has 3"):
+        load_checkpoint(str(folder), "sequence-classification", labels=("0", "1"))
+
+
+def test_tokenizer_limit_fits_the_position_table(tmp_path: Path) -> None:
+    folder = tiny_xlmr(tmp_path, head="encoder")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("model_max_length", None)  # as tokenizers rebuilt from a sentencepiece file come
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    loaded = load_checkpoint(str(folder), "encoder")
+    assert loaded.tokenizer.model_max_length == 64  # 66 positions - padding offset
+    batch = loaded.tokenizer(["hello " * 200], truncation=True, return_tensors="pt")
+    assert _outputs(loaded.model, batch).shape[1] == 64

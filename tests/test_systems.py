@@ -177,3 +177,28 @@ def test_validate_reports_schema_errors(tmp_path: Path) -> None:
     problems = validate_file(path)
     assert len(problems) == 1 and problems[0].severity == "error" and "size" in str(problems[0])
 
+
+
+def test_validate_loads_non_hf_checkpoints(tmp_path: Path) -> None:
+    """A DCP checkpoint's head and labels are checked by loading it (its config names no head)."""
+    import torch.distributed.checkpoint as dcp
+    import transformers
+
+    hf = tiny_xlmr(tmp_path, head="sequence-classification", name="hf",
+                   id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(hf)
+    dcp.save({"model": model.state_dict()}, checkpoint_id=str(tmp_path / "dcp"), no_dist=True)
+    path = _write(tmp_path, """
+        systems:
+          s:
+            family: xlm-r
+            size: 1
+            checkpoints:
+              xnli: {source: ./dcp, tokenizer: ./hf, options: {config: ./hf}}
+              pawsx: {source: ./dcp, tokenizer: ./hf, options: {config: ./hf}}
+        """)
+    problems = {p.field: p for p in validate_file(path)}
+    assert set(problems) == {"checkpoints.xnli", "checkpoints.pawsx"} and "LABEL_0" in problems["checkpoints.xnli"].message
+    path.write_text(path.read_text().replace("xnli: {source: ./dcp,", "xnli: {labels: [entailment, neutral, contradiction], source: ./dcp,"))
+    problems = validate_file(path)
+    assert [p.field for p in problems] == ["checkpoints.pawsx"]  # 3 outputs cannot be PAW-X's 2 labels
