@@ -314,3 +314,18 @@ def test_unknown_mode_and_budget_are_refused(loaded):
         text2text.answer("classify", loaded, req, AdapterSettings(extra={"t2t_mode": "beam"}))
     with pytest.raises(ValueError, match="max_new_tokens='-3'"):
         text2text.answer("classify", loaded, req, AdapterSettings(extra={"max_new_tokens": "-3"}))
+
+
+def test_task_of_requests_without_an_lm_eval_task_name():
+    from lm_eval.api.instance import Instance
+
+    def bare(kind, args):
+        return Instance(kind, {}, args, 0)  # metadata (None, None, None), as built by hand in the API
+
+    assert text2text.task_of(bare("classify", ("a", "b", TASKS["pawsx"].labels))) == ("pawsx", "")
+    assert text2text.task_of(bare("tag", ("a", ("a",), TASKS["udpos"].labels))) == ("udpos", "")
+    assert text2text.task_of(request("extract_span", ("q", "c"), "xtreme-mlqa-hi")) == ("mlqa", "hi")
+    with pytest.raises(ValueError, match="cannot tell which XTREME task"):
+        text2text.task_of(bare("classify", ("a", "b", ("yes", "no"))))
+    with pytest.raises(ValueError, match="not 'generate_until'"):
+        text2text.answer("generate_until", None, [], AdapterSettings())
