@@ -2,64 +2,155 @@
 
 Padding every batch to the longest item *of that batch* after sorting by length is
 what makes encoder evaluation cheap (see docs/benchmarks.md): a fixed pad to 128
-costs ~5x on the CPU for Tatoeba-length sentences.
+costs ~5x on the CPU for Tatoeba-length sentences. Batches are also capped in
+padded tokens (:class:`harness_ext.adapters.autobatch.BatchPlan`), and a batch that
+runs out of memory is halved and retried instead of ending the run.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence, TypeVar
+import itertools
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_memory
 
 T = TypeVar("T")
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int, token_budget: int | None = None) -> list[list[int]]:
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Indices by decreasing length; equal lengths keep input order (stable)."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
+def _as_plan(batch_size: int | BatchPlan | None, token_budget: int | None) -> BatchPlan:
+    if isinstance(batch_size, BatchPlan):
+        return batch_size
+    if batch_size is None:
+        from harness_ext.adapters.autobatch import automatic_plan
+
+        plan = automatic_plan("cpu")
+        if token_budget is not None:
+            plan.token_budget = token_budget
+        return plan
+    return BatchPlan(batch_size=int(batch_size), token_budget=token_budget)
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int | BatchPlan, token_budget: int | None = None
+) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first.
 
     Longest first means an out-of-memory error happens on the first batch, not
     after an hour. With ``token_budget``, a batch also stops growing once
-    ``len(batch) * longest`` would exceed the budget.
+    ``len(batch) * longest`` would exceed the budget (a single over-long item
+    still gets a batch of its own).
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    plan = _as_plan(batch_size, token_budget)
+    order = longest_first(lengths)
     batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        candidate_longest = max(longest, lengths[i])
-        too_many = len(current) >= batch_size
-        too_big = token_budget is not None and current and (len(current) + 1) * candidate_longest > token_budget
-        if current and (too_many or too_big):
-            batches.append(current)
-            current, candidate_longest = [], lengths[i]
-        current.append(i)
-        longest = candidate_longest
-    if current:
-        batches.append(current)
+    pos = 0
+    while pos < len(order):
+        size = plan.size_for(lengths[order[pos]], len(order) - pos)
+        batches.append(order[pos : pos + size])
+        pos += size
     return batches
 
 
 def run_batched(
     items: Sequence[T],
     lengths: Sequence[int],
-    batch_size: int,
+    batch_size: int | BatchPlan | None,
     fn: Callable[[list[T]], list],
     *,
+    token_budget: int | None = None,
     desc: str | None = None,
     progress: bool = True,
 ) -> list:
-    """Apply ``fn`` to length-sorted batches; results come back in input order."""
+    """Apply ``fn`` to length-sorted batches; results come back in input order.
+
+    ``batch_size`` is a number, a :class:`BatchPlan` (e.g. from
+    :func:`harness_ext.adapters.autobatch.plan_for`) or None (the CPU automatic
+    plan). When ``fn`` runs out of memory on a batch of more than one item, the
+    plan's token budget is halved and the same items are retried in smaller
+    batches; the plan object keeps the smaller budget for later calls.
+    """
     from tqdm.auto import tqdm
 
+    plan = _as_plan(batch_size, token_budget)
+    order = longest_first(lengths)
     results: list = [None] * len(items)
-    batches = length_sorted_batches(lengths, batch_size)
-    for batch in tqdm(batches, desc=desc, disable=not progress or len(batches) < 2, leave=False):
-        outputs = fn([items[i] for i in batch])
-        if len(outputs) != len(batch):
-            raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} inputs")
-        for i, out in zip(batch, outputs):
-            results[i] = out
+    pos = 0
+    show = progress and len(items) > plan.batch_size
+    with tqdm(total=len(items), desc=desc, disable=not show, leave=False) as bar:
+        while pos < len(order):
+            longest = lengths[order[pos]]
+            batch = order[pos : pos + plan.size_for(longest, len(order) - pos)]
+            outputs = None
+            try:
+                outputs = fn([items[i] for i in batch])
+            except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OOM we can halve
+                if len(batch) == 1 or not is_oom(exc):
+                    raise
+            if outputs is None:  # out of memory: leave the except block first, so the batch's tensors are freed
+                release_device_memory()
+                plan.shrink(len(batch), len(batch) * max(1, longest))
+                continue
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} inputs")
+            for i, out in zip(batch, outputs):
+                results[i] = out
+            pos += len(batch)
+            bar.update(len(batch))
     return results
 
 
+def pad_columns(
+    columns: Mapping[str, Sequence[Sequence[int]]],
+    rows: Sequence[int],
+    pad_values: Mapping[str, int] | None = None,
+    attention_mask: bool = True,
+) -> dict[str, np.ndarray]:
+    """Right-pad the ragged token lists ``columns[key][row]`` of ``rows`` into int64 arrays.
+
+    One vectorised fill per key (no per-example Python beyond collecting the
+    lists), so padding costs microseconds next to the forward pass. Adds an
+    ``attention_mask`` unless ``columns`` has one or ``attention_mask=False``.
+    """
+    pad_values = pad_values or {}
+    first_key = next(iter(columns))
+    lengths = np.fromiter((len(columns[first_key][r]) for r in rows), dtype=np.int64, count=len(rows))
+    longest = int(lengths.max()) if len(rows) else 0
+    mask = np.arange(longest)[None, :] < lengths[:, None]
+    total = int(lengths.sum())
+    out: dict[str, np.ndarray] = {}
+    for key, column in columns.items():
+        array = np.full((len(rows), longest), pad_values.get(key, 0), dtype=np.int64)
+        array[mask] = np.fromiter(itertools.chain.from_iterable(column[r] for r in rows), dtype=np.int64, count=total)
+        out[key] = array
+    if attention_mask and "attention_mask" not in out:
+        out["attention_mask"] = mask.astype(np.int64)
+    return out
+
+
+def to_device(arrays: Mapping[str, np.ndarray], device: Any) -> dict[str, Any]:
+    """numpy batch -> torch tensors on ``device``; on CUDA through pinned memory with
+    non-blocking copies, so the copy overlaps the previous batch's kernels."""
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    out = {}
+    for key, value in arrays.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if cuda:
+            out[key] = tensor.pin_memory().to(device, non_blocking=True)
+        else:
+            out[key] = tensor.to(device) if str(device) != "cpu" else tensor
+    return out
+
+
 def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``seq`` of at most ``size`` items."""
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
