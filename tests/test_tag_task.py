@@ -49,7 +49,8 @@ def scores(task: TagTask, predictions: list[list[str]]) -> dict[str, float]:
     docs = list(task.test_docs())
     assert len(docs) == len(predictions)
     items = [task.process_results(doc, [pred]) for doc, pred in zip(docs, predictions)]
-    return {name: agg([item[name] for item in items]) for name, agg in task.aggregation().items()}
+    # like lm-eval, aggregate only the metrics the documents report ("unparsable" only for text2text)
+    return {name: agg([item[name] for item in items]) for name, agg in task.aggregation().items() if name in items[0]}
 
 
 @pytest.mark.parametrize("name", ["udpos", "panx"])
@@ -77,8 +78,8 @@ def test_requests_and_metric_names(mock_layout):
     (request,) = task.construct_requests(doc, "", metadata=("xtreme-panx-en", 0, 1))
     assert request.request_type == "tag"
     assert request.args == (" ".join(doc["words"]), tuple(doc["words"]), TASKS["panx"].labels)
-    assert set(task.aggregation()) == {"f1", "precision", "recall"}
-    assert set(make_task("udpos", "en", mock_layout).aggregation()) == {"f1", "token_acc"}
+    assert set(task.aggregation()) == {"f1", "precision", "recall", "unparsable"}
+    assert set(make_task("udpos", "en", mock_layout).aggregation()) == {"f1", "token_acc", "unparsable"}
 
 
 def test_panx_is_scored_over_the_corpus_not_averaged_per_sentence(tmp_path):

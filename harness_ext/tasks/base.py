@@ -67,7 +67,7 @@ class XtremeTask(ConfigurableTask):
         config["output_type"] = None
         config["process_results"] = _unused_process_results
         config["metric_list"] = [
-            {"metric": name, "aggregation": agg, "higher_is_better": True}
+            {"metric": name, "aggregation": agg, "higher_is_better": name != "unparsable"}
             for name, agg in self.metric_aggregations().items()
         ]
         super().__init__(config=config)
@@ -126,4 +126,4 @@ class XtremeTask(ConfigurableTask):
         return self._aggregation_list
 
     def higher_is_better(self) -> dict:
-        return {name: True for name in self._aggregation_list}
+        return {name: name != "unparsable" for name in self._aggregation_list}

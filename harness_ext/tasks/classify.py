@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
 from harness_ext.metrics.classification import accuracy
 from harness_ext.requests import classify_args
 from harness_ext.tasks.base import XtremeTask
@@ -25,7 +26,7 @@ class ClassifyTask(XtremeTask):
 
     def process_results(self, doc: dict, results: list) -> dict:
         (prediction,) = results
-        return {"acc": (prediction, doc["label"])}
+        return {"acc": (prediction, doc["label"]), **unparsable_item(prediction)}
 
     def metric_aggregations(self):
-        return {"acc": _accuracy_of_items}
+        return {"acc": _accuracy_of_items, "unparsable": count_unparsable}

@@ -18,6 +18,7 @@ import logging
 import math
 from typing import Callable, Sequence
 
+from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
 from harness_ext.metrics import mlqa as mlqa_metrics
 from harness_ext.metrics import squad as squad_metrics
 from harness_ext.reports.submission import predictions_dir, qa_prediction_map, write_qa_predictions
@@ -53,7 +54,7 @@ class SpanTask(XtremeTask):
         if not isinstance(prediction, str):
             raise TypeError(f"{doc['id']}: an extract_span answer must be a string, got {type(prediction).__name__}")
         em, f1 = self.score(prediction, doc["answers"]["text"], doc.get("lang") or self.language)
-        return {"em": (doc["id"], prediction, em), "f1": f1}
+        return {"em": (doc["id"], prediction, em), "f1": f1, **unparsable_item(prediction)}
 
     # ----------------------------------------------------------------- aggregation
     def _em_aggregation(self, items: list) -> float:
@@ -76,4 +77,4 @@ class SpanTask(XtremeTask):
         def mean_em(items: list) -> float:
             return task._em_aggregation(items)
 
-        return {"em": mean_em, "f1": _mean}
+        return {"em": mean_em, "f1": _mean, "unparsable": count_unparsable}

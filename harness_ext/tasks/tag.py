@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
 from harness_ext.metrics.tagging import span_prf, token_accuracy
 from harness_ext.requests import tag_args
 from harness_ext.tasks.base import XtremeTask
@@ -60,17 +61,17 @@ class TagTask(XtremeTask):
         return " ".join(doc["tags"])
 
     def process_results(self, doc: dict, results: list) -> dict:
-        (prediction,) = results
-        prediction = list(prediction)
+        (response,) = results
+        prediction = list(response)
         if len(prediction) != len(doc["words"]):
             raise ValueError(
                 f"{self.config.task} doc {doc['id']}: {len(prediction)} tags predicted for {len(doc['words'])} words"
             )
         item = (list(doc["tags"]), prediction)
-        return {name: item for name in self.spec.metrics}
+        return {**{name: item for name in self.spec.metrics}, **unparsable_item(response)}
 
     def metric_aggregations(self) -> dict[str, Callable[[list[Item]], float]]:
         unknown = [name for name in self.spec.metrics if name not in AGGREGATIONS]
         if unknown:
             raise ValueError(f"{self.spec.title}: no tagging aggregation for metrics {unknown}; known: {sorted(AGGREGATIONS)}")
-        return {name: AGGREGATIONS[name] for name in self.spec.metrics}
+        return {**{name: AGGREGATIONS[name] for name in self.spec.metrics}, "unparsable": count_unparsable}
