@@ -243,3 +243,15 @@ def test_cache_ignores_half_written_chunks(tmp_path):
     assert missing == [1]
     np.testing.assert_array_equal(vectors[[0, 2]], np.ones((2, 3)))
     assert json.loads((fresh.folder / "namespace.json").read_text())["layer"] == 1
+
+
+def test_cache_keys_ending_in_nul_bytes_are_found(tmp_path):
+    """Regression: keys stored as numpy 'S20' strings lost trailing NUL bytes (1 text in 256 never hit)."""
+    import hashlib
+
+    texts = [t for t in (f"sentence {i}" for i in range(5000)) if hashlib.sha1(t.encode()).digest()[-1] == 0][:3]
+    assert len(texts) == 3
+    EmbeddingCache(tmp_path).namespace({"path": "x"}).put(texts, np.eye(3, dtype=np.float32))
+    vectors, missing = EmbeddingCache(tmp_path).namespace({"path": "x"}).get(texts)
+    assert missing == []
+    np.testing.assert_array_equal(vectors, np.eye(3))

@@ -24,8 +24,12 @@ Pooling (``pooling=``):
   modules, and ``sentence_bert_config.json``'s ``max_seq_length``/``do_lower_case``).
 
 Every distinct text is embedded once; texts are tokenised once, sorted by length
-and padded per batch; hidden states are pooled in float32 whatever the model's
-dtype (fp16/bf16 on GPU). Vectors go through :mod:`harness_ext.retrieval.cache`,
+and padded per batch. A batch holds at most ``batch_size`` sentences (auto: 256 on
+CPU, 1024 on GPU) and at most ``max_batch_tokens`` padded tokens (default 4096 on
+CPU, 65536 on GPU), because sentence lengths are long-tailed: a count-only batch
+pads the few long sentences' batch to ~1.9x the real tokens on Tatoeba. Hidden
+states are pooled in float32 whatever the model's dtype (fp16/bf16 on GPU); a CUDA
+out-of-memory batch is split in two and retried. Vectors go through :mod:`harness_ext.retrieval.cache`,
 so a re-run does not embed again; with ``cache_layers=all`` in ``--model_args``
 every layer's pooled vector is stored from the same forward pass, so a later
 run with any other ``layer=`` (a layer sweep) does not embed either.
@@ -53,6 +57,11 @@ EMBED_FORMAT = 1
 POOLINGS = ("mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "st")
 #: texts embedded before their vectors are flushed to the cache (bounds memory with cache_layers=all)
 FLUSH_EVERY = 16384
+#: default padded tokens per batch (``max_batch_tokens=`` overrides): sentence lengths are long-tailed,
+#: so a count-only batch of 256 Tatoeba sentences pads ~1.9x; this budget keeps it ~1.15x (docs/retrieval.md)
+DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
+#: sentences per batch when ``batch_size`` is auto (None)
+DEFAULT_BATCH_SIZE = {"cpu": 256, "cuda": 1024}
 
 
 # --------------------------------------------------------------------------- layer / pooling
@@ -260,6 +269,10 @@ class Embedder:
         if cache_layers not in ("requested", "all"):
             raise ValueError(f"cache_layers={cache_layers!r}: use 'requested' or 'all'")
         self.all_layers = cache_layers == "all" and settings.use_cache
+        kind = "cuda" if str(self.device).startswith("cuda") else "cpu"
+        self.batch_size = int(settings.batch_size or DEFAULT_BATCH_SIZE[kind])
+        budget = settings.extra.get("max_batch_tokens")
+        self.token_budget = int(budget) if budget not in (None, "") else DEFAULT_TOKEN_BUDGET[kind]
         self.cache = EmbeddingCache(settings.cache_dir) if settings.use_cache else None
         self._identity: dict | None = None
         #: forward passes run (tests count them to prove cache hits)
@@ -317,8 +330,7 @@ class Embedder:
         encoding = self.tokenizer(inputs, truncation=True, max_length=self.max_length, padding=False)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
         lengths = [len(ids) for ids in encoding["input_ids"]]
-        batch_size = self.settings.batch_size or (128 if str(self.device).startswith("cuda") else 32)
-        batches = length_sorted_batches(lengths, batch_size)
+        batches = length_sorted_batches(lengths, self.batch_size, self.token_budget)
         layers = self._layers_to_pool()
         result: np.ndarray | None = None
         pending: list[int] = []
@@ -387,7 +399,7 @@ def embedder_for(loaded: Any, settings: AdapterSettings) -> Embedder:
     """
     key = "_embedder:" + repr((settings.layer, settings.pooling, settings.max_length, settings.cache_dir,
            settings.use_cache, settings.dtype, settings.device, settings.batch_size,
-           str(settings.extra.get("cache_layers", "requested"))))
+           str(settings.extra.get("cache_layers", "requested")), str(settings.extra.get("max_batch_tokens"))))
     memo = getattr(loaded, "extra", None)
     if not isinstance(memo, dict):
         return Embedder(loaded, settings)

@@ -133,12 +133,16 @@ class CacheNamespace:
                 keys = np.load(keys_file)
             except (OSError, ValueError) as err:  # unreadable chunk: ignore it, it will be re-embedded
                 log.warning("embedding cache: skipping unreadable %s (%s)", keys_file, err)
+                self._seen_files.add(keys_file.name)
                 continue
             self._seen_files.add(keys_file.name)
             chunk = len(self._chunks)
             self._chunks.append(keys_file.with_name(keys_file.name.replace(".keys.npy", ".vectors.npy")))
+            if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
+                log.warning("embedding cache: skipping %s (not a %d-byte key table)", keys_file, KEY_BYTES)
+                continue
             for row, key in enumerate(keys):
-                self._index.setdefault(bytes(key), (chunk, row))
+                self._index.setdefault(key.tobytes(), (chunk, row))
 
     def __len__(self) -> int:
         return len(self._index)
@@ -185,7 +189,8 @@ class CacheNamespace:
         meta = self.folder / "namespace.json"
         if not meta.exists():
             _atomic_write_bytes(meta, json.dumps(dict(self.key), indent=1, sort_keys=True, default=str).encode())
-        keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=f"S{KEY_BYTES}")
+        # raw bytes as uint8 rows: a numpy "S20" string would drop a digest's trailing NUL bytes
+        keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=np.uint8).reshape(len(texts), KEY_BYTES)
         name = uuid.uuid4().hex
         _atomic_save(self.folder / f"{name}.vectors.npy", vectors)
         _atomic_save(self.folder / f"{name}.keys.npy", keys)
