@@ -33,6 +33,9 @@ BACKENDS: tuple[str, ...] = ("auto", "cpu", "gpu", "torch")
 #: queries per block; 65536 x k results is small, and faiss itself tiles the
 #: query x database product internally, so this only bounds our own buffers
 DEFAULT_BLOCK_SIZE = 65536
+#: torch backend: most query x database similarities computed at once (float32: 256 MiB);
+#: measured (bench/bench_retrieval_scale.py, docs/benchmarks.md): N=20k x 20k peaked at 1.8 GiB before
+TORCH_MAX_SCORES = 1 << 26
 
 
 def as_float32(x: np.ndarray) -> np.ndarray:
@@ -142,11 +145,17 @@ class FlatIndex:
             return self._index.search(block, k)
         import torch
 
+        # queries x database scores exist only TORCH_MAX_SCORES at a time: a whole 65536-query
+        # block against 50k vectors would be a 13 GB matrix (rows are independent, results identical)
+        rows = max(1, TORCH_MAX_SCORES // max(1, len(self)))
+        values, indices = [], []
         with torch.no_grad():
-            q = torch.from_numpy(block).to(self._torch_db.device)
-            sims = q @ self._torch_db.T
-            top = torch.topk(sims, k, dim=1, largest=True, sorted=True)
-        return top.values.cpu().numpy(), top.indices.cpu().numpy().astype(np.int64)
+            for start in range(0, len(block), rows):
+                q = torch.from_numpy(block[start : start + rows]).to(self._torch_db.device)
+                top = torch.topk(q @ self._torch_db.T, k, dim=1, largest=True, sorted=True)
+                values.append(top.values.cpu().numpy())
+                indices.append(top.indices.cpu().numpy().astype(np.int64))
+        return np.concatenate(values), np.concatenate(indices)
 
 
 def knn(
