@@ -209,3 +209,21 @@ def test_tokenizer_limit_fits_the_position_table(tmp_path: Path) -> None:
     assert loaded.tokenizer.model_max_length == 64  # 66 positions - padding offset
     batch = loaded.tokenizer(["hello " * 200], truncation=True, return_tensors="pt")
     assert _outputs(loaded.model, batch).shape[1] == 64
+
+
+def test_device_map_places_the_model_with_accelerate(tmp_path):
+    """Large-model path: device_map/max_memory reach from_pretrained, bf16 at load time.
+    (transformers 5 sets ``hf_device_map`` only for a real multi-device split, which needs GPUs.)"""
+    import torch
+
+    from harness_ext.adapters.xtreme_lm import parse_max_memory
+    from harness_ext.backends import load_checkpoint
+
+    path = tiny_xlmr(tmp_path, head="sequence-classification")
+    loaded = load_checkpoint(str(path), "sequence-classification", dtype="bfloat16",
+                             device_map="cpu", max_memory=parse_max_memory("cpu:2GiB"))
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    with torch.no_grad():
+        logits = loaded.model(**loaded.tokenizer(["hello world"], return_tensors="pt")).logits
+    assert logits.shape == (1, 3) and torch.isfinite(logits.float()).all()
+    assert parse_max_memory("0:70GiB;1:70GiB;cpu:200GiB") == ((0, "70GiB"), (1, "70GiB"), ("cpu", "200GiB"))

@@ -89,6 +89,20 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     return dtype
 
 
+def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
+    """``"0:70GiB;1:70GiB;cpu:200GiB"`` -> ``((0, "70GiB"), (1, "70GiB"), ("cpu", "200GiB"))``."""
+    pairs = []
+    for part in str(value).replace(",", ";").split(";"):
+        if not part.strip():
+            continue
+        device, _, amount = part.partition(":")
+        if not amount:
+            raise ValueError(f"--model_args max_memory={value!r}: expected DEVICE:AMOUNT pairs like 0:70GiB;1:70GiB")
+        device = device.strip()
+        pairs.append((int(device) if device.isdigit() else device, amount.strip()))
+    return tuple(pairs)
+
+
 @functools.lru_cache(maxsize=None)
 def is_text_to_text(source: str) -> bool:
     """Whether ``source`` is an encoder-decoder LM (T5/mT5/mT0/BART-like) rather than an encoder."""
@@ -134,6 +148,8 @@ class XtremeLM(LM):
         keep_loaded: int | str = 2,
         head: str | None = None,
         templates: str | None = None,
+        device_map: str | None = None,
+        max_memory: str | None = None,
         trust_remote_code: bool | str = False,
         **extra: Any,
     ) -> None:
@@ -150,6 +166,10 @@ class XtremeLM(LM):
         self.load_options: dict[str, Any] = {"trust_remote_code": _as_bool(trust_remote_code)}
         if tokenizer:
             self.load_options["tokenizer"] = tokenizer
+        if device_map:  # large models: accelerate places the layers over all GPUs (e.g. device_map=auto)
+            self.load_options["device_map"] = device_map
+        if max_memory:  # "0:70GiB;1:70GiB" -> hashable tuple, dict for transformers in the backend
+            self.load_options["max_memory"] = parse_max_memory(max_memory)
         self._collectives = None
         if launched_world_size() > 1:
             self._collectives = Collectives(cpu=str(device or "").startswith("cpu"))

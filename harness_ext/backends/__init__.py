@@ -98,13 +98,16 @@ def load_checkpoint(
     chosen = get_backend(name)
     target = source if not Path(source).expanduser().exists() else str(Path(source).expanduser())
     labels = options.pop("labels", None)
+    if options.get("device_map") is not None:
+        options.setdefault("dtype", _DTYPES[str(dtype).removeprefix("torch.")])
     model, tokenizer = chosen.loader(target, head, **_options_for(chosen.loader, options, source, name))
     if labels:
         set_labels(model, labels, source)
     check_vocab(model, tokenizer, source)
     fit_tokenizer_length(model, tokenizer)
     model.eval()
-    model.to(device=device, dtype=_torch_dtype(dtype, source))
+    if not getattr(model, "hf_device_map", None):  # one placed by accelerate stays where it was put
+        model.to(device=device, dtype=_torch_dtype(dtype, source))
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, source=source, backend=name, head=head)
 
 

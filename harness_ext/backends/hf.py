@@ -46,6 +46,9 @@ def load_hf(
     tokenizer: str | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    device_map: str | dict | None = None,
+    max_memory: dict | tuple | None = None,
+    dtype: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a transformers folder or hub id with the class for ``head``."""
     from transformers import AutoConfig
@@ -63,7 +66,12 @@ def load_hf(
     check_saved_head(config, head, where)
     cls = model_class(config, head)
     try:
-        model, info = cls.from_pretrained(source, config=config, output_loading_info=True, **hub)
+        placement: dict[str, Any] = {}
+        if dtype is not None:  # no float32 copy of a 13B model on the way to bf16
+            placement["dtype"] = dtype
+        if device_map is not None:  # accelerate spreads the layers over the GPUs (and CPU)
+            placement.update(device_map=device_map, max_memory=dict(max_memory) if max_memory else None)
+        model, info = cls.from_pretrained(source, config=config, output_loading_info=True, **placement, **hub)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors/torch/zip errors on bad files
