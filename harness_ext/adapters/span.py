@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import run_batched
 from harness_ext.adapters.settings import AdapterSettings
 
@@ -299,7 +300,8 @@ def window_logits(loaded: Any, windows: Windows, settings: AdapterSettings) -> l
         return [(starts[r, : len(f["input_ids"])], ends[r, : len(f["input_ids"])]) for r, f in enumerate(batch)]
 
     lengths = [len(f["input_ids"]) for f in windows.features]
-    return run_batched(windows.features, lengths, settings.batch_size or 32, run, desc="extract_span")
+    # batch_size=None: automatic plan (on CPU ~5 windows of 384 tokens per batch, not 32: see docs/benchmarks.md)
+    return run_batched(windows.features, lengths, plan_for(loaded, settings), run, desc="extract_span")
 
 
 def _pair(request: Any) -> tuple[str, str]:
