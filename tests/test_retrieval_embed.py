@@ -255,3 +255,13 @@ def test_cache_keys_ending_in_nul_bytes_are_found(tmp_path):
     vectors, missing = EmbeddingCache(tmp_path).namespace({"path": "x"}).get(texts)
     assert missing == []
     np.testing.assert_array_equal(vectors, np.eye(3))
+
+
+def test_long_texts_are_cut_to_the_position_table(tmp_path):
+    """A tiny XLM-R with 66 position rows (64 usable): a 300-word text is truncated, not a crash."""
+    xlmr = load_checkpoint(str(tiny_xlmr(tmp_path, head="encoder")), "encoder")
+    embedder = Embedder(xlmr, settings())
+    assert embedder.max_length == 64
+    long_text = " ".join(["hello world this is a test"] * 50)
+    vectors = embedder.embed([long_text, "hello"])
+    assert np.isfinite(vectors).all()

@@ -75,6 +75,21 @@ def num_blocks(model: Any) -> int:
     raise ValueError(f"cannot tell how many layers {type(model).__name__} has (no num_hidden_layers in its config)")
 
 
+def position_limit(model: Any) -> int | None:
+    """Longest input the model's position table allows (None: relative positions, e.g. T5).
+
+    RoBERTa-family tables reserve ``pad_token_id + 1`` leading rows (514 rows -> 512 tokens).
+    """
+    config = getattr(model, "config", None)
+    rows = getattr(config, "max_position_embeddings", None)
+    if not isinstance(rows, int) or getattr(config, "position_embedding_type", "absolute") not in ("absolute", None):
+        return None
+    model_type = str(getattr(config, "model_type", ""))
+    if "roberta" in model_type or model_type == "camembert":
+        rows -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+    return rows
+
+
 def hidden_state_index(layer: int | None, blocks: int) -> int:
     """Our ``layer`` (official convention, see the module docstring) -> index into ``hidden_states``."""
     if layer is None:
@@ -263,8 +278,8 @@ class Embedder:
         self.hidden_index = hidden_state_index(settings.layer, self.blocks)
         self.device = settings.device
         self.plan = pooling_plan(settings.pooling, getattr(loaded, "source", None), self.device)
-        limit = getattr(self.tokenizer, "model_max_length", 512) or 512
-        self.max_length = int(settings.max_length or self.plan.max_length or min(limit, 512))
+        limits = [512, getattr(self.tokenizer, "model_max_length", None), position_limit(model)]
+        self.max_length = int(settings.max_length or self.plan.max_length or min(x for x in limits if x))
         cache_layers = str(settings.extra.get("cache_layers", "requested")).lower()
         if cache_layers not in ("requested", "all"):
             raise ValueError(f"cache_layers={cache_layers!r}: use 'requested' or 'all'")

@@ -52,11 +52,8 @@ def unique_texts(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 def first_occurrence_rows(inverse: np.ndarray) -> np.ndarray:
     """Row of the first occurrence of each unique item (for picking its vector)."""
-    n_unique = int(inverse.max()) + 1 if len(inverse) else 0
-    rows = np.full(n_unique, -1, dtype=np.int64)
-    for row in range(len(inverse) - 1, -1, -1):  # last write wins = first occurrence
-        rows[inverse[row]] = row
-    return rows
+    _, rows = np.unique(np.asarray(inverse, dtype=np.int64), return_index=True)
+    return rows.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- margin mining
