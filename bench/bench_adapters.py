@@ -101,7 +101,7 @@ def bench_classify(args: argparse.Namespace) -> list[str]:
     from harness_ext.adapters import classify
     from harness_ext.adapters.settings import AdapterSettings
 
-    loaded = c.minilm_with_head("sequence-classification", XNLI, device=args.device)
+    loaded = c.minilm_with_head("sequence-classification", XNLI, device=args.device, size=args.size)
     c.set_dtype(loaded, args.dtype)
     texts = c.tatoeba_english(args.data, args.n_classify)
     requests = [c.Request(t, "", tuple(XNLI.values())) for t in texts]
@@ -145,7 +145,7 @@ def bench_tag(args: argparse.Namespace) -> list[str]:
     from harness_ext.adapters.settings import AdapterSettings
 
     id2label = dict(enumerate(UPOS))
-    loaded = c.minilm_with_head("token-classification", id2label, device=args.device)
+    loaded = c.minilm_with_head("token-classification", id2label, device=args.device, size=args.size)
     c.set_dtype(loaded, args.dtype)
     sentences = c.ud_sentences(args.data, args.n_tag)
     requests = [c.Request(" ".join(w), tuple(w), UPOS) for w in sentences]
@@ -204,7 +204,7 @@ def bench_qa(args: argparse.Namespace) -> list[str]:
     from harness_ext.adapters import span
     from harness_ext.adapters.settings import AdapterSettings
 
-    loaded = c.minilm_with_head("question-answering", device=args.device)
+    loaded = c.minilm_with_head("question-answering", device=args.device, size=args.size)
     c.set_dtype(loaded, args.dtype)
     pairs = c.xquad_pairs(args.data, args.n_qa)
     requests = [c.Request(q, ctx) for q, ctx in pairs]
@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch threads (1: the 2 shared cores of the dev machine; use all cores on a quiet machine)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--size", default="minilm", choices=tuple(c.SIZES),
+                        help="minilm: the real all-MiniLM-L6-v2 encoder; large: XLM-R-large-sized random encoder (GPU)")
     parser.add_argument("--padded", action="store_true", help="also time fixed padding to 128 (classify) / floor-64 (qa)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the per-example pipeline contender")
     parser.add_argument("--data", type=Path, default=c.DEFAULT_DATA, help="folder with tatoeba/, udpos/, xquad/")

@@ -175,12 +175,12 @@ def bench_search_and_mine(args: argparse.Namespace) -> list[str]:
         shared: dict[str, Any] = {}
 
         def ours_search() -> None:
-            index = FlatIndex(y, backend="cpu")
+            index = FlatIndex(y, backend=args.search_backend)
             shared["fwd"] = Neighbours.search(x, index, args.k)
 
         cases: dict[str, Callable[[], Any]] = {"faiss FlatIndex (ours)": ours_search}
         if not args.no_torch:
-            cases["torch matmul+topk"] = lambda: torch_knn(x, y, args.k)
+            cases["torch matmul+topk"] = lambda: torch_knn(x, y, args.k, device=args.torch_device)
         if "search" in parts or "mine" in parts:
             timings = c.measure(cases, args.rounds)
             for name, t in timings.items():
@@ -188,7 +188,7 @@ def bench_search_and_mine(args: argparse.Namespace) -> list[str]:
                 result[f"search {name} wall"] = t.best_wall
         if "mine" in parts:
             fwd = shared["fwd"]
-            bwd = Neighbours.search(y, FlatIndex(x, backend="cpu"), args.k)
+            bwd = Neighbours.search(y, FlatIndex(x, backend=args.search_backend), args.k)
             margin_cases: dict[str, Callable[[], Any]] = {"margin ours (vectorised)": lambda: our_margin(fwd, bwd)}
             if n <= args.official_max:
                 margin_cases["margin official-style loop"] = lambda: official_style_margin(
@@ -198,7 +198,7 @@ def bench_search_and_mine(args: argparse.Namespace) -> list[str]:
                 result[f"{name} cpu"] = t.best_cpu
                 result[f"{name} wall"] = t.best_wall
             if not checked and n <= args.official_max:
-                mined = mine(x, y, k=args.k, backend="cpu")
+                mined = mine(x, y, k=args.k, backend=args.search_backend)
                 official = official_style_margin(x, y, fwd.indices, fwd.mean, bwd.indices, bwd.mean)
                 same = sorted(zip(mined.src.tolist(), mined.trg.tolist())) == sorted((s, t) for s, t, _ in official)
                 lines.append(f"N={n}: mining.mine end to end -> {len(mined.src)} pairs; "
@@ -212,55 +212,58 @@ def bench_search_and_mine(args: argparse.Namespace) -> list[str]:
 
 def report_scaling(rows: list[tuple[int, dict[str, float], float]], args: argparse.Namespace) -> list[str]:
     lines = []
+    # on a GPU, CPU time says nothing about the search: use wall time there
+    clock = "wall" if args.search_backend == "gpu" or str(args.torch_device).startswith("cuda") else "cpu"
     order = ["search faiss FlatIndex (ours)", "search torch matmul+topk", "margin ours (vectorised)",
              "margin official-style loop"]
     present = {key.rsplit(" ", 1)[0] for _, result, _ in rows for key in result}
     names = [name for name in order if name in present]
     header = f"    {'N':>8s} " + " ".join(f"{name[:30]:>31s}" for name in names) + f" {'peak RSS MiB':>13s}"
-    lines.append("cpu seconds (wall in brackets):")
+    lines.append(f"{clock} seconds (the other clock in brackets):")
     lines.append(header)
     for n, result, rss in rows:
         cells = []
         for name in names:
-            if f"{name} cpu" in result:
-                cells.append(f"{result[f'{name} cpu']:>19.2f} ({result[f'{name} wall']:8.2f})")
+            if f"{name} {clock}" in result:
+                other = 'wall' if clock == 'cpu' else 'cpu'
+                cells.append(f"{result[f'{name} {clock}']:>19.2f} ({result[f'{name} {other}']:8.2f})")
             else:
                 cells.append(f"{'-':>31s}")
         lines.append(f"    {n:>8d} " + " ".join(f"{cell:>31s}" for cell in cells) + f" {rss:>13.0f}")
     sizes = [n for n, _, _ in rows]
     for name in names:
-        points = [(n, result[f"{name} cpu"]) for n, result, _ in rows if f"{name} cpu" in result]
+        points = [(n, result[f"{name} {clock}"]) for n, result, _ in rows if f"{name} {clock}" in result]
         if len(points) >= 2:
             p = fit_exponent([a for a, _ in points], [b for _, b in points])
             lines.append(f"growth of {name}: time ~ N^{p:.2f} over N={points[0][0]}..{points[-1][0]}")
     search_name = "search faiss FlatIndex (ours)"
     largest = rows[-1]
     n_max = largest[0]
-    if f"{search_name} cpu" in largest[1]:
-        t = largest[1][f"{search_name} cpu"]
+    if f"{search_name} {clock}" in largest[1]:
+        t = largest[1][f"{search_name} {clock}"]
         flops = 2.0 * n_max * n_max * args.dim
-        lines.append(f"faiss at N={n_max}: {flops / t / 1e9:.0f} GFLOP/cpu-s ({args.threads} thread(s))")
+        lines.append(f"faiss at N={n_max}: {flops / t / 1e9:.0f} GFLOP/{clock}-s ({args.threads} thread(s))")
         scale = (BUCC_N / n_max) ** 2 * (BUCC_DIM / args.dim)
         est_search = 2 * t * scale  # both directions
-        margin = largest[1].get("margin ours (vectorised) cpu")
+        margin = largest[1].get(f"margin ours (vectorised) {clock}")
         est_margin = margin * BUCC_N / n_max if margin else 0.0
         lines.append(
             f"EXTRAPOLATION (not measured): BUCC-size mining, {BUCC_N} x {BUCC_N}, d={BUCC_DIM}, both directions: "
-            f"2 x {t:.1f} s x ({BUCC_N}/{n_max})^2 x ({BUCC_DIM}/{args.dim}) = {est_search:,.0f} cpu-s of search "
-            f"(~{est_search / 3600:.1f} h on one core, ~{est_search / 2 / 3600:.1f} h on both cores if faiss scales "
-            f"linearly) + ~{est_margin:.1f} s of margin stage (linear in N); the official loop's margin stage "
-            + (f"~{largest[1]['margin official-style loop cpu'] * BUCC_N / n_max:.0f} s"
-               if "margin official-style loop cpu" in largest[1] else "(not timed at this N)")
+            f"2 x {t:.1f} s x ({BUCC_N}/{n_max})^2 x ({BUCC_DIM}/{args.dim}) = {est_search:,.0f} {clock}-s of search "
+            f"(~{est_search / 3600:.1f} h at {args.threads} thread(s) and this throughput) "
+            f"+ ~{est_margin:.1f} s of margin stage (linear in N); the official loop's margin stage "
+            + (f"~{largest[1][f'margin official-style loop {clock}'] * BUCC_N / n_max:.0f} s"
+               if f"margin official-style loop {clock}" in largest[1] else "(not timed at this N)")
             + ". Memory: two 400k x 1024 float32 sides = 3.1 GiB (+ faiss's own copy of each database)."
         )
     torch_name = "search torch matmul+topk"
-    ratios = [(n, r[f"{torch_name} cpu"] / r[f"{search_name} cpu"]) for n, r, _ in rows
-              if f"{torch_name} cpu" in r and f"{search_name} cpu" in r]
+    ratios = [(n, r[f"{torch_name} {clock}"] / r[f"{search_name} {clock}"]) for n, r, _ in rows
+              if f"{torch_name} {clock}" in r and f"{search_name} {clock}" in r]
     if ratios:
-        lines.append("faiss speed-up over torch matmul+topk (cpu time): "
+        lines.append(f"faiss speed-up over torch matmul+topk ({clock} time): "
                      + ", ".join(f"N={n}: {ratio:.2f}x" for n, ratio in ratios))
-    official = [(n, r["margin official-style loop cpu"] / r["margin ours (vectorised) cpu"]) for n, r, _ in rows
-                if "margin official-style loop cpu" in r]
+    official = [(n, r[f"margin official-style loop {clock}"] / r[f"margin ours (vectorised) {clock}"]) for n, r, _ in rows
+                if f"margin official-style loop {clock}" in r]
     if official:
         lines.append("margin stage, ours vs official-style loop: "
                      + ", ".join(f"N={n}: {ratio:.0f}x faster" for n, ratio in official))
@@ -283,6 +286,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="largest N for the official-style Python margin loop")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch matmul+topk contender")
     parser.add_argument("--device", default="cpu", help="device for the embedding part")
+    parser.add_argument("--search-backend", default="cpu", choices=("cpu", "gpu"),
+                        help="FlatIndex backend (gpu: faiss GPU build, database sharded over all GPUs)")
+    parser.add_argument("--torch-device", default="cpu", help="device of the torch matmul+topk contender")
     parser.add_argument("--data", type=Path, default=c.DEFAULT_DATA)
     args = parser.parse_args(argv)
     args.parts = [p.strip() for p in args.parts.split(",")]
