@@ -112,7 +112,7 @@ def test_tatoeba_36_languages_through_lm_eval_cli_and_cache(minilm_path, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("XTREME_FULL_TATOEBA") != "1",
-                    reason="the full 36-language Tatoeba run (~72k sentences) takes ~20+ min on 2 CPU cores; "
+                    reason="the full 36-language Tatoeba run (63k sentences) took 12-15 min on 2 shared CPU cores; "
                            "set XTREME_FULL_TATOEBA=1 to run it (timings in docs/retrieval.md)")
 def test_full_tatoeba_through_lm_eval_cli_and_cache(minilm_path, tmp_path, capsys):
     run_twice(minilm_path, tmp_path, None, capsys)
