@@ -341,3 +341,19 @@ def test_lm_eval_ls_lists_xtreme_groups_without_include_path(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for name in TASK_ORDER:
         assert f"|{TASKS[name].group} " in done.stdout.replace("| ", "|"), TASKS[name].group
+
+
+def test_lm_eval_cli_defaults_do_not_cripple_the_model(tmp_path, minilm_path):
+    """lm-eval always passes device=cuda-ish defaults and batch_size=1: a CPU machine falls
+    back to the CPU, and the implicit 1 becomes the automatic plan (model_args still win)."""
+    import torch
+
+    from harness_ext.adapters.xtreme_lm import XtremeLM
+
+    lm = XtremeLM.create_from_arg_string(f"pretrained={minilm_path}", {"batch_size": 1, "device": "cuda"})
+    assert lm.settings.batch_size is None
+    assert lm.settings.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    forced = XtremeLM.create_from_arg_string(f"pretrained={minilm_path},batch_size=1", {"batch_size": 1})
+    assert forced.settings.batch_size == 1
+    chosen = XtremeLM.create_from_arg_string(f"pretrained={minilm_path}", {"batch_size": "16"})
+    assert chosen.settings.batch_size == 16

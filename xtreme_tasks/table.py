@@ -85,6 +85,17 @@ TATOEBA_CODES = {
     "th": "tha", "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
 }
 
+#: every language of LASER's Tatoeba test set (three-letter codes, as in its file names)
+LASER_LANGUAGES: tuple[str, ...] = tuple(
+    "afr amh ang ara arq arz ast awa aze bel ben ber bos bre bul cat cbk ceb ces cha cmn cor csb cym "
+    "dan deu dsb dtp ell epo est eus fao fin fra fry gla gle glg gsw heb hin hrv hsb hun hye ido ile "
+    "ina ind isl ita jav jpn kab kat kaz khm kor kur kzj lat lfn lit lvs mal mar max mhr mkd mon nds "
+    "nld nno nob nov oci orv pam pes pms pol por ron rus slk slv spa sqi srp swe swg swh tam tat tel "
+    "tgl tha tuk tur tzl uig ukr urd uzb vie war wuu xho yid yue zsm".split()
+)
+#: LASER languages outside XTREME's 36: Tatoeba's extra group ``xtreme-tatoeba-all`` (112 in all)
+LASER_EXTRA: tuple[str, ...] = tuple(c for c in LASER_LANGUAGES if c not in set(TATOEBA_CODES.values()))
+
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
@@ -141,7 +152,9 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="tatoeba", title="Tatoeba", category="retrieval", request_kind="embed",
             languages=tuple(sorted(TATOEBA_CODES)),
+            extra_languages=LASER_EXTRA,
             metrics=("acc", "acc_reverse"), score_metrics=("acc",),
+            notes="extra languages use LASER's three-letter codes (xtreme-tatoeba-ast, ...)",
         ),
     )
 }

@@ -75,6 +75,19 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _usable_device(device: str | None) -> str:
+    """``device`` if this machine has it; lm-eval's default ``cuda`` falls back to the CPU."""
+    if not device:
+        return _default_device()
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            log.warning("xtreme: device %s requested but torch sees no CUDA GPU; running on the CPU", device)
+            return "cpu"
+    return str(device)
+
+
 def _resolve_dtype(dtype: str | None, device: str) -> str:
     if dtype in (None, "", "auto"):
         import torch
@@ -177,7 +190,7 @@ class XtremeLM(LM):
             self._world_size = self._collectives.world_size
             device = self._collectives.device
             log.warning("xtreme: data parallel, rank %d of %d on %s", self._rank, self._world_size, device)
-        device = device or _default_device()
+        device = _usable_device(device)
         batch = None if str(batch_size).startswith("auto") else _as_int(batch_size, "batch_size")
         self.settings = AdapterSettings(
             device=device,
@@ -214,6 +227,12 @@ class XtremeLM(LM):
         """``--model_args`` win over lm-eval's own ``--batch_size``/``--device`` (which
         lm-eval always passes, batch size 1 by default) instead of clashing with them."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        if str(extra.get("batch_size")) == "1":
+            # lm-eval's CLI passes batch_size=1 whenever --batch_size is not given; for
+            # encoders that is ~10x slower than the automatic plan, so it means "auto" here
+            # (batch_size=1 in --model_args is honoured as given).
+            log.info("xtreme: lm-eval's batch size 1 -> automatic batch size (set batch_size= in --model_args to force one)")
+            extra["batch_size"] = "auto"
         return cls(**arg_dict, **extra)
 
     @classmethod

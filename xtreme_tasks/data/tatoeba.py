@@ -19,18 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, require_file
-from xtreme_tasks.table import HUB_DATASET, TATOEBA_CODES
+from xtreme_tasks.table import HUB_DATASET, LASER_EXTRA, LASER_LANGUAGES, TATOEBA_CODES  # noqa: F401
 
-#: every language of LASER's Tatoeba test set (three-letter codes, as in the file names)
-LASER_LANGUAGES: tuple[str, ...] = tuple(
-    "afr amh ang ara arq arz ast awa aze bel ben ber bos bre bul cat cbk ceb ces cha cmn cor csb cym "
-    "dan deu dsb dtp ell epo est eus fao fin fra fry gla gle glg gsw heb hin hrv hsb hun hye ido ile "
-    "ina ind isl ita jav jpn kab kat kaz khm kor kur kzj lat lfn lit lvs mal mar max mhr mkd mon nds "
-    "nld nno nob nov oci orv pam pes pms pol por ron rus slk slv spa sqi srp swe swg swh tam tat tel "
-    "tgl tha tuk tur tzl uig ukr urd uzb vie war wuu xho yid yue zsm".split()
-)
-#: LASER languages outside XTREME's 36 (candidates for an extra, unscored group)
-LASER_EXTRA: tuple[str, ...] = tuple(c for c in LASER_LANGUAGES if c not in set(TATOEBA_CODES.values()))
 SPLITS = ("test", "validation", "dev")
 
 
