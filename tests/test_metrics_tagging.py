@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness_ext.metrics.tagging import corpus_entities, get_entities, span_prf, token_accuracy
+from harness_ext.reports.official import read_tags
 
 MOCK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xtreme_mock"
 
@@ -93,17 +94,7 @@ def test_differs_from_seqeval_1x_on_sentence_final_x():
     assert _seqeval1_f1(gold, pred) == pytest.approx(200 / 3)
 
 
-def _read_tag(path: Path) -> list[list[str]]:
-    sentences, current = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            current.append(line.strip())
-        else:
-            sentences.append(current)
-            current = []
-    if current:
-        sentences.append(current)
-    return sentences
+_read_tag = read_tags  # the official scorer's reader of one-tag-per-line files
 
 
 def test_official_udpos_mock_number_needs_0012_semantics():

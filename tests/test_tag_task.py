@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness_ext.tasks.tag import TagTask
+from harness_ext.reports.official import read_tags
 from xtreme_tasks.table import TASKS, get_task
 
 MOCK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xtreme_mock"
@@ -14,18 +15,7 @@ MOCK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xtreme_
 OFFICIAL_MOCK = {"udpos": 70.21746048354693, "panx": 57.50793650793652}
 
 
-def read_tag(path: Path) -> list[list[str]]:
-    """One tag per line, a blank line between sentences (evaluate.py's read_tag)."""
-    sentences, current = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            current.append(line.strip())
-        else:
-            sentences.append(current)
-            current = []
-    if current:
-        sentences.append(current)
-    return sentences
+read_tag = read_tags  # the official scorer's reader of one-tag-per-line files
 
 
 @pytest.fixture(scope="module")
