@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from harness_ext.adapters.batching import chunks, run_batched
+from harness_ext.adapters.batching import chunks, pad_columns, run_batched, to_device
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -283,11 +283,14 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     windows = _make_windows(tokenizer, sentences, lengths, max_length, min(settings.stride, capacity // 2))
     device = next(model.parameters()).device
     n_out = int(model.config.num_labels)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     @torch.inference_mode()
     def predict(batch: list[_Window]) -> list[list[int]]:
-        padded = tokenizer.pad([w.features for w in batch], return_tensors="pt")
-        logits = model(**{k: v.to(device) for k, v in padded.items()}).logits
+        # numpy padding: tokenizer.pad spent ~0.15 s per 1000 UD sentences converting lists (bench_adapters)
+        columns = {k: [w.features[k] for w in batch] for k in batch[0].features}
+        padded = pad_columns(columns, range(len(batch)), {"input_ids": pad_id})
+        logits = model(**to_device(padded, device)).logits
         if logits.shape[-1] != n_out:
             raise ValueError(f"{_config_path(loaded)}: head has {logits.shape[-1]} outputs but num_labels={n_out}")
         out = []
