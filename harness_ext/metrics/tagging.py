@@ -28,7 +28,7 @@ from typing import Sequence
 
 Span = tuple[str, int, int]
 
-# Transitions taken verbatim from seqeval 0.0.12's end_of_chunk / start_of_chunk.
+# The chunk-boundary rules of seqeval 0.0.12 (its end_of_chunk / start_of_chunk), written as tables.
 _ENDS_AFTER = {"E", "S"}
 _END_PAIRS = {("B", "B"), ("B", "S"), ("B", "O"), ("I", "B"), ("I", "S"), ("I", "O")}
 _STARTS_AT = {"B", "S"}
