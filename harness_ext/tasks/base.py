@@ -9,6 +9,7 @@ It is a ``ConfigurableTask`` so lm-eval's evaluator, groups, ``--limit``,
 
 from __future__ import annotations
 
+import abc
 import logging
 from typing import Any, Callable
 
@@ -106,9 +107,9 @@ class XtremeTask(ConfigurableTask):
         return ""
 
     # ----------------------------------------------------------------- requests
+    @abc.abstractmethod
     def request_arguments(self, doc: dict) -> list[tuple]:
         """One argument tuple per request for this document."""
-        raise NotImplementedError
 
     def construct_requests(self, doc, ctx, **kwargs):
         metadata = kwargs["metadata"]
@@ -118,9 +119,9 @@ class XtremeTask(ConfigurableTask):
         ]
 
     # ----------------------------------------------------------------- metrics
+    @abc.abstractmethod
     def metric_aggregations(self) -> dict[str, Callable[[list], float]]:
         """metric name -> aggregation over every document's item (corpus-level)."""
-        raise NotImplementedError
 
     def aggregation(self) -> dict:
         return self._aggregation_list
