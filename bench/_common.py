@@ -236,6 +236,38 @@ def set_dtype(loaded: Any, dtype: str) -> None:
         loaded.model.to(getattr(torch, dtype))
 
 
+def stub_of(loaded: Any, seed: int = 0) -> Any:
+    """The same checkpoint with the model replaced by a stand-in that returns random
+    logits of the right shape at no cost: timing the adapter with it measures what the
+    adapter adds OUTSIDE the model (tokenising, padding, decoding), which is what limits
+    it on a fast GPU, where the forward passes shrink and this part does not."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import torch
+
+    real = loaded.model
+
+    class Stub(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = real.config
+            self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+            self.generator = torch.Generator().manual_seed(seed)
+
+        def forward(self, input_ids: Any, **_: Any) -> Any:
+            b, length = input_ids.shape
+            n = int(getattr(self.config, "num_labels", 2))
+            if loaded.head == "sequence-classification":
+                return SimpleNamespace(logits=torch.randn(b, n, generator=self.generator))
+            if loaded.head == "token-classification":
+                return SimpleNamespace(logits=torch.randn(b, length, n, generator=self.generator))
+            return SimpleNamespace(start_logits=torch.randn(b, length, generator=self.generator),
+                                   end_logits=torch.randn(b, length, generator=self.generator))
+
+    return dataclasses.replace(loaded, model=Stub().eval(), extra={})
+
+
 # --------------------------------------------------------------------------- inputs
 class Request:
     """The part of an lm-eval ``Instance`` the adapters read."""

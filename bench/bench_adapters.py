@@ -23,6 +23,9 @@ Contenders, all on the same model object and inputs:
   per example (classification, tagging); transformers 5 has no question-answering
   pipeline, so for QA it is the per-example loop from the transformers course
   (tokenise with overflow, forward, best start/end);
+* ``ours-*, stub model``: the adapter with the model replaced by a zero-cost stand-in
+  (random logits of the right shape): what the adapter costs OUTSIDE the model,
+  which bounds ``ours/floor`` on a GPU, where the forward passes shrink and this does not;
 * ``padded-128`` (``--padded``): batches of 64 padded to 128 tokens (the fixed-length
   habit), for classification.
 
@@ -118,6 +121,8 @@ def bench_classify(args: argparse.Namespace) -> list[str]:
         # what `lm_eval --model xtreme` gets today without --batch_size: lm-eval passes its default of 1
         "ours-b1": lambda: classify.answer(loaded, requests, AdapterSettings(device=args.device, batch_size=1)),
     }
+    stub = c.stub_of(loaded)
+    cases["ours-auto, stub model"] = lambda: classify.answer(stub, requests, AdapterSettings(device=args.device, batch_size=None))
     if args.padded:
         cases["padded-128"] = floor_runner(
             loaded.model, prebuilt_batches(columns, plans["64"], args.device, tok.pad_token_id, pad_to=128), "cls")
@@ -160,6 +165,8 @@ def bench_tag(args: argparse.Namespace) -> list[str]:
         "floor-auto": floor_runner(loaded.model, prebuilt_batches(columns, plans["auto"], args.device, tok.pad_token_id), "tag"),
         "ours-default": lambda: tag.answer(loaded, requests, AdapterSettings(device=args.device, batch_size=None)),
     }
+    stub = c.stub_of(loaded)
+    cases["ours-default, stub model"] = lambda: tag.answer(stub, requests, AdapterSettings(device=args.device, batch_size=None))
     if not args.no_pipeline:
         pipe = pipeline("token-classification", model=loaded.model, tokenizer=tok, device=args.device)
         cases["pipeline-b1"] = lambda: [pipe(" ".join(w)) for w in sentences]
@@ -221,6 +228,8 @@ def bench_qa(args: argparse.Namespace) -> list[str]:
         "floor-auto": floor_runner(loaded.model, prebuilt_batches(columns, plans["auto"], args.device, tok.pad_token_id), "qa"),
         "ours-default": lambda: span.answer(loaded, requests, settings),
     }
+    stub = c.stub_of(loaded)
+    cases["ours-default, stub model"] = lambda: span.answer(stub, requests, settings)
     if args.padded:
         cases["floor-64"] = floor_runner(loaded.model, prebuilt_batches(columns, plans["64"], args.device, tok.pad_token_id), "qa")
     if not args.no_pipeline:
@@ -233,6 +242,7 @@ def bench_qa(args: argparse.Namespace) -> list[str]:
 
 def summarise(title: str, what: str, timings: dict, n: int, unit: str, ours: str, extra: list[str] = ()) -> list[str]:
     floors = [name for name in timings if name.startswith("floor")]
+    stub = timings.pop(f"{ours}, stub model", None)
     lines = [what, *c.ratio_table(timings, ours, n, unit)]
     t_ours = timings[ours]
     for name in floors:
@@ -243,6 +253,14 @@ def summarise(title: str, what: str, timings: dict, n: int, unit: str, ours: str
         if name.startswith(("pipeline", "by-hand")):
             lines.append(f"{ours} vs {name}: {timings[name].best_cpu / t_ours.best_cpu:.2f}x faster (cpu time); "
                          f"wall {timings[name].best_wall / t_ours.best_wall:.2f}x")
+    if stub is not None:
+        floor = timings.get("floor-auto") or timings[floors[0]]
+        share = stub.best_cpu / floor.best_cpu
+        lines.append(
+            f"outside the model (ours with a zero-cost stub model): {stub.best_cpu:.2f} cpu-s = "
+            f"{1000 * stub.best_cpu / n:.2f} ms per {unit} = {share:.1%} of the floor's time here; on a device "
+            f"where the forward passes are F times faster, ours/floor ~ 1/(1 + {share:.3f} x F) "
+            f"(>= 0.9 needs F <= {(1 / 0.9 - 1) / share:.0f} unless this part overlaps the GPU)")
     lines += list(extra)
     c.banner(f"{title}: summary", lines)
     return [f"[{title}]"] + lines

@@ -19,9 +19,9 @@ Three parts (``--parts embed,search,mine``):
    ours (``harness_ext.retrieval.mining``, vectorised) vs the official script's
    approach (``third_party/utils_retrieve.py``: one Python ``x[i].dot(y[j])`` per
    candidate), re-implemented here from reading it. The end-to-end mining time is
-   two searches (both directions) plus this stage; at the smallest size
-   ``mining.mine`` is also run end to end and its pairs checked against the
-   official-style result.
+   two searches (both directions) plus this stage; at the smallest size (up to
+   ``--check-max``) ``mining.mine`` is also run end to end and its pairs checked
+   against the official-style result.
 
 The growth of each part with N is fitted (time ~ N^p) and used for an EXTRAPOLATION
 to BUCC's size (400k x 400k, d=1024, both directions), printed as such: it is
@@ -46,14 +46,17 @@ import _common as c  # noqa: E402
 BUCC_N = 400_000
 BUCC_DIM = 1024
 TORCH_QUERY_BLOCK = 4096
+TORCH_MAX_SCORES = 1 << 26
 
 
 # --------------------------------------------------------------------------- contenders
 def torch_knn(queries: np.ndarray, database: np.ndarray, k: int, device: str = "cpu",
-              block: int = TORCH_QUERY_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """Plain torch: ``q @ db.T`` then ``topk``, ``block`` queries at a time (bounded memory)."""
+              block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Plain torch: ``q @ db.T`` then ``topk``, a block of queries at a time (at most
+    :data:`TORCH_MAX_SCORES` scores held, so its memory does not hide ours in the RSS)."""
     import torch
 
+    block = block or max(1, min(TORCH_QUERY_BLOCK, TORCH_MAX_SCORES // max(1, len(database))))
     db = torch.from_numpy(database).to(device)
     sims, inds = [], []
     with torch.inference_mode():
@@ -197,7 +200,7 @@ def bench_search_and_mine(args: argparse.Namespace) -> list[str]:
             for name, t in timings.items():
                 result[f"{name} cpu"] = t.best_cpu
                 result[f"{name} wall"] = t.best_wall
-            if not checked and n <= args.official_max:
+            if not checked and n <= min(args.official_max, args.check_max):
                 mined = mine(x, y, k=args.k, backend=args.search_backend)
                 official = official_style_margin(x, y, fwd.indices, fwd.mean, bwd.indices, bwd.mean)
                 same = sorted(zip(mined.src.tolist(), mined.trg.tolist())) == sorted((s, t) for s, t, _ in official)
@@ -284,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch/faiss threads (1 on the shared 2-core dev box)")
     parser.add_argument("--official-max", type=int, default=100_000,
                         help="largest N for the official-style Python margin loop")
+    parser.add_argument("--check-max", type=int, default=20_000,
+                        help="largest N at which mining.mine is re-run end to end to check its pairs")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch matmul+topk contender")
     parser.add_argument("--device", default="cpu", help="device for the embedding part")
     parser.add_argument("--search-backend", default="cpu", choices=("cpu", "gpu"),
