@@ -209,7 +209,8 @@ def bench_search_and_mine(args: argparse.Namespace) -> list[str]:
                 checked = True
             del bwd
         rows.append((n, result, c.peak_rss_mb()))
-        del x, y, shared
+        shared.clear()
+        x = y = None  # free this size before the next allocates
     return lines + report_scaling(rows, args)
 
 
