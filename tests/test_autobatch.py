@@ -95,15 +95,15 @@ def test_find_batch_size_reraises_other_errors_and_gives_up_at_minimum():
 def test_plans_cpu_gpu_and_explicit():
     model = SimpleNamespace(config=SimpleNamespace(hidden_size=384))
     cpu = automatic_plan("cpu", model)
-    assert cpu.automatic and cpu.batch_size == autobatch.CPU_MAX_BATCH and cpu.token_budget == 2048
+    assert cpu.automatic and cpu.batch_size == autobatch.CPU_MAX_BATCH and cpu.token_budget == 1024
     big = automatic_plan("cpu", SimpleNamespace(config=SimpleNamespace(hidden_size=1024)))
-    assert big.token_budget == 768
+    assert big.token_budget == 384
     gpu = automatic_plan("cuda:0", model, max_batch_size=256)
     assert gpu.batch_size == 256 and gpu.token_budget == autobatch.GPU_START_TOKENS
     explicit = plan_batches(AdapterSettings(batch_size=16), model)
     assert explicit == BatchPlan(batch_size=16)
     auto = plan_batches(AdapterSettings(batch_size=None), model)
-    assert auto.automatic and auto.token_budget == 2048
+    assert auto.automatic and auto.token_budget == 1024
 
 
 def test_plan_for_is_kept_per_loaded_model():

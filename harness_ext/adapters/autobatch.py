@@ -15,14 +15,16 @@ caps both the examples (``batch_size``) and the padded tokens
   (within a factor of two) that fits. The plan is kept per loaded model
   (:func:`plan_for`), so the next language starts at the size that worked.
 * **CPU**: no OOM to find (the machine swaps or the kernel kills us long before),
-  and bigger is *not* faster: on the 2-core AMD EPYC measured in
-  ``docs/benchmarks.md``, all-MiniLM-L6-v2 ran 1000 Tatoeba sentences in 4.3 CPU-s
-  with ~1024-2048-token batches and 5.0 s at 4096 tokens (6.8 s with 128
-  sentences per batch); 384-token QA windows ran 6.8 s at 8 per batch and 14.0 s at
-  64. Activations that stay in cache win, so the CPU default is a token budget of
-  :data:`CPU_ACTIVATION_BUDGET` / hidden size (2048 tokens for hidden 384, 1024 for
-  768, 768 for 1024; the scaling with hidden size is a cache-size argument,
-  measured only at 384) and at most :data:`CPU_MAX_BATCH` examples.
+  and bigger is *not* faster: on the 2-core AMD EPYC of ``docs/benchmarks.md``
+  (``bench/bench_batch_sweep.py``, 1 thread), all-MiniLM-L6-v2's forward passes over
+  1000 Tatoeba sentences took 2.9 CPU-s with 512-1024-token batches, 3.2 s at 2048,
+  3.3 s at 4096 and 6.1 s with 256 sentences per batch; 384-token QA windows took
+  6.6 s at 1024 tokens and 13.9 s at 64 windows per batch. Activations that stay in
+  cache win, so the CPU default is a token budget of :data:`CPU_ACTIVATION_BUDGET` /
+  hidden size (1024 tokens for hidden 384, 512 for 768, 384 for 1024: within 2 % of
+  the best budget in both sweeps; the scaling with hidden size is a cache-size
+  argument, measured only at 384, and with more threads a bigger budget may pay off)
+  and at most :data:`CPU_MAX_BATCH` examples.
 
 An explicit ``batch_size`` is used as given; it too is halved (with a warning)
 rather than crashing a long run if a batch does not fit.
@@ -37,8 +39,8 @@ from typing import Any, Callable, TypeVar
 
 log = logging.getLogger(__name__)
 
-#: CPU: padded tokens x hidden size per batch (2048 tokens at hidden 384)
-CPU_ACTIVATION_BUDGET = 786_432
+#: CPU: padded tokens x hidden size per batch (1024 tokens at hidden 384)
+CPU_ACTIVATION_BUDGET = 393_216
 #: CPU: most examples per batch with the automatic plan
 CPU_MAX_BATCH = 64
 #: GPU: padded tokens of the first automatic batch; halved until it fits

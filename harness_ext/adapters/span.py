@@ -300,7 +300,7 @@ def window_logits(loaded: Any, windows: Windows, settings: AdapterSettings) -> l
         return [(starts[r, : len(f["input_ids"])], ends[r, : len(f["input_ids"])]) for r, f in enumerate(batch)]
 
     lengths = [len(f["input_ids"]) for f in windows.features]
-    # batch_size=None: automatic plan (on CPU ~5 windows of 384 tokens per batch, not 32: see docs/benchmarks.md)
+    # batch_size=None: automatic plan (on CPU a few 384-token windows per batch, not 32: see docs/benchmarks.md)
     return run_batched(windows.features, lengths, plan_for(loaded, settings), run, desc="extract_span")
 
 
