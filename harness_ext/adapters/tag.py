@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import chunks, pad_columns, run_batched, to_device
 from harness_ext.adapters.settings import AdapterSettings
 
@@ -302,7 +303,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
         return out
 
     window_tags = run_batched(
-        windows, [len(w.features["input_ids"]) for w in windows], settings.batch_size or 32, predict, desc="tag"
+        windows, [len(w.features["input_ids"]) for w in windows], plan_for(loaded, settings), predict, desc="tag"
     )
     by_sentence: dict[int, list[int]] = {}
     for index, window in enumerate(windows):
