@@ -149,7 +149,7 @@ class XtremeLM(LM):
         tokenizer: str | None = None,
         device: str | None = None,
         dtype: str | None = "auto",
-        batch_size: int | str | None = 32,
+        batch_size: int | str | None = "auto",
         max_batch_size: int | str | None = 512,
         max_length: int | str | None = None,
         stride: int | str = 128,
