@@ -114,3 +114,28 @@ def test_to_device_on_cpu_shares_memory():
 
 def test_chunks():
     assert [list(c) for c in chunks(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_split_on_oom_halves_until_the_batch_fits_and_keeps_order():
+    import torch
+
+    from harness_ext.adapters.batching import split_on_oom
+
+    sizes: list[int] = []
+
+    def fn(chunk: list[int]) -> list[int]:
+        sizes.append(len(chunk))
+        if len(chunk) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return [x * 10 for x in chunk]
+
+    assert split_on_oom(fn, list(range(7)), lambda a, b: a + b) == [x * 10 for x in range(7)]
+    assert max(s for s in sizes if s <= 2) <= 2 and sizes[0] == 7
+
+    def other_error(chunk: list[int]) -> list[int]:
+        raise ValueError("not a memory problem")
+
+    import pytest
+
+    with pytest.raises(ValueError):
+        split_on_oom(other_error, [1, 2, 3], lambda a, b: a + b)

@@ -10,11 +10,14 @@ runs out of memory is halved and retried instead of ending the run.
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_memory
+
+R = TypeVar("R")
 
 T = TypeVar("T")
 
@@ -104,6 +107,23 @@ def run_batched(
             pos += len(batch)
             bar.update(len(batch))
     return results
+
+
+def split_on_oom(fn: Callable[[list], R], chunk: list, merge: Callable[[R, R], R]) -> R:
+    """``fn(chunk)``; on an out-of-memory error, the two halves separately, joined by ``merge``.
+
+    Shared by the adapters that run a pre-built batch (embedding, text-to-text) so one
+    oversized batch degrades to smaller ones instead of losing the run.
+    """
+    try:
+        return fn(chunk)
+    except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+        if len(chunk) == 1 or not is_oom(exc):
+            raise
+    release_device_memory()
+    half = len(chunk) // 2
+    logging.getLogger(__name__).warning("out of memory on a batch of %d; splitting it", len(chunk))
+    return merge(split_on_oom(fn, chunk[:half], merge), split_on_oom(fn, chunk[half:], merge))
 
 
 def pad_columns(

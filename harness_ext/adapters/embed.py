@@ -371,19 +371,12 @@ class Embedder:
 
     def _forward_pooled(self, features: list[dict], layers: list[int]) -> dict[int, np.ndarray]:
         """One padded batch -> pooled float32 vectors per hidden-state index (halves on CUDA OOM)."""
-        import torch
+        from harness_ext.adapters.batching import split_on_oom
 
-        try:
-            return self._forward_once(features, layers)
-        except torch.cuda.OutOfMemoryError:
-            if len(features) == 1:
-                raise
-            torch.cuda.empty_cache()
-            half = len(features) // 2
-            log.warning("CUDA out of memory on a batch of %d; splitting it", len(features))
-            first = self._forward_pooled(features[:half], layers)
-            second = self._forward_pooled(features[half:], layers)
-            return {i: np.concatenate([first[i], second[i]]) for i in layers}
+        return split_on_oom(
+            lambda chunk: self._forward_once(chunk, layers), features,
+            lambda a, b: {i: np.concatenate([a[i], b[i]]) for i in layers},
+        )
 
     def _forward_once(self, features: list[dict], layers: list[int]) -> dict[int, np.ndarray]:
         import torch

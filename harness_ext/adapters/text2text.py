@@ -32,10 +32,11 @@ answer does not depend on which requests share its batch.
 from __future__ import annotations
 
 import logging
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness_ext.adapters.batching import length_sorted_batches
+from harness_ext.adapters.batching import length_sorted_batches, split_on_oom
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.adapters.t2t_parse import (
     ParseInfo,
@@ -196,23 +197,10 @@ class Seq2SeqRunner:
         results: list = [None] * len(items)
         batches = length_sorted_batches(lengths, self.batch_size)
         for batch in tqdm(batches, desc=desc, disable=len(batches) < 4, leave=False):
-            outputs = self._split_on_oom(fn, [items[i] for i in batch])
+            outputs = split_on_oom(fn, [items[i] for i in batch], operator.add)
             for i, out in zip(batch, outputs):
                 results[i] = out
         return results
-
-    def _split_on_oom(self, fn: Callable[[list[Any]], list], chunk: list[Any]) -> list:
-        import torch
-
-        try:
-            return fn(chunk)
-        except torch.cuda.OutOfMemoryError:
-            if len(chunk) == 1:
-                raise
-            torch.cuda.empty_cache()
-            half = len(chunk) // 2
-            log.warning("CUDA out of memory on a batch of %d; splitting it", len(chunk))
-            return self._split_on_oom(fn, chunk[:half]) + self._split_on_oom(fn, chunk[half:])
 
     # ------------------------------------------------------------ generation
     def generate(self, inputs: Sequence[Sequence[int]], budgets: Sequence[int]) -> list[Generation]:
