@@ -50,15 +50,18 @@ def length_sorted_batches(
     ``len(batch) * longest`` would exceed the budget (a single over-long item
     still gets a batch of its own).
     """
-    plan = _as_plan(batch_size, token_budget)
+    return list(iter_length_sorted_batches(lengths, _as_plan(batch_size, token_budget)))
+
+
+def iter_length_sorted_batches(lengths: Sequence[int], plan: BatchPlan) -> Iterator[list[int]]:
+    """Like :func:`length_sorted_batches`, but each batch is cut from ``plan`` only when it is
+    asked for, so a plan shrunk by an out-of-memory error on one batch already governs the next."""
     order = longest_first(lengths)
-    batches: list[list[int]] = []
     pos = 0
     while pos < len(order):
         size = plan.size_for(lengths[order[pos]], len(order) - pos)
-        batches.append(order[pos : pos + size])
+        yield order[pos : pos + size]
         pos += size
-    return batches
 
 
 def run_batched(
@@ -109,21 +112,43 @@ def run_batched(
     return results
 
 
-def split_on_oom(fn: Callable[[list], R], chunk: list, merge: Callable[[R, R], R]) -> R:
+def split_on_oom(
+    fn: Callable[[list], R],
+    chunk: list,
+    merge: Callable[[R, R], R],
+    *,
+    plan: BatchPlan | None = None,
+    longest: int | None = None,
+) -> R:
     """``fn(chunk)``; on an out-of-memory error, the two halves separately, joined by ``merge``.
 
     Shared by the adapters that run a pre-built batch (embedding, text-to-text) so one
-    oversized batch degrades to smaller ones instead of losing the run.
+    oversized batch degrades to smaller ones instead of losing the run. With ``plan``
+    (and ``longest``, the chunk's longest item in tokens), the plan is shrunk as
+    :func:`run_batched` does, so batches cut from it later (see
+    :func:`iter_length_sorted_batches`) start at the size that fits instead of running
+    out of memory again.
     """
     try:
         return fn(chunk)
     except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
         if len(chunk) == 1 or not is_oom(exc):
             raise
-    release_device_memory()
-    half = len(chunk) // 2
-    logging.getLogger(__name__).warning("out of memory on a batch of %d; splitting it", len(chunk))
-    return merge(split_on_oom(fn, chunk[:half], merge), split_on_oom(fn, chunk[half:], merge))
+    release_device_memory()  # outside the except block, so the failed batch's tensors are gone
+    if plan is None:
+        logging.getLogger(__name__).warning("out of memory on a batch of %d; splitting it", len(chunk))
+        half = len(chunk) // 2
+        return merge(split_on_oom(fn, chunk[:half], merge), split_on_oom(fn, chunk[half:], merge))
+    bound = max(1, longest or 1)
+    plan.shrink(len(chunk), len(chunk) * bound)
+    result: R | None = None
+    pos = 0
+    while pos < len(chunk):  # each piece is cut from the plan as it stands now, after any inner shrink
+        size = plan.size_for(bound, len(chunk) - pos)
+        part = split_on_oom(fn, chunk[pos : pos + size], merge, plan=plan, longest=bound)
+        result = part if result is None else merge(result, part)
+        pos += size
+    return result  # type: ignore[return-value]
 
 
 def pad_columns(

@@ -45,7 +45,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness_ext.adapters.batching import length_sorted_batches
+from harness_ext.adapters.autobatch import BatchPlan
+from harness_ext.adapters.batching import iter_length_sorted_batches
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from harness_ext.retrieval.mining import unique_texts
@@ -289,6 +290,9 @@ class Embedder:
         self.batch_size = int(settings.batch_size or DEFAULT_BATCH_SIZE[kind])
         budget = settings.extra.get("max_batch_tokens")
         self.token_budget = int(budget) if budget not in (None, "") else DEFAULT_TOKEN_BUDGET[kind]
+        #: shrinks in place on out-of-memory; this embedder lives as long as the loaded model
+        #: (:func:`embedder_for`), so later calls start at the size that fit
+        self.batch_plan = BatchPlan(batch_size=self.batch_size, token_budget=self.token_budget)
         self.cache = EmbeddingCache(settings.cache_dir) if settings.use_cache else None
         self._identity: dict | None = None
         #: forward passes run (tests count them to prove cache hits)
@@ -346,14 +350,15 @@ class Embedder:
         encoding = self.tokenizer(inputs, truncation=True, max_length=self.max_length, padding=False)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
         lengths = [len(ids) for ids in encoding["input_ids"]]
-        batches = length_sorted_batches(lengths, self.batch_size, self.token_budget)
         layers = self._layers_to_pool()
         result: np.ndarray | None = None
         pending: list[int] = []
         pending_vectors: dict[int, list[np.ndarray]] = {index: [] for index in layers}
-        for batch in tqdm(batches, desc="embed", disable=len(batches) < 4, leave=False):
+        bar = tqdm(total=len(texts), desc="embed", disable=len(texts) < 4 * self.batch_size, leave=False)
+        for batch in iter_length_sorted_batches(lengths, self.batch_plan):
             features = [{k: encoding[k][i] for k in keys} for i in batch]
-            pooled = self._forward_pooled(features, layers)
+            pooled = self._forward_pooled(features, layers, lengths[batch[0]])
+            bar.update(len(batch))
             if result is None:
                 result = np.zeros((len(texts), pooled[self.hidden_index].shape[1]), dtype=np.float32)
             result[np.asarray(batch)] = pooled[self.hidden_index]
@@ -364,18 +369,21 @@ class Embedder:
                 if len(pending) >= FLUSH_EVERY:
                     flush([texts[i] for i in pending], {i: np.concatenate(v) for i, v in pending_vectors.items()})
                     pending, pending_vectors = [], {index: [] for index in layers}
+        bar.close()
         if flush is not None and pending:
             flush([texts[i] for i in pending], {i: np.concatenate(v) for i, v in pending_vectors.items()})
         assert result is not None
         return result
 
-    def _forward_pooled(self, features: list[dict], layers: list[int]) -> dict[int, np.ndarray]:
-        """One padded batch -> pooled float32 vectors per hidden-state index (halves on CUDA OOM)."""
+    def _forward_pooled(self, features: list[dict], layers: list[int], longest: int = 1) -> dict[int, np.ndarray]:
+        """One padded batch -> pooled float32 vectors per hidden-state index (halves on OOM,
+        and shrinks :attr:`batch_plan` so the next batches are cut smaller)."""
         from harness_ext.adapters.batching import split_on_oom
 
         return split_on_oom(
             lambda chunk: self._forward_once(chunk, layers), features,
             lambda a, b: {i: np.concatenate([a[i], b[i]]) for i in layers},
+            plan=self.batch_plan, longest=longest,
         )
 
     def _forward_once(self, features: list[dict], layers: list[int]) -> dict[int, np.ndarray]:

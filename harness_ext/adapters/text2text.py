@@ -36,7 +36,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness_ext.adapters.batching import length_sorted_batches, split_on_oom
+from harness_ext.adapters.autobatch import BatchPlan
+from harness_ext.adapters.batching import iter_length_sorted_batches, split_on_oom
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.adapters.t2t_parse import (
     ParseInfo,
@@ -148,6 +149,15 @@ def input_device(model: Any, fallback: str) -> Any:
         return torch.device(fallback)
 
 
+def _plan_for(loaded: Any, device: str, batch_size: int) -> BatchPlan:
+    """The batch plan of one loaded model, kept in ``loaded.extra`` (a runner is built per
+    request list), so a size halved by out-of-memory is remembered for later languages."""
+    memo = getattr(loaded, "extra", None)
+    if not isinstance(memo, dict):
+        return BatchPlan(batch_size=batch_size)
+    return memo.setdefault(("_t2t_plan", device, batch_size), BatchPlan(batch_size=batch_size))
+
+
 class Seq2SeqRunner:
     """Batched greedy generation and target scoring with one loaded seq2seq model."""
 
@@ -158,6 +168,7 @@ class Seq2SeqRunner:
         self.device = input_device(self.model, settings.device)
         on_gpu = str(self.device).startswith("cuda")
         self.batch_size = settings.batch_size or (64 if on_gpu else 16)
+        self.plan = _plan_for(loaded, str(self.device), int(self.batch_size))
         config = getattr(self.model, "config", None)
         self.pad_id = _first_int(getattr(self.tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None), 0)
         self.eos_id = _first_int(getattr(self.tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None), 1)
@@ -195,11 +206,12 @@ class Seq2SeqRunner:
         from tqdm.auto import tqdm
 
         results: list = [None] * len(items)
-        batches = length_sorted_batches(lengths, self.batch_size)
-        for batch in tqdm(batches, desc=desc, disable=len(batches) < 4, leave=False):
-            outputs = split_on_oom(fn, [items[i] for i in batch], operator.add)
-            for i, out in zip(batch, outputs):
-                results[i] = out
+        with tqdm(total=len(items), desc=desc, disable=len(items) < 4 * self.batch_size, leave=False) as bar:
+            for batch in iter_length_sorted_batches(lengths, self.plan):
+                outputs = split_on_oom(fn, [items[i] for i in batch], operator.add, plan=self.plan, longest=lengths[batch[0]])
+                for i, out in zip(batch, outputs):
+                    results[i] = out
+                bar.update(len(batch))
         return results
 
     # ------------------------------------------------------------ generation
