@@ -82,34 +82,11 @@ def run_batched(
     plan's token budget is halved and the same items are retried in smaller
     batches; the plan object keeps the smaller budget for later calls.
     """
-    from tqdm.auto import tqdm
+    from harness_ext.adapters.pipeline import run_pipelined
 
     plan = _as_plan(batch_size, token_budget)
-    order = longest_first(lengths)
-    results: list = [None] * len(items)
-    pos = 0
-    show = progress and len(items) > plan.batch_size
-    with tqdm(total=len(items), desc=desc, disable=not show, leave=False) as bar:
-        while pos < len(order):
-            longest = lengths[order[pos]]
-            batch = order[pos : pos + plan.size_for(longest, len(order) - pos)]
-            outputs = None
-            try:
-                outputs = fn([items[i] for i in batch])
-            except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OOM we can halve
-                if len(batch) == 1 or not is_oom(exc):
-                    raise
-            if outputs is None:  # out of memory: leave the except block first, so the batch's tensors are freed
-                release_device_memory()
-                plan.shrink(len(batch), len(batch) * max(1, longest))
-                continue
-            if len(outputs) != len(batch):
-                raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} inputs")
-            for i, out in zip(batch, outputs):
-                results[i] = out
-            pos += len(batch)
-            bar.update(len(batch))
-    return results
+    # one function does the whole batch, so there is nothing to overlap: run it inline
+    return run_pipelined(items, lengths, plan, fn, overlap=False, desc=desc, progress=progress)  # type: ignore[return-value]
 
 
 def split_on_oom(
@@ -182,17 +159,30 @@ def pad_columns(
 def to_device(arrays: Mapping[str, np.ndarray], device: Any) -> dict[str, Any]:
     """numpy batch -> torch tensors on ``device``; on CUDA through pinned memory with
     non-blocking copies, so the copy overlaps the previous batch's kernels."""
+    return move(host_tensors(arrays, device), device)
+
+
+def host_tensors(arrays: Mapping[str, Any], device: Any) -> dict[str, Any]:
+    """numpy arrays (or CPU tensors) -> CPU tensors, pinned when they are bound for CUDA.
+
+    The half of :func:`to_device` that needs no device, so a pipeline's prepare
+    stage (:mod:`harness_ext.adapters.pipeline`) can do it on a worker thread."""
     import torch
 
     cuda = str(device).startswith("cuda")
     out = {}
     for key, value in arrays.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
-        if cuda:
-            out[key] = tensor.pin_memory().to(device, non_blocking=True)
-        else:
-            out[key] = tensor.to(device) if str(device) != "cpu" else tensor
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        out[key] = tensor.pin_memory() if cuda else tensor
     return out
+
+
+def move(tensors: Mapping[str, Any], device: Any) -> dict[str, Any]:
+    """CPU tensors -> ``device`` (non-blocking from pinned memory; a no-op on the CPU)."""
+    if str(device) == "cpu":
+        return dict(tensors)
+    cuda = str(device).startswith("cuda")
+    return {key: tensor.to(device, non_blocking=cuda) for key, tensor in tensors.items()}
 
 
 def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
