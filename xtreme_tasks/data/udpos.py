@@ -39,6 +39,7 @@ import logging
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, DATA_DIR_ENV
+from xtreme_tasks.data.hub import load_dataset as hub_load
 from xtreme_tasks.data.conllu import ReadReport, read_word_tag_tsv, xtreme_sentences
 from xtreme_tasks.table import HUB_DATASET, UDPOS_HUB_NAMES, UPOS_TAGS
 
@@ -152,11 +153,9 @@ def tag_names(feature, where: str) -> list[str] | None:
     return list(names) if names is not None else None
 
 
-def hub_rows(config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
+def hub_rows(task: str, lang: str, config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
     """``(where, words, tags)`` per row of a hub token-classification config, tags checked."""
-    import datasets
-
-    rows = datasets.load_dataset(HUB_DATASET, config, split=split, revision=revision)
+    rows = hub_load(task, lang, HUB_DATASET, config, split, revision)
     where = f"hub {HUB_DATASET}@{revision} {config} {split}"
     names = tag_names(rows.features[tag_column], where)
     valid = set(tagset)
@@ -180,5 +179,5 @@ def drop_empty(rows: list, what: str) -> list:
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
     config = f"udpos.{UDPOS_HUB_NAMES[lang]}"
-    rows = list(hub_rows(config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
+    rows = list(hub_rows(task, lang, config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
     return _docs(drop_empty(rows, f"UD-POS {lang} {split} (hub {config})"), lang, split)
