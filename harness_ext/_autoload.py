@@ -9,7 +9,10 @@ itself imports lm-eval. Then, right after lm-eval's own modules load:
 * ``lm_eval.api.registry``: the built-in model table (``lm_eval.models``) is
   registered first (registering anything before it would hide ``hf``,
   ``dummy``, ...), then ``xtreme`` is added as a lazy placeholder;
-* ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder.
+* ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder;
+* ``lm_eval._cli.utils``: ``--model_args layer=-1`` stays the integer -1 (the
+  command line read a signed integer as a float, -1.0, and printed it so; lm-eval's
+  own ``utils.handle_arg_string`` already reads signed integers as integers).
 
 Switch it off with ``XTREME_HARNESS_AUTOLOAD=0``; then use ``xtreme-eval run`` or
 ``--include_path $(python -c 'import xtreme_tasks; print(xtreme_tasks.TASK_DIR)')``.
@@ -55,9 +58,26 @@ def _patch_task_manager(module) -> None:
     manager_cls._xtreme_patched = True
 
 
+def _patch_cli_values(module) -> None:
+    original = getattr(module, "handle_cli_value_string", None)
+    if original is None or getattr(original, "_xtreme_patched", False):
+        return
+    import re
+
+    def handle_cli_value_string(arg):
+        if isinstance(arg, str) and re.fullmatch(r"[+-][0-9]+", arg.strip()):
+            return int(arg)
+        return original(arg)
+
+    handle_cli_value_string._xtreme_patched = True  # type: ignore[attr-defined]
+    handle_cli_value_string.__wrapped__ = original  # type: ignore[attr-defined]
+    module.handle_cli_value_string = handle_cli_value_string
+
+
 HOOKS: dict[str, Callable] = {
     "lm_eval.api.registry": _patch_registry,
     "lm_eval.tasks.manager": _patch_task_manager,
+    "lm_eval._cli.utils": _patch_cli_values,
 }
 
 
