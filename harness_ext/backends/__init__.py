@@ -24,6 +24,7 @@ from harness_ext.backends.base import (
     register_backend,
     registered,
 )
+from harness_ext.progress import quiet_library_bars
 
 __all__ = [
     "HEADS",
@@ -101,7 +102,8 @@ def load_checkpoint(
     placement = _placement_after_loading(chosen.loader, options)
     if options.get("device_map") is not None:
         options.setdefault("dtype", _DTYPES[str(dtype).removeprefix("torch.")])
-    model, tokenizer = chosen.loader(target, head, **_options_for(chosen.loader, options, source, name))
+    with quiet_library_bars():  # "Loading weights" is trivial next to evaluation; downloads keep theirs
+        model, tokenizer = chosen.loader(target, head, **_options_for(chosen.loader, options, source, name))
     if labels:
         set_labels(model, labels, source)
     check_vocab(model, tokenizer, source)
