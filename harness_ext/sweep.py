@@ -64,6 +64,18 @@ def safe_name(name: str) -> str:
     return cleaned or "system"
 
 
+def check_folder_names(systems: Sequence[str], source: Path | str) -> None:
+    """Two systems must never share an output folder (``team/xlmr`` and ``team_xlmr`` both
+    clean to ``team_xlmr``; ``XLMR`` and ``xlmr`` are one folder on case-insensitive disks)."""
+    seen: dict[str, str] = {}
+    for name in systems:
+        folder = safe_name(name)
+        other = seen.setdefault(folder.casefold(), name)
+        if other != name:
+            raise SweepError(f"{source}: systems {other!r} and {name!r} would share the output folder "
+                             f"{folder!r}; rename one of them (folder names keep only letters, digits, '.-_')")
+
+
 @dataclass(frozen=True)
 class Job:
     """One system on one task group."""
@@ -138,6 +150,7 @@ def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None 
     from harness_ext.systems import load_systems
 
     known = load_systems(checkpoints)
+    check_folder_names(known, checkpoints)
     chosen = list(known)
     if systems:
         unknown = [s for s in systems if s not in known]

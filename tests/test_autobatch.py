@@ -132,3 +132,32 @@ def test_classify_adapter_runs_with_auto_batch_size(minilm_path):
     auto = classify.answer(loaded, requests, AdapterSettings(batch_size=None))
     fixed = classify.answer(loaded, requests, AdapterSettings(batch_size=1))
     assert auto == fixed and len(auto) == len(texts)
+
+
+def test_split_on_oom_shrinks_the_plan_so_later_batches_fit_first_time():
+    """embed/text2text cut batches lazily from a plan that split_on_oom shrinks: one OOM, not one per batch."""
+    from harness_ext.adapters.batching import iter_length_sorted_batches, split_on_oom
+
+    lengths = [40] * 64
+    device = FakeDevice(capacity_tokens=300, lengths=lengths)
+    plan = BatchPlan(batch_size=32)
+    out: list[int] = []
+    for batch in iter_length_sorted_batches(lengths, plan):
+        out += split_on_oom(device, batch, lambda a, b: a + b, plan=plan, longest=lengths[batch[0]])
+    assert sorted(out) == [i * 10 for i in range(64)]
+    first_run_ooms = device.ooms
+    assert first_run_ooms == 3  # 32, 16 and 8 examples of 40 tokens fail once each; then 4 per batch
+    assert plan.token_budget is not None and plan.token_budget <= 300
+    # the same model's next call (next language) starts from the remembered plan: no OOM at all
+    for batch in iter_length_sorted_batches(lengths, plan):
+        split_on_oom(device, batch, lambda a, b: a + b, plan=plan, longest=lengths[batch[0]])
+    assert device.ooms == first_run_ooms
+    assert all(tokens <= 300 for tokens in device.ran)
+
+
+def test_split_on_oom_without_a_plan_still_halves():
+    from harness_ext.adapters.batching import split_on_oom
+
+    device = FakeDevice(capacity_tokens=100, lengths=[40] * 8)
+    assert split_on_oom(device, list(range(8)), lambda a, b: a + b) == [i * 10 for i in range(8)]
+    assert device.ooms == 3  # 8 -> 4 -> 2 fits: one OOM at 8, two at 4

@@ -265,3 +265,33 @@ def test_long_texts_are_cut_to_the_position_table(tmp_path):
     long_text = " ".join(["hello world this is a test"] * 50)
     vectors = embedder.embed([long_text, "hello"])
     assert np.isfinite(vectors).all()
+
+
+# --------------------------------------------------------------------------- out of memory
+class OomAbove:
+    """Wraps a model: a forward pass over more than ``capacity`` padded tokens raises torch's OOM."""
+
+    def __init__(self, model, capacity: int) -> None:
+        self.model, self.capacity, self.ooms = model, capacity, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, input_ids, **kwargs):
+        if input_ids.numel() > self.capacity:
+            self.ooms += 1
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried {input_ids.numel()} tokens")
+        return self.model(input_ids=input_ids, **kwargs)
+
+
+def test_oom_halving_is_remembered_for_later_calls(bert):
+    texts = [f"{text} {i}" for i in range(8) for text in TEXTS]  # distinct: embed runs each text once
+    reference = Embedder(bert, settings(batch_size=64)).embed(texts)
+    embedder = Embedder(bert, settings(batch_size=64))
+    embedder.model = OomAbove(embedder.model, capacity=60)
+    vectors = embedder.embed(texts)
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    first = embedder.model.ooms
+    assert first >= 1 and embedder.batch_plan.halvings == first
+    embedder.embed([t + " again" for t in texts])  # next language: starts at the size that fit
+    assert embedder.model.ooms == first

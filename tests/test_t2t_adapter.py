@@ -192,6 +192,44 @@ def test_scores_do_not_depend_on_the_batch(loaded):
     assert _flat(one.score(inputs, targets)) == pytest.approx(_flat(many.score(inputs, targets)), abs=1e-4)
 
 
+def test_oom_halving_is_remembered_by_the_next_runner(mt5_dir):
+    """A runner is built per request list; the halved plan lives on the loaded model."""
+    fresh = load_checkpoint(str(mt5_dir), "seq2seq")
+    template = load_templates(None)["xnli"]
+    texts = [template.render(text_a=a, text_b=b, lang="en") for a, b in PAIRS] * 4
+    targets = [fresh.tokenizer(t)["input_ids"] for t in template.targets.values()]
+    reference = text2text.Seq2SeqRunner(fresh, AdapterSettings(batch_size=16))
+    inputs, _ = reference.encode(texts, [1024] * len(texts))
+    expected = reference.score(inputs, targets)
+    fresh.extra.clear()
+    real_model, ooms = fresh.model, []
+
+    capacity = 4 * max(len(ids) for ids in inputs)  # padded encoder tokens that "fit on the device"
+
+    class OomAbove:
+        def __getattr__(self, name):
+            return getattr(real_model, name)
+
+        def get_encoder(self):
+            def encoder(input_ids, **kwargs):
+                if input_ids.numel() > capacity:
+                    ooms.append(input_ids.numel())
+                    raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+                return real_model.get_encoder()(input_ids=input_ids, **kwargs)
+            return encoder
+
+        def __call__(self, *args, **kwargs):
+            return real_model(*args, **kwargs)
+
+    fresh.model = OomAbove()
+    first = text2text.Seq2SeqRunner(fresh, AdapterSettings(batch_size=16))
+    assert _flat(first.score(inputs, targets)) == pytest.approx(_flat(expected), abs=1e-4)
+    assert len(ooms) >= 1
+    seen = len(ooms)
+    text2text.Seq2SeqRunner(fresh, AdapterSettings(batch_size=16)).score(inputs, targets)
+    assert len(ooms) == seen  # the second runner starts at the size that fit
+
+
 # ----------------------------------------------------------------- generation
 def test_batched_generation_equals_one_at_a_time_transformers(loaded):
     texts = [f"question: {a} context: {b}" for a, b in PAIRS] + ["tag: John"]

@@ -206,7 +206,7 @@ def _write(tmp_path: Path, text: str, lang: str = "fr") -> Path:
     ],
 )
 def test_malformed_conllu_names_file_and_line(tmp_path, bad_line, message):
-    path = _write(tmp_path, GOOD + bad_line + "\n\n" + GOOD)
+    path = _write(tmp_path, GOOD + bad_line + "\n\n" + GOOD + "\n")
     with pytest.raises(DataError) as err:
         load_docs("udpos", "fr", data_dir=tmp_path)
     assert f"{path}:4" in str(err.value) and message in str(err.value)
@@ -215,7 +215,7 @@ def test_malformed_conllu_names_file_and_line(tmp_path, bad_line, message):
 def test_empty_and_hidden_sentences_are_counted_and_reported(tmp_path, caplog):
     hidden = "1\t_\t_\tNOUN\t_\t_\t0\troot\t_\t_\n2\t_\t_\tPUNCT\t_\t_\t1\tpunct\t_\t_\n"
     only_comments = "# sent_id = empty\n# text = \n"
-    _write(tmp_path, GOOD + "\n" + only_comments + "\n" + hidden + "\n" + GOOD)
+    _write(tmp_path, GOOD + "\n" + only_comments + "\n" + hidden + "\n" + GOOD + "\n")
     with caplog.at_level(logging.WARNING, logger="xtreme_tasks.data.udpos"):
         docs = load_docs("udpos", "fr", data_dir=tmp_path)
     assert len(docs) == 2
@@ -243,7 +243,7 @@ def test_tsv_errors(tmp_path):
 
 def test_missing_language_names_both_layouts(tmp_path):
     (tmp_path / "udpos").mkdir()
-    with pytest.raises(DataError, match=r"test-ja\.tsv.*udpos/ja/\*-ud-test\.conllu"):
+    with pytest.raises(DataError, match=r"test-ja\.tsv.*ja/\*-ud-test\.conllu.*ja_\*-ud-test\.conllu.*ud-treebanks-v2\.5"):
         load_docs("udpos", "ja", data_dir=tmp_path)
 
 
@@ -274,6 +274,6 @@ def test_hub_maps_class_ids_to_names(monkeypatch):
 
 
 def test_a_byte_order_mark_is_tolerated(tmp_path):
-    path = _write(tmp_path, GOOD)
+    path = _write(tmp_path, GOOD + "\n")
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert load_docs("udpos", "fr", data_dir=tmp_path)[0]["words"] == ["Le", "chat"]

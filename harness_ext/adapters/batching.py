@@ -50,15 +50,18 @@ def length_sorted_batches(
     ``len(batch) * longest`` would exceed the budget (a single over-long item
     still gets a batch of its own).
     """
-    plan = _as_plan(batch_size, token_budget)
+    return list(iter_length_sorted_batches(lengths, _as_plan(batch_size, token_budget)))
+
+
+def iter_length_sorted_batches(lengths: Sequence[int], plan: BatchPlan) -> Iterator[list[int]]:
+    """Like :func:`length_sorted_batches`, but each batch is cut from ``plan`` only when it is
+    asked for, so a plan shrunk by an out-of-memory error on one batch already governs the next."""
     order = longest_first(lengths)
-    batches: list[list[int]] = []
     pos = 0
     while pos < len(order):
         size = plan.size_for(lengths[order[pos]], len(order) - pos)
-        batches.append(order[pos : pos + size])
+        yield order[pos : pos + size]
         pos += size
-    return batches
 
 
 def run_batched(
@@ -79,51 +82,50 @@ def run_batched(
     plan's token budget is halved and the same items are retried in smaller
     batches; the plan object keeps the smaller budget for later calls.
     """
-    from tqdm.auto import tqdm
+    from harness_ext.adapters.pipeline import run_pipelined
 
     plan = _as_plan(batch_size, token_budget)
-    order = longest_first(lengths)
-    results: list = [None] * len(items)
-    pos = 0
-    show = progress and len(items) > plan.batch_size
-    with tqdm(total=len(items), desc=desc, disable=not show, leave=False) as bar:
-        while pos < len(order):
-            longest = lengths[order[pos]]
-            batch = order[pos : pos + plan.size_for(longest, len(order) - pos)]
-            outputs = None
-            try:
-                outputs = fn([items[i] for i in batch])
-            except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OOM we can halve
-                if len(batch) == 1 or not is_oom(exc):
-                    raise
-            if outputs is None:  # out of memory: leave the except block first, so the batch's tensors are freed
-                release_device_memory()
-                plan.shrink(len(batch), len(batch) * max(1, longest))
-                continue
-            if len(outputs) != len(batch):
-                raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} inputs")
-            for i, out in zip(batch, outputs):
-                results[i] = out
-            pos += len(batch)
-            bar.update(len(batch))
-    return results
+    # one function does the whole batch, so there is nothing to overlap: run it inline
+    return run_pipelined(items, lengths, plan, fn, overlap=False, desc=desc, progress=progress)  # type: ignore[return-value]
 
 
-def split_on_oom(fn: Callable[[list], R], chunk: list, merge: Callable[[R, R], R]) -> R:
+def split_on_oom(
+    fn: Callable[[list], R],
+    chunk: list,
+    merge: Callable[[R, R], R],
+    *,
+    plan: BatchPlan | None = None,
+    longest: int | None = None,
+) -> R:
     """``fn(chunk)``; on an out-of-memory error, the two halves separately, joined by ``merge``.
 
     Shared by the adapters that run a pre-built batch (embedding, text-to-text) so one
-    oversized batch degrades to smaller ones instead of losing the run.
+    oversized batch degrades to smaller ones instead of losing the run. With ``plan``
+    (and ``longest``, the chunk's longest item in tokens), the plan is shrunk as
+    :func:`run_batched` does, so batches cut from it later (see
+    :func:`iter_length_sorted_batches`) start at the size that fits instead of running
+    out of memory again.
     """
     try:
         return fn(chunk)
     except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
         if len(chunk) == 1 or not is_oom(exc):
             raise
-    release_device_memory()
-    half = len(chunk) // 2
-    logging.getLogger(__name__).warning("out of memory on a batch of %d; splitting it", len(chunk))
-    return merge(split_on_oom(fn, chunk[:half], merge), split_on_oom(fn, chunk[half:], merge))
+    release_device_memory()  # outside the except block, so the failed batch's tensors are gone
+    if plan is None:
+        logging.getLogger(__name__).warning("out of memory on a batch of %d; splitting it", len(chunk))
+        half = len(chunk) // 2
+        return merge(split_on_oom(fn, chunk[:half], merge), split_on_oom(fn, chunk[half:], merge))
+    bound = max(1, longest or 1)
+    plan.shrink(len(chunk), len(chunk) * bound)
+    result: R | None = None
+    pos = 0
+    while pos < len(chunk):  # each piece is cut from the plan as it stands now, after any inner shrink
+        size = plan.size_for(bound, len(chunk) - pos)
+        part = split_on_oom(fn, chunk[pos : pos + size], merge, plan=plan, longest=bound)
+        result = part if result is None else merge(result, part)
+        pos += size
+    return result  # type: ignore[return-value]
 
 
 def pad_columns(
@@ -157,17 +159,30 @@ def pad_columns(
 def to_device(arrays: Mapping[str, np.ndarray], device: Any) -> dict[str, Any]:
     """numpy batch -> torch tensors on ``device``; on CUDA through pinned memory with
     non-blocking copies, so the copy overlaps the previous batch's kernels."""
+    return move(host_tensors(arrays, device), device)
+
+
+def host_tensors(arrays: Mapping[str, Any], device: Any) -> dict[str, Any]:
+    """numpy arrays (or CPU tensors) -> CPU tensors, pinned when they are bound for CUDA.
+
+    The half of :func:`to_device` that needs no device, so a pipeline's prepare
+    stage (:mod:`harness_ext.adapters.pipeline`) can do it on a worker thread."""
     import torch
 
     cuda = str(device).startswith("cuda")
     out = {}
     for key, value in arrays.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
-        if cuda:
-            out[key] = tensor.pin_memory().to(device, non_blocking=True)
-        else:
-            out[key] = tensor.to(device) if str(device) != "cpu" else tensor
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        out[key] = tensor.pin_memory() if cuda else tensor
     return out
+
+
+def move(tensors: Mapping[str, Any], device: Any) -> dict[str, Any]:
+    """CPU tensors -> ``device`` (non-blocking from pinned memory; a no-op on the CPU)."""
+    if str(device) == "cpu":
+        return dict(tensors)
+    cuda = str(device).startswith("cuda")
+    return {key: tensor.to(device, non_blocking=cuda) for key, tensor in tensors.items()}
 
 
 def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from harness_ext.adapters.autobatch import plan_for
-from harness_ext.adapters.batching import pad_columns, run_batched, to_device
+from harness_ext.adapters.batching import host_tensors, move, pad_columns
+from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
 from harness_ext.adapters.settings import AdapterSettings
 
 #: spellings of the same label found in public checkpoints -> our canonical name
@@ -63,8 +64,6 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     (``batch_size=None`` = automatic); see docs/benchmarks.md for what this costs
     next to the bare forward passes.
     """
-    import torch
-
     if not requests:
         return []
     labels_per_request = {tuple(r.args[2]) for r in requests}
@@ -87,11 +86,15 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     lengths = [len(ids) for ids in columns["input_ids"]]
     device = settings.device
 
-    @torch.inference_mode()
-    def predict(rows: list[int]) -> list[str]:
-        inputs = to_device(pad_columns(columns, rows, pads), device)
-        logits = model(**inputs).logits
-        return [index_to_label[i] for i in logits.argmax(dim=-1).tolist()]
+    def prepare(rows: list[int]) -> dict:  # worker thread: pad, tensors, pinned on CUDA
+        return host_tensors(pad_columns(columns, rows, pads), device)
+
+    def forward(inputs: dict) -> Any:  # calling thread: the model and the argmax stay on the device
+        return model(**move(inputs, device)).logits.argmax(dim=-1)
+
+    def finish(rows: list[int], predicted: Any) -> list[str]:  # worker thread: the one device sync
+        return [index_to_label[i] for i in predicted.tolist()]
 
     plan = plan_for(loaded, settings)
-    return run_batched(range(len(requests)), lengths, plan, predict, desc="classify")
+    return run_pipelined(list(range(len(requests))), lengths, plan, forward, prepare=prepare, finish=finish,
+                         overlap=overlap_enabled(settings), desc="classify")  # type: ignore[return-value]

@@ -45,7 +45,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness_ext.adapters.batching import length_sorted_batches
+from harness_ext.adapters.autobatch import BatchPlan
+from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from harness_ext.retrieval.mining import unique_texts
@@ -289,6 +290,9 @@ class Embedder:
         self.batch_size = int(settings.batch_size or DEFAULT_BATCH_SIZE[kind])
         budget = settings.extra.get("max_batch_tokens")
         self.token_budget = int(budget) if budget not in (None, "") else DEFAULT_TOKEN_BUDGET[kind]
+        #: shrinks in place on out-of-memory; this embedder lives as long as the loaded model
+        #: (:func:`embedder_for`), so later calls start at the size that fit
+        self.batch_plan = BatchPlan(batch_size=self.batch_size, token_budget=self.token_budget)
         self.cache = EmbeddingCache(settings.cache_dir) if settings.use_cache else None
         self._identity: dict | None = None
         #: forward passes run (tests count them to prove cache hits)
@@ -339,64 +343,64 @@ class Embedder:
         return list(range(self.blocks + 1)) if self.all_layers else [self.hidden_index]
 
     def _encode(self, texts: list[str], flush: Callable | None) -> np.ndarray:
-        """Run the model over ``texts``; return the requested layer, flush every layer to the cache."""
-        from tqdm.auto import tqdm
+        """Run the model over ``texts``; return the requested layer, flush every layer to the cache.
 
+        Batches go through :func:`harness_ext.adapters.pipeline.run_pipelined`: padding
+        ahead of and pooled vectors' copy back behind the forward passes; an out-of-memory
+        batch halves :attr:`batch_plan`, which later calls keep."""
         inputs = [t.lower() for t in texts] if self.plan.lowercase else texts
         encoding = self.tokenizer(inputs, truncation=True, max_length=self.max_length, padding=False)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
         lengths = [len(ids) for ids in encoding["input_ids"]]
-        batches = length_sorted_batches(lengths, self.batch_size, self.token_budget)
         layers = self._layers_to_pool()
-        result: np.ndarray | None = None
-        pending: list[int] = []
-        pending_vectors: dict[int, list[np.ndarray]] = {index: [] for index in layers}
-        for batch in tqdm(batches, desc="embed", disable=len(batches) < 4, leave=False):
+        state: dict[str, Any] = {"result": None, "pending": [], "vectors": {index: [] for index in layers}}
+
+        def prepare(batch: list[int]) -> dict:  # worker thread: the same padding as always, pinned on CUDA
+            from harness_ext.adapters.batching import host_tensors
+
             features = [{k: encoding[k][i] for k in keys} for i in batch]
-            pooled = self._forward_pooled(features, layers)
-            if result is None:
-                result = np.zeros((len(texts), pooled[self.hidden_index].shape[1]), dtype=np.float32)
-            result[np.asarray(batch)] = pooled[self.hidden_index]
+            return host_tensors(dict(self.tokenizer.pad(features, padding=True, return_tensors="pt")), self.device)
+
+        def finish(batch: list[int], pooled: dict) -> dict[int, np.ndarray]:  # worker thread: the device sync
+            return {index: vectors.cpu().numpy() for index, vectors in pooled.items()}
+
+        def collect(batch: list[int], pooled: dict[int, np.ndarray]) -> None:  # calling thread, batch order
+            if state["result"] is None:
+                state["result"] = np.zeros((len(texts), pooled[self.hidden_index].shape[1]), dtype=np.float32)
+            state["result"][np.asarray(batch)] = pooled[self.hidden_index]
             if flush is not None:
-                pending.extend(batch)
+                state["pending"].extend(batch)
                 for index in layers:
-                    pending_vectors[index].append(pooled[index])
-                if len(pending) >= FLUSH_EVERY:
-                    flush([texts[i] for i in pending], {i: np.concatenate(v) for i, v in pending_vectors.items()})
-                    pending, pending_vectors = [], {index: [] for index in layers}
-        if flush is not None and pending:
-            flush([texts[i] for i in pending], {i: np.concatenate(v) for i, v in pending_vectors.items()})
-        assert result is not None
-        return result
+                    state["vectors"][index].append(pooled[index])
+                if len(state["pending"]) >= FLUSH_EVERY:
+                    flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
+                    state["pending"], state["vectors"] = [], {index: [] for index in layers}
 
-    def _forward_pooled(self, features: list[dict], layers: list[int]) -> dict[int, np.ndarray]:
-        """One padded batch -> pooled float32 vectors per hidden-state index (halves on CUDA OOM)."""
-        from harness_ext.adapters.batching import split_on_oom
-
-        return split_on_oom(
-            lambda chunk: self._forward_once(chunk, layers), features,
-            lambda a, b: {i: np.concatenate([a[i], b[i]]) for i in layers},
+        run_pipelined(
+            list(range(len(texts))), lengths, self.batch_plan, lambda padded: self._forward_device(padded, layers),
+            prepare=prepare, finish=finish, collect=collect, overlap=overlap_enabled(self.settings),
+            desc="embed", progress=len(texts) >= 4 * self.batch_size,
         )
+        if flush is not None and state["pending"]:
+            flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
+        assert state["result"] is not None
+        return state["result"]
 
-    def _forward_once(self, features: list[dict], layers: list[int]) -> dict[int, np.ndarray]:
-        import torch
+    def _forward_device(self, padded: dict, layers: list[int]) -> dict[int, Any]:
+        """One padded batch (CPU tensors) -> pooled float32 vectors per hidden-state index, on the device."""
+        from harness_ext.adapters.batching import move
 
-        padded = self.tokenizer.pad(features, padding=True, return_tensors="pt")
-        padded = {k: v.to(self.device) for k, v in padded.items()}
-        with torch.inference_mode():
-            self.forward_calls += 1
-            outputs = self.model(**padded, output_hidden_states=True, return_dict=True)
-            hidden_states = outputs.hidden_states
-            if hidden_states is None or len(hidden_states) != self.blocks + 1:
-                raise RuntimeError(
-                    f"{type(self.model).__name__} returned {len(hidden_states or ())} hidden states, "
-                    f"expected {self.blocks + 1} (embeddings + {self.blocks} blocks)"
-                )
-            mask = padded["attention_mask"].unsqueeze(-1).float()
-            return {
-                index: self.plan.apply(hidden_states[index].float(), mask).float().cpu().numpy()
-                for index in layers
-            }
+        padded = move(padded, self.device)
+        self.forward_calls += 1
+        outputs = self.model(**padded, output_hidden_states=True, return_dict=True)
+        hidden_states = outputs.hidden_states
+        if hidden_states is None or len(hidden_states) != self.blocks + 1:
+            raise RuntimeError(
+                f"{type(self.model).__name__} returned {len(hidden_states or ())} hidden states, "
+                f"expected {self.blocks + 1} (embeddings + {self.blocks} blocks)"
+            )
+        mask = padded["attention_mask"].unsqueeze(-1).float()
+        return {index: self.plan.apply(hidden_states[index].float(), mask).float() for index in layers}
 
 
 # --------------------------------------------------------------------------- adapter entry point

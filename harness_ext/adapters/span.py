@@ -30,12 +30,13 @@ Windows of many questions are batched together, longest first, padded per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
-from harness_ext.adapters.batching import run_batched
+from harness_ext.adapters.batching import host_tensors, move, pad_columns
+from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
 from harness_ext.adapters.settings import AdapterSettings
 
 #: official run_squad.py defaults
@@ -226,16 +227,27 @@ def best_spans(
     max_answer_length: int = 30,
 ) -> list[tuple[int, int] | None]:
     """Per request: the character span (start, end) of the best answer over all its windows."""
+    found = [
+        best_window_span(
+            np.asarray(start_logits[w], dtype=np.float32), np.asarray(end_logits[w], dtype=np.float32),
+            tuple(windows.context_range[w]), windows.max_context[w], n_best, max_answer_length,
+        )
+        for w in range(len(windows.features))
+    ]
+    return spans_of(windows, found)
+
+
+def spans_of(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int] | None]:
+    """Per request: the best of its windows' best pairs (:func:`best_window_span`), as a character span.
+
+    Ties go to the earlier window, as in the official loop over features."""
     spans: list[tuple[int, int] | None] = []
     for i in range(windows.n_examples):
         best: tuple[float, int, int, int] | None = None
         for w in windows.windows_of(i):
-            found = best_window_span(
-                np.asarray(start_logits[w], dtype=np.float32), np.asarray(end_logits[w], dtype=np.float32),
-                tuple(windows.context_range[w]), windows.max_context[w], n_best, max_answer_length,
-            )
-            if found is not None and (best is None or found[0] > best[0]):
-                best = (found[0], w, found[1], found[2])
+            pair = found[w]
+            if pair is not None and (best is None or pair[0] > best[0]):
+                best = (pair[0], w, pair[1], pair[2])
         if best is None:
             spans.append(None)
             continue
@@ -267,41 +279,54 @@ def window_length(loaded: Any, settings: AdapterSettings) -> int:
     return min(limits)
 
 
-def _pad(batch: list[dict[str, list[int]]], pad_id: int) -> dict[str, np.ndarray]:
-    longest = max(len(f["input_ids"]) for f in batch)
-    out: dict[str, np.ndarray] = {}
-    for key in batch[0]:
-        fill = pad_id if key == "input_ids" else 0
-        array = np.full((len(batch), longest), fill, dtype=np.int64)
-        for row, feature in enumerate(batch):
-            array[row, : len(feature[key])] = feature[key]
-        out[key] = array
-    if "attention_mask" not in out:
-        out["attention_mask"] = (np.arange(longest)[None, :] < np.array([len(f["input_ids"]) for f in batch])[:, None]).astype(np.int64)
-    return out
+def _run_windows(loaded: Any, windows: Windows, settings: AdapterSettings, finish: Callable) -> list:
+    """``finish(window indices, (start logits, end logits) as float32 numpy)`` for every window,
+    batched longest first through the pipeline (padding ahead, decoding behind the forward passes)."""
+    model = loaded.model
+    device = settings.device
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    accepted = set(getattr(loaded.tokenizer, "model_input_names", ()) or ("input_ids", "attention_mask"))
+    accepted.add("input_ids")
+    keys = [k for k in windows.features[0] if k in accepted] if windows.features else []
+
+    def prepare(rows: list[int]) -> dict:  # worker thread
+        columns = {k: [windows.features[w][k] for w in rows] for k in keys}
+        arrays = pad_columns(columns, range(len(rows)), {"input_ids": pad_id}, attention_mask="attention_mask" in accepted)
+        return host_tensors(arrays, device)
+
+    def forward(inputs: dict) -> tuple[Any, Any]:  # calling thread
+        output = model(**move(inputs, device))
+        return output.start_logits.float(), output.end_logits.float()
+
+    def finish_batch(rows: list[int], logits: tuple[Any, Any]) -> list:  # worker thread
+        starts, ends = logits[0].cpu().numpy(), logits[1].cpu().numpy()
+        out = []
+        for r, w in enumerate(rows):
+            n = len(windows.features[w]["input_ids"])
+            out.append(finish(w, starts[r, :n], ends[r, :n]))
+        return out
+
+    lengths = [len(f["input_ids"]) for f in windows.features]
+    # batch_size=None: automatic plan (on CPU a few 384-token windows per batch, not 32: see docs/benchmarks.md)
+    return run_pipelined(list(range(len(lengths))), lengths, plan_for(loaded, settings), forward,  # type: ignore[return-value]
+                         prepare=prepare, finish=finish_batch, overlap=overlap_enabled(settings), desc="extract_span")
 
 
 def window_logits(loaded: Any, windows: Windows, settings: AdapterSettings) -> list[tuple[np.ndarray, np.ndarray]]:
     """Start/end logits of every window (unpadded, float32), batched longest first."""
-    import torch
+    return _run_windows(loaded, windows, settings, lambda w, start, end: (start, end))
 
-    model = loaded.model
-    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    accepted = set(getattr(loaded.tokenizer, "model_input_names", ()) or ("input_ids", "attention_mask"))
-    accepted.add("input_ids")
 
-    @torch.inference_mode()
-    def run(batch: list[dict[str, list[int]]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        arrays = _pad(batch, pad_id)
-        inputs = {k: torch.from_numpy(v).to(settings.device) for k, v in arrays.items() if k in accepted}
-        output = model(**inputs)
-        starts = output.start_logits.float().cpu().numpy()
-        ends = output.end_logits.float().cpu().numpy()
-        return [(starts[r, : len(f["input_ids"])], ends[r, : len(f["input_ids"])]) for r, f in enumerate(batch)]
-
-    lengths = [len(f["input_ids"]) for f in windows.features]
-    # batch_size=None: automatic plan (on CPU a few 384-token windows per batch, not 32: see docs/benchmarks.md)
-    return run_batched(windows.features, lengths, plan_for(loaded, settings), run, desc="extract_span")
+def window_best(
+    loaded: Any, windows: Windows, settings: AdapterSettings, n_best: int = DEFAULT_N_BEST, max_answer_length: int = 30
+) -> list[tuple[float, int, int] | None]:
+    """Every window's best valid (score, start, end) pair, decoded on the pipeline's finishing
+    thread while the next batches run (same pairs as :func:`best_spans` takes from logits)."""
+    return _run_windows(
+        loaded, windows, settings,
+        lambda w, start, end: best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w],
+                                               n_best, max_answer_length),
+    )
 
 
 def _pair(request: Any) -> tuple[str, str]:
@@ -319,9 +344,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         loaded.tokenizer, questions, contexts, window_length(loaded, settings), settings.stride,
         int(extra.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)),
     )
-    logits = window_logits(loaded, windows, settings)
-    spans = best_spans(
-        windows, [s for s, _ in logits], [e for _, e in logits],
-        n_best=int(extra.get("n_best", DEFAULT_N_BEST)), max_answer_length=settings.max_answer_length,
-    )
+    found = window_best(loaded, windows, settings, n_best=int(extra.get("n_best", DEFAULT_N_BEST)),
+                        max_answer_length=settings.max_answer_length)
+    spans = spans_of(windows, found)
     return [span_text(context, span) for context, span in zip(contexts, spans)]

@@ -26,13 +26,17 @@ Windows of all sentences are sorted by length and padded per batch
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 from harness_ext.adapters.autobatch import plan_for
-from harness_ext.adapters.batching import chunks, pad_columns, run_batched, to_device
+from harness_ext.adapters.batching import chunks, host_tensors, move, pad_columns
+from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -213,44 +217,126 @@ class _Window:
     positions: list[int]
 
 
-def subword_lengths(tokenizer, sentences: list[list[str]]) -> list[list[int]]:
-    """Sub-words per word (no special tokens), with zero-sub-word words replaced by the unknown token in place."""
-    lengths = []
-    non_empty = [s for s, words in enumerate(sentences) if words]
-    encoding = (
-        tokenizer([sentences[s] for s in non_empty], is_split_into_words=True, add_special_tokens=False)
-        if non_empty else None
-    )
-    row_of = {s: row for row, s in enumerate(non_empty)}
-    for s, words in enumerate(sentences):
-        counts = [0] * len(words)
-        for word_id in (encoding.word_ids(row_of[s]) if words else ()):
-            if word_id is not None:
-                counts[word_id] += 1
-        empty = [i for i, c in enumerate(counts) if c == 0]
-        if empty:
-            unk = getattr(tokenizer, "unk_token", None)
+@dataclass
+class _Words:
+    """Every sentence tokenised once, word by word, without special tokens."""
+
+    #: per sentence: sub-words per word
+    lengths: list[list[int]]
+    #: per sentence: the sub-word ids of all its words, in order
+    ids: list[list[int]]
+    #: per sentence: index into ``ids`` where each word starts (one more entry than words)
+    starts: list[list[int]]
+
+
+def _encode_words(tokenizer, sentences: list[list[str]]) -> _Words:
+    """Tokenise every sentence once (batched Rust calls); zero-sub-word words are replaced by
+    the unknown token in place (as XTREME does) and their sentences tokenised again."""
+    n = len(sentences)
+    words = _Words([[] for _ in range(n)], [[] for _ in range(n)], [[0] for _ in range(n)])
+
+    def encode(indices: list[int]) -> list[int]:
+        """Fill ``words`` for ``indices``; return those with a zero-sub-word word."""
+        with_empty = []
+        for chunk in chunks(indices, TOKENIZE_CHUNK):
+            enc = tokenizer([sentences[s] for s in chunk], is_split_into_words=True, add_special_tokens=False)
+            for row, s in enumerate(chunk):
+                counts = [0] * len(sentences[s])
+                for word_id in enc.word_ids(row):
+                    if word_id is not None:
+                        counts[word_id] += 1
+                starts = [0] * (len(counts) + 1)
+                for i, c in enumerate(counts):
+                    starts[i + 1] = starts[i] + c
+                words.lengths[s], words.ids[s], words.starts[s] = counts, enc["input_ids"][row], starts
+                if 0 in counts:
+                    with_empty.append(s)
+        return with_empty
+
+    redo = encode([s for s in range(n) if sentences[s]])
+    if redo:
+        unk = getattr(tokenizer, "unk_token", None)
+        for s in redo:
+            empty = [i for i, c in enumerate(words.lengths[s]) if c == 0]
             if unk is None:
                 raise ValueError(
-                    f"words {[words[i] for i in empty]!r} give no sub-words and the tokenizer has no unknown token "
-                    f"to stand in for them"
+                    f"words {[sentences[s][i] for i in empty]!r} give no sub-words and the tokenizer has no unknown "
+                    f"token to stand in for them"
                 )
             for i in empty:
-                words[i] = unk
-            unk_len = len(tokenizer([unk], is_split_into_words=True, add_special_tokens=False)["input_ids"])
-            if unk_len == 0:
-                raise ValueError(f"the tokenizer's unknown token {unk!r} itself gives no sub-words")
-            for i in empty:
-                counts[i] = unk_len
-        lengths.append(counts)
-    return lengths
+                sentences[s][i] = unk
+        if encode(redo):
+            raise ValueError(f"the tokenizer's unknown token {unk!r} itself gives no sub-words")
+    return words
 
 
-def _make_windows(tokenizer, sentences, lengths, max_length: int, overlap: int) -> list[_Window]:
-    """Plan every sentence's windows, then tokenise all windows in batched (Rust) calls."""
+def subword_lengths(tokenizer, sentences: list[list[str]]) -> list[list[int]]:
+    """Sub-words per word (no special tokens), with zero-sub-word words replaced by the unknown token in place."""
+    return _encode_words(tokenizer, sentences).lengths
+
+
+@dataclass(frozen=True)
+class _Template:
+    """Special tokens around one sequence (``[CLS] words [SEP]``, ``<s> words </s>``), read from the tokenizer."""
+
+    prefix: list[int]
+    suffix: list[int]
+    #: token type ids of prefix, words and suffix (None: the tokenizer returns no token_type_ids)
+    types: tuple[list[int], int, list[int]] | None
+
+
+def _template(tokenizer) -> _Template | None:
+    """The single-sequence template, or None when it cannot be read (the windows are then tokenised as text)."""
+    if getattr(tokenizer, "truncation_side", "right") != "right":
+        return None
+    probe = next((w for w in ("a", getattr(tokenizer, "unk_token", None)) if w), None)
+    if probe is None:
+        return None
+    enc = tokenizer([[probe]], is_split_into_words=True)
+    word_ids, ids = enc.word_ids(0), enc["input_ids"][0]
+    inside = [i for i, w in enumerate(word_ids) if w is not None]
+    if not inside or inside != list(range(inside[0], inside[-1] + 1)):
+        return None
+    first, last = inside[0], inside[-1]
+    if first + len(ids) - last - 1 != _special_count(tokenizer):
+        return None
+    types = None
+    if "token_type_ids" in enc:
+        t = enc["token_type_ids"][0]
+        if len(set(t[first : last + 1])) != 1:
+            return None
+        types = (list(t[:first]), int(t[first]), list(t[last + 1 :]))
+    return _Template(list(ids[:first]), list(ids[last + 1 :]), types)
+
+
+def _make_windows(tokenizer, sentences, words: _Words, max_length: int, overlap: int) -> list[_Window]:
+    """Plan every sentence's windows and cut their token ids from the one tokenisation of the sentence."""
     capacity = max_length - _special_count(tokenizer)
-    spans = [(s, start, end) for s, words in enumerate(sentences) if words
-             for start, end in plan_windows(lengths[s], capacity, overlap)]
+    spans = [(s, start, end) for s, sentence in enumerate(sentences) if sentence
+             for start, end in plan_windows(words.lengths[s], capacity, overlap)]
+    template = _template(tokenizer)
+    if template is None:
+        return _tokenise_windows(tokenizer, sentences, spans, max_length)
+    head = len(template.prefix)
+    windows: list[_Window] = []
+    for s, start, end in spans:
+        word_starts = words.starts[s]
+        a, b = word_starts[start], word_starts[end]
+        body = words.ids[s][a : min(b, a + capacity)]  # a word longer than the window keeps its first sub-words
+        positions = [head + word_starts[i] - a for i in range(start, end)]
+        if positions[-1] >= head + len(body):
+            lost = [sentences[s][i] for i in range(start, end) if head + word_starts[i] - a >= head + len(body)]
+            raise RuntimeError(f"window of sentence {s} lost words {lost!r} to truncation (window planning bug)")
+        features = {"input_ids": template.prefix + body + template.suffix}
+        if template.types is not None:
+            before, inner, after = template.types
+            features["token_type_ids"] = before + [inner] * len(body) + after
+        windows.append(_Window(s, start, end, features, positions))
+    return windows
+
+
+def _tokenise_windows(tokenizer, sentences, spans, max_length: int) -> list[_Window]:
+    """Tokenise every window's words as text (for tokenizers whose template :func:`_template` cannot read)."""
     windows: list[_Window] = []
     for chunk in chunks(spans, TOKENIZE_CHUNK):
         enc = tokenizer([sentences[s][start:end] for s, start, end in chunk],
@@ -278,45 +364,71 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     tagsets = [tuple(r.args[2]) for r in requests]
     mappings = {tagset: head_to_tagset(loaded, tagset) for tagset in set(tagsets)}
     sentences = [list(r.args[1]) for r in requests]
-    lengths = subword_lengths(tokenizer, sentences)
+    words = _encode_words(tokenizer, sentences)  # the only tokenisation: windows are cut from it
+    lengths = words.lengths
     max_length = window_length(loaded, settings)
     capacity = max_length - _special_count(tokenizer)
-    windows = _make_windows(tokenizer, sentences, lengths, max_length, min(settings.stride, capacity // 2))
+    windows = _make_windows(tokenizer, sentences, words, max_length, min(settings.stride, capacity // 2))
     device = next(model.parameters()).device
     n_out = int(model.config.num_labels)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    tagset_list = sorted(mappings, key=str)
+    tagset_index = {tagset: k for k, tagset in enumerate(tagset_list)}
+    # per tagset: head outputs outside the task (never predicted), and head output -> tag index
+    blocked = torch.tensor([[m is None for m in mappings[t]] for t in tagset_list], dtype=torch.bool)
+    to_tag = [np.asarray([-1 if m is None else m for m in mappings[t]], dtype=np.int64) for t in tagset_list]
+    blocked_on_device = blocked.to(device) if blocked.any() else None
 
-    @torch.inference_mode()
-    def predict(batch: list[_Window]) -> list[list[int]]:
+    def prepare(rows: list[int]) -> tuple[dict, Any, Any, Any]:  # worker thread
+        batch = [windows[i] for i in rows]
         # numpy padding: tokenizer.pad spent ~0.15 s per 1000 UD sentences converting lists (bench_adapters)
         columns = {k: [w.features[k] for w in batch] for k in batch[0].features}
-        padded = pad_columns(columns, range(len(batch)), {"input_ids": pad_id})
-        logits = model(**to_device(padded, device)).logits
+        inputs = host_tensors(pad_columns(columns, range(len(batch)), {"input_ids": pad_id}), device)
+        counts = [len(w.positions) for w in batch]
+        # one gather for the whole batch: (row, position) of every window word's first sub-word
+        index = host_tensors({
+            "row": np.repeat(np.arange(len(batch)), counts),
+            "position": np.fromiter(itertools.chain.from_iterable(w.positions for w in batch), np.int64, sum(counts)),
+            "tagset": np.repeat([tagset_index[tagsets[w.sentence]] for w in batch], counts).astype(np.int64),
+        }, device)
+        return inputs, index, counts, [tagset_index[tagsets[w.sentence]] for w in batch]
+
+    def forward(prepared: tuple) -> tuple[Any, list[int], list[int]]:  # calling thread
+        inputs, index, counts, kinds = prepared
+        logits = model(**move(inputs, device)).logits
         if logits.shape[-1] != n_out:
             raise ValueError(f"{_config_path(loaded)}: head has {logits.shape[-1]} outputs but num_labels={n_out}")
-        out = []
-        for row, window in enumerate(batch):
-            mapping = mappings[tagsets[window.sentence]]
-            scores = logits[row, window.positions].float()
-            scores[:, [j for j, m in enumerate(mapping) if m is None]] = float("-inf")
-            out.append([mapping[j] for j in scores.argmax(dim=-1).tolist()])
-        return out
+        index = move(index, device)
+        scores = logits[index["row"], index["position"]].float()
+        if blocked_on_device is not None:
+            scores = scores.masked_fill(blocked_on_device[index["tagset"]], float("-inf"))
+        return scores.argmax(dim=-1), counts, kinds
 
-    window_tags = run_batched(
-        windows, [len(w.features["input_ids"]) for w in windows], plan_for(loaded, settings), predict, desc="tag"
+    def finish(rows: list[int], result: tuple) -> list[np.ndarray]:  # worker thread: one device sync per batch
+        best, counts, kinds = result
+        flat = best.cpu().numpy()
+        bounds = np.cumsum([0, *counts])
+        return [to_tag[kinds[k]][flat[bounds[k] : bounds[k + 1]]] for k in range(len(rows))]
+
+    window_tags = run_pipelined(
+        list(range(len(windows))), [len(w.features["input_ids"]) for w in windows], plan_for(loaded, settings),
+        forward, prepare=prepare, finish=finish, overlap=overlap_enabled(settings), desc="tag",
     )
     by_sentence: dict[int, list[int]] = {}
     for index, window in enumerate(windows):
         by_sentence.setdefault(window.sentence, []).append(index)
     responses: list[list[str]] = []
-    for s, words in enumerate(sentences):
+    for s, sentence in enumerate(sentences):
         own = by_sentence.get(s, [])
+        tagset = tagsets[s]
+        if len(own) == 1:  # the common case: one window holds the whole sentence
+            responses.append([tagset[j] for j in window_tags[own[0]].tolist()])
+            continue
         spans = [(windows[i].start, windows[i].end) for i in own]
         choice = best_windows(spans, lengths[s]) if own else []
-        tagset = tagsets[s]
         tags = []
-        for word in range(len(words)):
+        for word in range(len(sentence)):
             window = windows[own[choice[word]]]
-            tags.append(tagset[window_tags[own[choice[word]]][word - window.start]])
+            tags.append(tagset[int(window_tags[own[choice[word]]][word - window.start])])
         responses.append(tags)
     return responses

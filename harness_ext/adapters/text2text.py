@@ -32,11 +32,11 @@ answer does not depend on which requests share its batch.
 from __future__ import annotations
 
 import logging
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness_ext.adapters.batching import length_sorted_batches, split_on_oom
+from harness_ext.adapters.autobatch import BatchPlan
+from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.adapters.t2t_parse import (
     ParseInfo,
@@ -148,6 +148,15 @@ def input_device(model: Any, fallback: str) -> Any:
         return torch.device(fallback)
 
 
+def _plan_for(loaded: Any, device: str, batch_size: int) -> BatchPlan:
+    """The batch plan of one loaded model, kept in ``loaded.extra`` (a runner is built per
+    request list), so a size halved by out-of-memory is remembered for later languages."""
+    memo = getattr(loaded, "extra", None)
+    if not isinstance(memo, dict):
+        return BatchPlan(batch_size=batch_size)
+    return memo.setdefault(("_t2t_plan", device, batch_size), BatchPlan(batch_size=batch_size))
+
+
 class Seq2SeqRunner:
     """Batched greedy generation and target scoring with one loaded seq2seq model."""
 
@@ -158,6 +167,7 @@ class Seq2SeqRunner:
         self.device = input_device(self.model, settings.device)
         on_gpu = str(self.device).startswith("cuda")
         self.batch_size = settings.batch_size or (64 if on_gpu else 16)
+        self.plan = _plan_for(loaded, str(self.device), int(self.batch_size))
         config = getattr(self.model, "config", None)
         self.pad_id = _first_int(getattr(self.tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None), 0)
         self.eos_id = _first_int(getattr(self.tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None), 1)
@@ -179,46 +189,55 @@ class Seq2SeqRunner:
             out.append(row)
         return out, cut
 
-    def _pad(self, rows: Sequence[Sequence[int]], value: int):
-        import torch
+    def _pad_host(self, rows: Sequence[Sequence[int]], value: int):
+        """Padded ids and mask as CPU tensors (pinned when bound for CUDA): the prepare stage."""
+        from harness_ext.adapters.batching import host_tensors, pad_columns
 
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), value, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        arrays = pad_columns({"input_ids": rows}, range(len(rows)), {"input_ids": value})
+        tensors = host_tensors(arrays, self.device)
+        return tensors["input_ids"], tensors["attention_mask"]
+
+    def _pad(self, rows: Sequence[Sequence[int]], value: int):
+        ids, mask = self._pad_host(rows, value)
+        return self._move(ids), self._move(mask)
+
+    def _move(self, tensor):
+        return tensor.to(self.device, non_blocking=str(self.device).startswith("cuda"))
 
     # ------------------------------------------------------------ batching
-    def _batched(self, items: Sequence[Any], lengths: Sequence[int], fn: Callable[[list[Any]], list], desc: str) -> list:
-        from tqdm.auto import tqdm
-
-        results: list = [None] * len(items)
-        batches = length_sorted_batches(lengths, self.batch_size)
-        for batch in tqdm(batches, desc=desc, disable=len(batches) < 4, leave=False):
-            outputs = split_on_oom(fn, [items[i] for i in batch], operator.add)
-            for i, out in zip(batch, outputs):
-                results[i] = out
-        return results
+    def _batched(self, items: Sequence[Any], lengths: Sequence[int], forward: Callable[[Any], Any], desc: str,
+                 prepare: Callable[[list], Any] | None = None, finish: Callable[[list, Any], list] | None = None) -> list:
+        """Length-sorted batches through the pipeline (prepare ahead, finish behind); an out-of-memory
+        batch halves :attr:`plan`, which lives with the loaded model."""
+        return run_pipelined(  # type: ignore[return-value]
+            list(items), lengths, self.plan, forward, prepare=prepare, finish=finish,
+            overlap=overlap_enabled(self.settings), desc=desc, progress=len(items) >= 4 * self.batch_size,
+        )
 
     # ------------------------------------------------------------ generation
     def generate(self, inputs: Sequence[Sequence[int]], budgets: Sequence[int]) -> list[Generation]:
         """Greedy generation per input, each cut to its own budget of new tokens."""
         items = list(zip(inputs, budgets))
-        return self._batched(items, [len(ids) for ids in inputs], self._generate_batch, "t2t generate")
+        return self._batched(items, [len(ids) for ids in inputs], self._generate_device, "t2t generate",
+                             prepare=self._generate_prepare, finish=self._generate_finish)
 
     def _generate_batch(self, batch: list[tuple[Sequence[int], int]]) -> list[Generation]:
-        import torch
+        """One batch, all stages in series."""
+        return self._generate_finish(batch, self._generate_device(self._generate_prepare(batch)))
 
-        ids, mask = self._pad([row for row, _ in batch], self.pad_id)
-        longest = max(budget for _, budget in batch)
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=longest, do_sample=False, num_beams=1,
-                decoder_start_token_id=self.start_id, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
-            )
-        sequences = out.sequences if hasattr(out, "sequences") else out
+    def _generate_prepare(self, batch: list[tuple[Sequence[int], int]]) -> tuple[Any, Any, int]:
+        ids, mask = self._pad_host([row for row, _ in batch], self.pad_id)
+        return ids, mask, max(budget for _, budget in batch)
+
+    def _generate_device(self, prepared: tuple[Any, Any, int]) -> Any:
+        ids, mask, longest = prepared
+        out = self.model.generate(
+            input_ids=self._move(ids), attention_mask=self._move(mask), max_new_tokens=longest, do_sample=False,
+            num_beams=1, decoder_start_token_id=self.start_id, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
+        )
+        return out.sequences if hasattr(out, "sequences") else out
+
+    def _generate_finish(self, batch: list[tuple[Sequence[int], int]], sequences: Any) -> list[Generation]:
         results = []
         for row, (_, budget) in zip(sequences.tolist(), batch):
             tokens = row[1:]  # an encoder-decoder generation starts with the decoder start token
@@ -234,34 +253,42 @@ class Seq2SeqRunner:
     # ------------------------------------------------------------ scoring
     def score(self, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> list[list[float]]:
         """Sum log-likelihood of every target (token ids, end-of-sequence included) given each input."""
-        fn = lambda batch: self._score_batch(batch, targets)  # noqa: E731
-        return self._batched(list(inputs), [len(ids) for ids in inputs], fn, "t2t score")
+        target_ids, target_mask = self._pad(targets, self.pad_id)
+        forward = lambda prepared: self._score_device(prepared, target_ids, target_mask)  # noqa: E731
+        return self._batched(list(inputs), [len(ids) for ids in inputs], forward, "t2t score",
+                             prepare=lambda batch: self._pad_host(batch, self.pad_id),
+                             finish=lambda batch, totals: totals.cpu().tolist())
 
     def _score_batch(self, batch: list[Sequence[int]], targets: Sequence[Sequence[int]]) -> list[list[float]]:
+        """One batch, all stages in series."""
+        import torch
+
+        target_ids, target_mask = self._pad(targets, self.pad_id)
+        with torch.inference_mode():
+            return self._score_device(self._pad_host(batch, self.pad_id), target_ids, target_mask).cpu().tolist()
+
+    def _score_device(self, prepared: tuple[Any, Any], target_ids: Any, target_mask: Any) -> Any:
         import torch
         from transformers.modeling_outputs import BaseModelOutput
 
-        n_targets = len(targets)
-        ids, mask = self._pad(batch, self.pad_id)
-        target_ids, target_mask = self._pad(targets, self.pad_id)
+        ids, mask = self._move(prepared[0]), self._move(prepared[1])
+        n_targets, n_rows = target_ids.shape[0], ids.shape[0]
         decoder_in = torch.full_like(target_ids, self.pad_id)
         decoder_in[:, 0] = self.start_id
         decoder_in[:, 1:] = target_ids[:, :-1]
-        with torch.inference_mode():
-            encoded = self.model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
-            hidden = encoded.last_hidden_state.repeat_interleave(n_targets, dim=0)
-            logits = self.model(
-                encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-                attention_mask=mask.repeat_interleave(n_targets, dim=0),
-                decoder_input_ids=decoder_in.repeat(len(batch), 1),
-                use_cache=False,
-                return_dict=True,
-            ).logits
-            gold = target_ids.repeat(len(batch), 1).to(logits.device)
-            keep = target_mask.repeat(len(batch), 1).to(logits.device).float()
-            logprobs = logits.float().log_softmax(-1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
-            totals = (logprobs * keep).sum(-1).view(len(batch), n_targets)
-        return totals.cpu().tolist()
+        encoded = self.model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
+        hidden = encoded.last_hidden_state.repeat_interleave(n_targets, dim=0)
+        logits = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+            attention_mask=mask.repeat_interleave(n_targets, dim=0),
+            decoder_input_ids=decoder_in.repeat(n_rows, 1),
+            use_cache=False,
+            return_dict=True,
+        ).logits
+        gold = target_ids.repeat(n_rows, 1).to(logits.device)
+        keep = target_mask.repeat(n_rows, 1).to(logits.device).float()
+        logprobs = logits.float().log_softmax(-1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
+        return (logprobs * keep).sum(-1).view(n_rows, n_targets)
 
 
 def _first_int(*values: Any) -> int:

@@ -6,12 +6,21 @@ Why exact: XTREME's BUCC and Tatoeba numbers come from ``faiss.IndexFlatIP`` /
 Backends (``backend=``):
 
 * ``"cpu"``: ``faiss.IndexFlatIP`` (multi-threaded BLAS);
-* ``"gpu"``: the same flat index cloned to *all* visible GPUs and sharded
-  (``faiss.index_cpu_to_all_gpus(..., co.shard=True)``), so a database larger
-  than one GPU's memory is split across GPUs; needs a faiss GPU build;
-* ``"torch"``: a plain ``matmul`` + ``topk`` reference (on CPU unless ``device``
-  says otherwise), used by the tests to check the faiss paths;
-* ``"auto"``: ``"gpu"`` when faiss has GPU support and sees a GPU, else ``"cpu"``.
+* ``"gpu"``: the same flat index on the GPUs faiss has kernels for
+  (:mod:`harness_ext.retrieval.faiss_env`), on one GPU when the database is small
+  and sharded over all of them when it is large (more than
+  :data:`SHARD_ABOVE_BYTES`); GPU resources are made once per process and
+  torch's cache is emptied first. ``k`` above faiss's GPU limit (2048) is served
+  by torch on the same GPU;
+* ``"torch"``: exact ``matmul`` + ``topk`` in full float32 precision (no TF32),
+  on ``device`` (CPU unless told): the fallback when faiss is absent, broken or
+  has no kernels for the GPU, and the reference the tests check faiss against;
+* ``"auto"``: ``"gpu"`` when faiss can run on the GPUs, else ``"torch"`` on the
+  GPU when torch sees one, else ``"cpu"`` (``"torch"`` on the CPU without faiss).
+
+A broken faiss install (two wheels over each other, missing GPU symbols, any
+import error) is named once in a warning with the fix, and the search goes on
+without it.
 
 Queries are processed in blocks (``block_size`` rows at a time), so the only
 memory that grows with the corpus is the database itself plus ``block_size x k``
@@ -24,6 +33,8 @@ import logging
 from typing import Literal
 
 import numpy as np
+
+from harness_ext.retrieval import faiss_env
 
 log = logging.getLogger(__name__)
 
@@ -60,32 +71,43 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x
 
 
+#: databases up to this size go on one GPU; larger ones are sharded over every usable GPU
+SHARD_ABOVE_BYTES = 4 << 30
+
+
 def faiss_gpu_count() -> int:
-    """GPUs usable by faiss (0 for a CPU-only faiss build or no GPU)."""
-    try:
-        import faiss
-    except ImportError:  # pragma: no cover - faiss is a hard dependency
-        return 0
-    if not hasattr(faiss, "StandardGpuResources"):
-        return 0
-    try:
-        return int(faiss.get_num_gpus())
-    except Exception:  # pragma: no cover - broken driver
-        return 0
+    """GPUs faiss can run on here: a working GPU build with kernels for the device (0 otherwise)."""
+    return len(faiss_env.faiss_gpus())
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """``auto`` -> ``gpu`` or ``cpu``; an explicit ``gpu`` without a GPU build is an error."""
+    """``auto`` -> ``gpu``, ``torch`` (on a GPU) or ``cpu``; a faiss backend that cannot run falls back to torch."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown search backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "gpu" if faiss_gpu_count() > 0 else "cpu"
+        if faiss_gpu_count() > 0:
+            return "gpu"
+        if faiss_env.torch_cuda_available():
+            return "torch"
+        return "cpu" if faiss_env.faiss_module() is not None else "torch"
     if backend == "gpu" and faiss_gpu_count() == 0:
-        raise RuntimeError(
-            "search backend 'gpu' needs a faiss GPU build and a visible GPU "
-            "(pip install 'xtreme-harness[gpu]' on a CUDA machine); use backend='auto' to fall back to the CPU"
-        )
+        if not faiss_env.torch_cuda_available():
+            raise RuntimeError(
+                "search backend 'gpu' needs a visible GPU (and, for faiss on it, "
+                f"{faiss_env.GPU_FIX}); use backend='auto' to fall back to the CPU"
+            )
+        log.warning("faiss cannot run on this GPU; backend 'gpu' uses torch's exact search on it")
+        return "torch"
+    if backend == "cpu" and faiss_env.faiss_module() is None:
+        return "torch"
     return backend
+
+
+def default_device(backend: str, requested: str | None) -> str:
+    """Where the torch backend runs: as requested, else the GPU under ``auto``/``gpu``, else the CPU."""
+    if requested:
+        return requested
+    return "cuda" if backend in ("auto", "gpu") and faiss_env.torch_cuda_available() else "cpu"
 
 
 class FlatIndex:
@@ -101,21 +123,47 @@ class FlatIndex:
         self.dim = self.database.shape[1]
         self._index = None
         self._torch_db = None
-        self._device = device
-        if self.backend in ("cpu", "gpu"):
-            import faiss
-
-            index = faiss.IndexFlatIP(self.dim)
-            if self.backend == "gpu":
-                options = faiss.GpuMultipleClonerOptions()
-                options.shard = True  # split the database across GPUs instead of copying it to each
-                index = faiss.index_cpu_to_all_gpus(index, co=options)
+        self._device = default_device(backend, device)
+        if self.backend == "cpu":
+            index = faiss_env.faiss_module().IndexFlatIP(self.dim)
             index.add(self.database)
             self._index = index
+        elif self.backend == "gpu":
+            self._index = self._gpu_index()
         else:
+            self._torch_database()
+
+    def _gpu_index(self) -> object:
+        faiss = faiss_env.faiss_module()
+        gpus = list(faiss_env.faiss_gpus())
+        faiss_env.free_torch_cache()
+        cpu_index = faiss.IndexFlatIP(self.dim)
+        if self.database.nbytes <= SHARD_ABOVE_BYTES or len(gpus) == 1:
+            gpus = [self._home_gpu(gpus)]
+        options = faiss.GpuMultipleClonerOptions()
+        options.shard = len(gpus) > 1  # split a large database instead of copying it to each GPU
+        resources = [faiss_env.gpu_resources(faiss, g) for g in gpus]
+        index = faiss.index_cpu_to_gpu_multiple_py(resources, cpu_index, options, gpus)
+        index.add(self.database)
+        return index
+
+    @staticmethod
+    def _home_gpu(gpus: list[int]) -> int:
+        """This process's GPU when faiss may use it (data-parallel ranks each have one), else the first usable."""
+        try:
             import torch
 
-            self._torch_db = torch.from_numpy(self.database).to(device or "cpu")
+            current = torch.cuda.current_device() if torch.cuda.is_initialized() else gpus[0]
+        except Exception:  # noqa: BLE001
+            current = gpus[0]
+        return current if current in gpus else gpus[0]
+
+    def _torch_database(self):
+        if self._torch_db is None:
+            import torch
+
+            self._torch_db = torch.from_numpy(self.database).to(self._device)
+        return self._torch_db
 
     def __len__(self) -> int:
         return self.database.shape[0]
@@ -141,21 +189,35 @@ class FlatIndex:
         return scores, indices
 
     def _search_block(self, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._index is not None:
+        if self._index is not None and not (self.backend == "gpu" and k > faiss_env.GPU_MAX_K):
             return self._index.search(block, k)
-        import torch
+        return torch_topk(block, self._torch_database(), k)
 
-        # queries x database scores exist only TORCH_MAX_SCORES at a time: a whole 65536-query
-        # block against 50k vectors would be a 13 GB matrix (rows are independent, results identical)
-        rows = max(1, TORCH_MAX_SCORES // max(1, len(self)))
-        values, indices = [], []
+
+def torch_topk(block: np.ndarray, database, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner products of ``block`` against a torch ``database``, in full float32.
+
+    The query x database scores exist only :data:`TORCH_MAX_SCORES` at a time: a whole
+    65536-query block against 50k vectors would be a 13 GB matrix (rows are independent,
+    results identical). TF32 is switched off for the product, so a GPU ranks the
+    neighbours as faiss does, ties aside.
+    """
+    import torch
+
+    rows = max(1, TORCH_MAX_SCORES // max(1, len(database)))
+    values, indices = [], []
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
         with torch.no_grad():
             for start in range(0, len(block), rows):
-                q = torch.from_numpy(block[start : start + rows]).to(self._torch_db.device)
-                top = torch.topk(q @ self._torch_db.T, k, dim=1, largest=True, sorted=True)
+                q = torch.from_numpy(block[start : start + rows]).to(database.device)
+                top = torch.topk(q @ database.T, k, dim=1, largest=True, sorted=True)
                 values.append(top.values.cpu().numpy())
                 indices.append(top.indices.cpu().numpy().astype(np.int64))
-        return np.concatenate(values), np.concatenate(indices)
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    return np.concatenate(values), np.concatenate(indices)
 
 
 def knn(

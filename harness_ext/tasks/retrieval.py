@@ -16,8 +16,9 @@ nearest neighbour depends on every other sentence).
   BUCC's test gold is withheld by the benchmark (XTREME's download script deletes
   it): without it the scores are NaN, with a warning pointing to the submission file.
 
-Search backend: ``auto`` (faiss GPU when present, else faiss CPU); override with
-``XTREME_SEARCH_BACKEND=cpu|gpu|torch``.
+Search backend: ``auto`` (faiss GPU where it has kernels for the GPU, else torch's
+exact search on the GPU, else faiss CPU; see :mod:`harness_ext.retrieval.search`);
+override with ``XTREME_SEARCH_BACKEND=cpu|gpu|torch``.
 """
 
 from __future__ import annotations

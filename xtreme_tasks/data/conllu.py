@@ -39,7 +39,8 @@ hitting it.
 
 Malformed input raises :class:`~xtreme_tasks.data.DataError` naming the file and
 line: wrong column count, bad IDs, ids out of order, a multi-word range whose
-sub-tokens are missing, a UPOS outside the 17 UD tags.
+sub-tokens are missing, a UPOS outside the 17 UD tags, bytes that are not UTF-8, a
+last sentence without its closing blank line (a truncated file).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from xtreme_tasks.data import DataError
+from xtreme_tasks.data.textio import read_lines
 
 N_COLUMNS = 10
 _INT_ID = re.compile(r"[1-9][0-9]*")
@@ -171,55 +173,67 @@ def _check_sentence(sentence: Sentence) -> None:
 
 
 def read_conllu(path: Path, valid_upos: Sequence[str]) -> Iterator[Sentence]:
-    """Yield the sentences of one CoNLL-U file; malformed lines raise DataError(file:line)."""
+    """Yield the sentences of one CoNLL-U file; malformed lines raise DataError(file:line).
+
+    A byte-order mark is dropped and bytes that are not UTF-8 are refused with file:line
+    (:mod:`xtreme_tasks.data.textio`). A file whose last sentence is not closed by a blank
+    line is refused as truncated: CoNLL-U ends every sentence with one, and a file cut at a
+    line boundary would otherwise give a partial last sentence (the official
+    ``udpos_preprocess`` silently drops such a sentence instead).
+    """
     valid = set(valid_upos)
     sentence: Sentence | None = None
-    with path.open(encoding="utf-8-sig") as handle:  # tolerate a byte-order mark
-        for line_no, raw in enumerate(handle, 1):
-            line = raw.rstrip("\n").rstrip("\r")
-            where = f"{path}:{line_no}"
-            if not line.strip():
-                if sentence is not None:
-                    _check_sentence(sentence)
-                    yield sentence
-                sentence = None
-                continue
-            if sentence is None:
-                sentence = Sentence(path=path, line_no=line_no, sent_id=None)
-            if line.startswith("#"):
-                match = re.match(r"#\s*sent_id\s*=\s*(.*\S)", line)
-                if match:
-                    sentence.sent_id = match.group(1)
-                continue
-            columns = line.split("\t")
-            if len(columns) != N_COLUMNS:
-                raise DataError(
-                    f"{where}: {len(columns)} tab-separated columns, CoNLL-U has {N_COLUMNS} "
-                    f"(ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC)"
-                )
-            token_id, form, upos = columns[0], columns[1], columns[3]
-            if _EMPTY_ID.fullmatch(token_id):
-                sentence.empty_nodes += 1
-                continue
-            match = _RANGE_ID.fullmatch(token_id)
+    text = read_lines(path, "CoNLL-U file")
+    line_no = 0
+    for line_no, line in enumerate(text.lines, 1):
+        where = f"{path}:{line_no}"
+        if not line.strip():
+            if sentence is not None:
+                _check_sentence(sentence)
+                yield sentence
+            sentence = None
+            continue
+        if sentence is None:
+            sentence = Sentence(path=path, line_no=line_no, sent_id=None)
+        if line.startswith("#"):
+            match = re.match(r"#\s*sent_id\s*=\s*(.*\S)", line)
             if match:
-                sentence.multiword.append(MultiwordToken(int(match.group(1)), int(match.group(2)), form, line_no))
-                continue
-            if not _INT_ID.fullmatch(token_id):
-                raise DataError(f"{where}: ID {token_id!r} is not a word id (n), a range (n-m) or an empty node (n.m)")
-            if upos not in valid:
-                raise DataError(
-                    f"{where}: UPOS {upos!r} is not one of the 17 UD tags ({' '.join(valid_upos)})"
-                )
-            sentence.tokens.append(Token(
-                id=int(token_id), form=form, upos=upos,
-                head=_parse_heads(columns[6], where),
-                enhanced_heads=_parse_enhanced(columns[8]),
-                line_no=line_no,
-            ))
+                sentence.sent_id = match.group(1)
+            continue
+        columns = line.split("\t")
+        if len(columns) != N_COLUMNS:
+            raise DataError(
+                f"{where}: {len(columns)} tab-separated columns, CoNLL-U has {N_COLUMNS} "
+                f"(ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC)"
+                + ("; the file ends here without a line end: it looks truncated, re-extract it"
+                   if line_no == len(text.lines) and not text.ends_with_newline else "")
+            )
+        token_id, form, upos = columns[0], columns[1], columns[3]
+        if _EMPTY_ID.fullmatch(token_id):
+            sentence.empty_nodes += 1
+            continue
+        match = _RANGE_ID.fullmatch(token_id)
+        if match:
+            sentence.multiword.append(MultiwordToken(int(match.group(1)), int(match.group(2)), form, line_no))
+            continue
+        if not _INT_ID.fullmatch(token_id):
+            raise DataError(f"{where}: ID {token_id!r} is not a word id (n), a range (n-m) or an empty node (n.m)")
+        if upos not in valid:
+            raise DataError(
+                f"{where}: UPOS {upos!r} is not one of the 17 UD tags ({' '.join(valid_upos)})"
+            )
+        sentence.tokens.append(Token(
+            id=int(token_id), form=form, upos=upos,
+            head=_parse_heads(columns[6], where),
+            enhanced_heads=_parse_enhanced(columns[8]),
+            line_no=line_no,
+        ))
     if sentence is not None:
-        _check_sentence(sentence)
-        yield sentence
+        raise DataError(
+            f"{path}:{line_no}: the file ends inside the sentence that starts at line {sentence.line_no} "
+            f"(no blank line after its last token): it looks truncated. CoNLL-U closes every sentence "
+            f"with a blank line; re-extract the file from the UD release"
+        )
 
 
 def _ancestor_counts(sentence: Sentence, nodes: Iterable[int]) -> dict[int, int]:
@@ -333,40 +347,38 @@ def read_word_tag_tsv(
     tags: list[str] = []
     start = 0
     prefixed: bool | None = None
-    with path.open(encoding="utf-8-sig", newline="") as handle:  # tolerate a byte-order mark
-        for line_no, raw in enumerate(handle, 1):
-            line = raw.rstrip("\n").rstrip("\r")
-            where = f"{path}:{line_no}"
-            if not line.strip() or line.startswith("-DOCSTART-"):
-                if words:
-                    yield f"{path}:{start}", words, tags
-                words, tags = [], []
-                continue
-            columns = line.split("\t")
-            if len(columns) == 1:
-                raise DataError(
-                    f"{where}: one column (the word) and no tag. The official XTREME download script "
-                    f"strips test labels; write the labelled file ({what}: word<TAB>tag, a blank line "
-                    f"between sentences) or unset XTREME_DATA_DIR to read the hub copy"
-                )
-            if len(columns) != 2:
-                raise DataError(f"{where}: expected 2 tab-separated columns (word, tag), got {len(columns)}")
-            word, tag = columns[0], columns[1].strip()
-            if strip_prefix is not None:
-                if prefixed is None:
-                    prefixed = word.startswith(strip_prefix)
-                if prefixed:
-                    if not word.startswith(strip_prefix):
-                        raise DataError(
-                            f"{where}: word {word!r} lacks the {strip_prefix!r} prefix that the file's first "
-                            f"word has (raw PAN-X files prefix every word with its language)"
-                        )
-                    word = word[len(strip_prefix):]
-            if tag not in valid:
-                raise DataError(f"{where}: tag {tag!r} is not one of {' '.join(valid_tags)} ({what})")
-            if not words:
-                start = line_no
-            words.append(word)
-            tags.append(tag)
+    for line_no, line in enumerate(read_lines(path, what).lines, 1):
+        where = f"{path}:{line_no}"
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if words:
+                yield f"{path}:{start}", words, tags
+            words, tags = [], []
+            continue
+        columns = line.split("\t")
+        if len(columns) == 1:
+            raise DataError(
+                f"{where}: one column (the word) and no tag. The official XTREME download script "
+                f"strips test labels; write the labelled file ({what}: word<TAB>tag, a blank line "
+                f"between sentences) or unset XTREME_DATA_DIR to read the hub copy"
+            )
+        if len(columns) != 2:
+            raise DataError(f"{where}: expected 2 tab-separated columns (word, tag), got {len(columns)}")
+        word, tag = columns[0], columns[1].strip()
+        if strip_prefix is not None:
+            if prefixed is None:
+                prefixed = word.startswith(strip_prefix)
+            if prefixed:
+                if not word.startswith(strip_prefix):
+                    raise DataError(
+                        f"{where}: word {word!r} lacks the {strip_prefix!r} prefix that the file's first "
+                        f"word has (raw PAN-X files prefix every word with its language)"
+                    )
+                word = word[len(strip_prefix):]
+        if tag not in valid:
+            raise DataError(f"{where}: tag {tag!r} is not one of {' '.join(valid_tags)} ({what})")
+        if not words:
+            start = line_no
+        words.append(word)
+        tags.append(tag)
     if words:
         yield f"{path}:{start}", words, tags

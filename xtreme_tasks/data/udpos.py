@@ -1,11 +1,22 @@
 """UD-POS: Universal Dependencies v2.5 treebanks, 17 UPOS tags, treebanks pooled per language.
 
-Local layouts under ``$XTREME_DATA_DIR`` (the first that exists is read)::
+Local layouts under ``$XTREME_DATA_DIR/udpos`` (the first that has the language is read)::
 
-    udpos/<split>-<lang>.tsv              official XTREME output: word<TAB>UPOS,
-                                          a blank line between sentences (labels kept)
-    udpos/<lang>/*-ud-<split>.conllu      raw UD treebanks; every treebank of the
-                                          language is read, in file-name order, and pooled
+    <split>-<lang>.tsv                      official XTREME output: word<TAB>UPOS,
+                                            a blank line between sentences (labels kept)
+    <lang>/*-ud-<split>.conllu              one folder per language (the layout of the
+                                            official script's intermediate conll/<lang>/):
+                                            every treebank in it is read
+    ud-treebanks-v2.5/UD_*/<tb>-ud-<split>.conllu   an unpacked UD v2.5 release
+    UD_*/<tb>-ud-<split>.conllu             treebank folders as UD ships them
+    <tb>-ud-<split>.conllu                  treebank files side by side (flat)
+
+In the last three, a treebank belongs to a language when the code before the first
+``_`` of its file name is the language (``el_gdt-ud-test.conllu`` is ``el``; Ancient
+Greek's ``grc_proiel-...`` is not), exactly as ``scripts/download_data.sh`` selects
+them, and the treebanks are pooled in file-name order, as ``utils_preprocess.py
+udpos_preprocess`` reads them (``sorted(files)``). Other files (LICENSE, README) are
+ignored. A file name found twice is refused (it would be counted twice).
 
 ``<split>`` is ``test``, ``dev`` or ``train``. CoNLL-U files go through
 :mod:`xtreme_tasks.data.conllu`, which reproduces XTREME's conversion (comments and
@@ -28,6 +39,7 @@ import logging
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, DATA_DIR_ENV
+from xtreme_tasks.data.hub import load_dataset as hub_load
 from xtreme_tasks.data.conllu import ReadReport, read_word_tag_tsv, xtreme_sentences
 from xtreme_tasks.table import HUB_DATASET, UDPOS_HUB_NAMES, UPOS_TAGS
 
@@ -47,8 +59,42 @@ def _docs(rows, lang: str, split: str) -> list[dict]:
 
 
 def conllu_files(folder: Path, split: str) -> list[Path]:
-    """The language's treebank files for ``split``, sorted (XTREME pools them in this order)."""
-    return sorted(folder.glob(f"*-ud-{SPLIT_FILES.get(split, split)}.conllu"))
+    """The treebank files for ``split`` in one language's folder, sorted (XTREME pools them in this order)."""
+    return sorted(folder.glob(f"*-ud-{SPLIT_FILES.get(split, split)}.conllu"), key=lambda p: p.name)
+
+
+def treebank_language(path: Path) -> str:
+    """The language code of a UD file name, as ``download_data.sh`` reads it (text before the first ``_``)."""
+    return path.name.split("_", 1)[0]
+
+
+def release_files(udroot: Path, lang: str, split: str) -> list[Path]:
+    """The language's treebanks in a UD release, UD_* folders or flat files under ``udroot``, pooled in XTREME's order.
+
+    Looks at ``udroot/*.conllu``, ``udroot/UD_*/*.conllu`` and ``udroot/ud-treebanks-v*/UD_*/*.conllu``.
+    """
+    pattern = f"*-ud-{SPLIT_FILES.get(split, split)}.conllu"
+    candidates = [
+        *udroot.glob(pattern),
+        *udroot.glob(f"UD_*/{pattern}"),
+        *udroot.glob(f"ud-treebanks-v*/UD_*/{pattern}"),
+    ]
+    releases = sorted({p.parent.parent.name for p in candidates if p.parent.parent.name.startswith("ud-treebanks-v")})
+    if releases and releases != ["ud-treebanks-v2.5"]:
+        log.warning(
+            "UD-POS: %s holds %s; XTREME's UD-POS is UD v2.5 (ud-treebanks-v2.5), so counts may differ from the "
+            "official test set", udroot, ", ".join(releases),
+        )
+    mine = [p for p in candidates if treebank_language(p) == lang]
+    by_name: dict[str, Path] = {}
+    for path in sorted(mine):
+        if path.name in by_name:
+            raise DataError(
+                f"UD-POS {lang}: the treebank file {path.name} is found twice, {by_name[path.name]} and {path}; "
+                f"keep one copy under {udroot} (both would be pooled, counting its sentences twice)"
+            )
+        by_name[path.name] = path
+    return [by_name[name] for name in sorted(by_name)]
 
 
 def read_conllu_files(paths: list[Path], lang: str, split: str) -> tuple[list[dict], ReadReport]:
@@ -75,16 +121,21 @@ def _log_report(report: ReadReport, lang: str, split: str, paths: list[Path]) ->
 
 
 def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
-    tsv = root / "udpos" / f"{SPLIT_FILES.get(split, split)}-{lang}.tsv"
+    udroot = root / "udpos"
+    split_name = SPLIT_FILES.get(split, split)
+    tsv = udroot / f"{split_name}-{lang}.tsv"
     if tsv.is_file():
         return read_tsv(tsv, lang, split)
-    folder = root / "udpos" / lang
+    folder = udroot / lang
     paths = conllu_files(folder, split) if folder.is_dir() else []
+    if not paths and udroot.is_dir():
+        paths = release_files(udroot, lang, split)
     if not paths:
         raise DataError(
-            f"missing UD-POS {lang} {split} data: neither {tsv} (official XTREME layout, word<TAB>UPOS) nor "
-            f"{folder}/*-ud-{SPLIT_FILES.get(split, split)}.conllu (UD treebanks) exists under ${DATA_DIR_ENV}; "
-            f"add one of them, or unset {DATA_DIR_ENV} to read the hub copy"
+            f"missing UD-POS {lang} {split} data under {udroot}: none of {tsv.name} (official XTREME layout, "
+            f"word<TAB>UPOS), {lang}/*-ud-{split_name}.conllu, or {lang}_*-ud-{split_name}.conllu (flat, in UD_*/ "
+            f"folders or in an unpacked ud-treebanks-v2.5/) exists; add one of them (XTREME uses UD v2.5), "
+            f"or unset {DATA_DIR_ENV} to read the hub copy"
         )
     docs, report = read_conllu_files(paths, lang, split)
     _log_report(report, lang, split, paths)
@@ -102,11 +153,9 @@ def tag_names(feature, where: str) -> list[str] | None:
     return list(names) if names is not None else None
 
 
-def hub_rows(config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
+def hub_rows(task: str, lang: str, config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
     """``(where, words, tags)`` per row of a hub token-classification config, tags checked."""
-    import datasets
-
-    rows = datasets.load_dataset(HUB_DATASET, config, split=split, revision=revision)
+    rows = hub_load(task, lang, HUB_DATASET, config, split, revision)
     where = f"hub {HUB_DATASET}@{revision} {config} {split}"
     names = tag_names(rows.features[tag_column], where)
     valid = set(tagset)
@@ -130,5 +179,5 @@ def drop_empty(rows: list, what: str) -> list:
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
     config = f"udpos.{UDPOS_HUB_NAMES[lang]}"
-    rows = list(hub_rows(config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
+    rows = list(hub_rows(task, lang, config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
     return _docs(drop_empty(rows, f"UD-POS {lang} {split} (hub {config})"), lang, split)
