@@ -138,6 +138,19 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     return dtype
 
 
+class _AcceleratorView:
+    """The two ``accelerate.Accelerator`` methods older lm-eval releases call, over our collectives."""
+
+    def __init__(self, lm: Any) -> None:
+        self._lm = lm
+
+    def gather(self, tensor):
+        return self._lm.all_gather(tensor)
+
+    def wait_for_everyone(self) -> None:
+        self._lm.barrier()
+
+
 def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
     """``"0:70GiB;1:70GiB;cpu:200GiB"`` -> ``((0, "70GiB"), (1, "70GiB"), ("cpu", "200GiB"))``."""
     pairs = []
@@ -345,6 +358,14 @@ class XtremeLM(LM):
 
     # ------------------------------------------------------------ dispatch
     def _answer(self, kind: str, requests: list[Instance]) -> list:
+        from harness_ext.tasks.prompting import prompt_context_of
+
+        shots = max(((prompt_context_of(r) or {}).get("num_fewshot", 0) for r in requests), default=0)
+        if shots:
+            raise UnsupportedRequest(
+                f"--model xtreme evaluates fine-tuned checkpoints zero-shot (the XTREME protocol) and takes no "
+                f"demonstrations; --num_fewshot {shots} is for prompted LLMs (--model hf, vllm, local-completions, ...)"
+            )
         by_task: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
@@ -390,6 +411,12 @@ class XtremeLM(LM):
     def barrier(self) -> None:
         if self._collectives is not None:
             self._collectives.barrier()
+
+    @property
+    def accelerator(self) -> "_AcceleratorView":
+        """lm-eval 0.4.9-0.4.11 gather through ``lm.accelerator.gather`` / ``wait_for_everyone``
+        in data-parallel runs (0.4.12 moved to ``all_gather`` / ``barrier``): the same collectives."""
+        return _AcceleratorView(self)
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
