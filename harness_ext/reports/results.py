@@ -78,6 +78,8 @@ class Run:
     #: leaf -> number of documents scored / in the data set (``n-samples``)
     n_samples: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: leaf -> why its test set is not XTREME's (``configs.<leaf>.metadata.test_set``, written by the task)
+    nonstandard: dict[str, str] = field(default_factory=dict)
 
     def leaves(self) -> list[str]:
         return [TASKS[t].leaf(lang) for t, langs in self.metrics.items() for lang in langs]
@@ -153,11 +155,16 @@ def read_run(path: PathLike, label: str | None = None) -> Run:
     for leaf, counts in (data.get("n-samples") or {}).items():
         if isinstance(counts, Mapping):
             n_samples[leaf] = (counts.get("effective"), counts.get("original"))
+    nonstandard = {}
+    for leaf, task_config in (data.get("configs") or {}).items():
+        test_set = ((task_config or {}).get("metadata") or {}).get("test_set") if isinstance(task_config, Mapping) else None
+        if isinstance(test_set, Mapping) and test_set.get("standard") is False:
+            nonstandard[leaf] = str(test_set.get("note") or "test set differs from XTREME's")
     date = data.get("date")
     return Run(
         path=file, system=str(name), model_args=model_args,
         date=float(date) if isinstance(date, (int, float)) else file.stat().st_mtime,
-        limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data,
+        limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data, nonstandard=nonstandard,
     )
 
 
@@ -210,12 +217,19 @@ class SystemRuns:
         """Runs made with ``--limit``: their numbers are not XTREME results."""
         return sorted({run.path for run in self.chosen.values() if run.limit not in (None, 0)})
 
+    def nonstandard(self) -> list[str]:
+        """Leaves whose numbers come from a test set that is not XTREME's (see xtreme_tasks/fingerprints.py)."""
+        return sorted(leaf for leaf, run in self.chosen.items() if leaf in run.nonstandard)
+
     def scores(self) -> SystemScores:
         notes = list(self.notes)
         limited = self.limited()
         if limited:
             notes.append(f"{self.name}: run(s) with --limit (not comparable to XTREME results): "
                          + ", ".join(str(p) for p in limited))
+        for leaf in self.nonstandard():
+            notes.append(f"{self.name}: {leaf} was scored on a test set that is not XTREME's (not comparable to "
+                         f"XTREME results): {self.chosen[leaf].nonstandard[leaf]}")
         return score_system(self.name, self.metrics(), notes)
 
 
