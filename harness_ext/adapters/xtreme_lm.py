@@ -88,18 +88,51 @@ def _usable_device(device: str | None) -> str:
     return str(device)
 
 
+def _cuda_capabilities(device: str) -> list[tuple[int, int]]:
+    """Compute capability of ``device`` (``cuda:N``), or of every visible GPU for plain ``cuda``
+    (a ``device_map`` may spread the model over all of them)."""
+    import torch
+
+    if not (device.startswith("cuda") and torch.cuda.is_available()):
+        return []
+    index = torch.device(device).index
+    ids = [index] if index is not None else list(range(torch.cuda.device_count()))
+    return [tuple(torch.cuda.get_device_capability(i)) for i in ids]  # type: ignore[misc]
+
+
+def auto_dtype(device: str, capabilities=_cuda_capabilities) -> str:
+    """``dtype=auto``: bfloat16 where every GPU used has it in hardware (compute capability
+    >= 8.0: A100, A10, L4, H100 ...), else float32.
+
+    Not ``torch.cuda.is_bf16_supported()``: it counts emulation and says True on V100/T4,
+    where bf16 runs several times slower than fp32. float16 is not chosen for the user
+    (T5-family models overflow in it); ask for ``dtype=float16`` on V100/T4 encoders.
+    """
+    caps = capabilities(device)
+    return "bfloat16" if caps and all(tuple(c) >= (8, 0) for c in caps) else "float32"
+
+
 def _resolve_dtype(dtype: str | None, device: str) -> str:
     if dtype in (None, "", "auto"):
-        import torch
-
-        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bfloat16"
-        return "float32"
+        return auto_dtype(device)
     aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
     dtype = aliases.get(str(dtype), str(dtype))
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
     return dtype
+
+
+class _AcceleratorView:
+    """The two ``accelerate.Accelerator`` methods older lm-eval releases call, over our collectives."""
+
+    def __init__(self, lm: Any) -> None:
+        self._lm = lm
+
+    def gather(self, tensor):
+        return self._lm.all_gather(tensor)
+
+    def wait_for_everyone(self) -> None:
+        self._lm.barrier()
 
 
 def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
@@ -353,6 +386,12 @@ class XtremeLM(LM):
     def barrier(self) -> None:
         if self._collectives is not None:
             self._collectives.barrier()
+
+    @property
+    def accelerator(self) -> "_AcceleratorView":
+        """lm-eval 0.4.9-0.4.11 gather through ``lm.accelerator.gather`` / ``wait_for_everyone``
+        in data-parallel runs (0.4.12 moved to ``all_gather`` / ``barrier``): the same collectives."""
+        return _AcceleratorView(self)
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
