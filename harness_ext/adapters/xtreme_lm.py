@@ -336,6 +336,14 @@ class XtremeLM(LM):
 
     # ------------------------------------------------------------ dispatch
     def _answer(self, kind: str, requests: list[Instance]) -> list:
+        from harness_ext.tasks.prompting import prompt_context_of
+
+        shots = max(((prompt_context_of(r) or {}).get("num_fewshot", 0) for r in requests), default=0)
+        if shots:
+            raise UnsupportedRequest(
+                f"--model xtreme evaluates fine-tuned checkpoints zero-shot (the XTREME protocol) and takes no "
+                f"demonstrations; --num_fewshot {shots} is for prompted LLMs (--model hf, vllm, local-completions, ...)"
+            )
         by_task: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
