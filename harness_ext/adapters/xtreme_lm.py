@@ -7,6 +7,8 @@ Requests are grouped by task; each task's checkpoint is resolved (one ``pretrain
 for every task, or the system's per-task entry), loaded once through
 ``harness_ext.backends`` and handed to the adapter module of the request kind.
 Loading weights stays in the backends; answering stays in the adapters.
+``strict_test_sets=true`` refuses to answer a task whose test set was not XTREME's
+(see ``xtreme_tasks/fingerprints.py`` and docs/data.md).
 """
 
 from __future__ import annotations
