@@ -197,6 +197,7 @@ class XtremeLM(LM):
         device_map: str | None = None,
         max_memory: str | None = None,
         trust_remote_code: bool | str = False,
+        strict_test_sets: bool | str = False,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -206,6 +207,8 @@ class XtremeLM(LM):
                 "or system=<name in checkpoints.yaml>"
             )
         self.pretrained = pretrained
+        #: refuse requests of a task whose test set is not XTREME's (see xtreme_tasks/fingerprints.py)
+        self.strict_test_sets = _as_bool(strict_test_sets)
         self.system_name = system
         self.backend = backend
         self.head_override = head
@@ -345,6 +348,11 @@ class XtremeLM(LM):
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
         responses: list = [None] * len(requests)
+        if self.strict_test_sets:
+            from xtreme_tasks.fingerprints import refuse_if_nonstandard
+
+            for task_name in by_task:
+                refuse_if_nonstandard(*parse_leaf_name(task_name))
         for task_name, indices in by_task.items():
             choice = self.checkpoint_for(task_name, kind)
             loaded = self.load(choice)

@@ -101,6 +101,8 @@ class Run:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: see :func:`run_protocol`
     protocol: str = FINE_TUNED
+    #: leaf -> why its test set is not XTREME's (``configs.<leaf>.metadata.test_set``, written by the task)
+    nonstandard: dict[str, str] = field(default_factory=dict)
 
     def leaves(self) -> list[str]:
         return [TASKS[t].leaf(lang) for t, langs in self.metrics.items() for lang in langs]
@@ -179,11 +181,17 @@ def read_run(path: PathLike, label: str | None = None) -> Run:
     for leaf, counts in (data.get("n-samples") or {}).items():
         if isinstance(counts, Mapping):
             n_samples[leaf] = (counts.get("effective"), counts.get("original"))
+    nonstandard = {}
+    for leaf, task_config in (data.get("configs") or {}).items():
+        test_set = ((task_config or {}).get("metadata") or {}).get("test_set") if isinstance(task_config, Mapping) else None
+        if isinstance(test_set, Mapping) and test_set.get("standard") is False:
+            nonstandard[leaf] = str(test_set.get("note") or "test set differs from XTREME's")
     date = data.get("date")
     return Run(
         path=file, system=str(name), model_args=model_args,
         date=float(date) if isinstance(date, (int, float)) else file.stat().st_mtime,
-        limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data, protocol=protocol,
+        limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data, nonstandard=nonstandard,
+        protocol=protocol,
     )
 
 
@@ -240,6 +248,10 @@ class SystemRuns:
         """The protocols of the runs whose numbers the row uses (more than one: not comparable)."""
         return tuple(sorted({run.protocol for run in self.chosen.values()}))
 
+    def nonstandard(self) -> list[str]:
+        """Leaves whose numbers come from a test set that is not XTREME's (see xtreme_tasks/fingerprints.py)."""
+        return sorted(leaf for leaf, run in self.chosen.items() if leaf in run.nonstandard)
+
     def scores(self) -> SystemScores:
         notes = list(self.notes)
         protocols = self.protocols()
@@ -250,6 +262,9 @@ class SystemRuns:
         if limited:
             notes.append(f"{self.name}: run(s) with --limit (not comparable to XTREME results): "
                          + ", ".join(str(p) for p in limited))
+        for leaf in self.nonstandard():
+            notes.append(f"{self.name}: {leaf} was scored on a test set that is not XTREME's (not comparable to "
+                         f"XTREME results): {self.chosen[leaf].nonstandard[leaf]}")
         return score_system(self.name, self.metrics(), notes, protocols=protocols)
 
 
