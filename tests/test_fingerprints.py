@@ -183,3 +183,21 @@ def test_strict_test_sets_model_argument_refuses_before_loading_a_model(tmp_path
     with pytest.raises(Exception) as err:  # now it gets as far as loading the (missing) checkpoint
         lm.classify([request])
     assert not isinstance(err.value, DataError) or "strict" not in str(err.value)
+
+
+def test_export_refuses_a_language_scored_on_a_nonstandard_test_set(tmp_path):
+    from harness_ext.reports.export import export_predictions
+    from harness_ext.reports.results import collect
+    from test_report_efficacy import write_run
+
+    rows = {lang: [{"doc_id": 0, "doc": {"id": "a"}, "acc": ["1", "1"]}] for lang in TASKS["pawsx"].languages}
+    write_run(tmp_path / "runs" / "s" / "pawsx", "s", "pawsx", rows, {l: {"acc": 100.0} for l in TASKS["pawsx"].languages})
+    (path,) = (tmp_path / "runs").rglob("results*.json")
+    data = json.loads(path.read_text())
+    data.setdefault("configs", {})["xtreme-pawsx-de"] = {
+        "metadata": {"test_set": {"standard": False, "note": "PAWS-X de: the test set has 1 sentence pairs, XTREME's has 2,000"}}}
+    path.write_text(json.dumps(data))
+    done = export_predictions(collect([tmp_path / "runs"]), tmp_path / "sub")
+    reasons = dict(done.not_exported)
+    assert "not XTREME's" in reasons["xtreme-pawsx-de"] and "2,000" in reasons["xtreme-pawsx-de"]
+    assert len(done.written) == len(TASKS["pawsx"].languages) - 1
