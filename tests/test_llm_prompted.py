@@ -414,3 +414,36 @@ def test_prompt_overrides_are_checked(tmp_path):
     file.write_text("pawsx:\n  targets: {'0': no, '1': yes}\n")
     with pytest.raises(TemplateError, match="booleans"):
         load_prompts(str(file))
+
+
+# ---------------------------------------------------------------------------------- reports
+def _results_file(folder: Path, model: str, pretrained: str, shots: int, metrics: dict, chat: bool = False,
+                  date: float = 1.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"results": {leaf: {f"{m},none": v for m, v in values.items()} for leaf, values in metrics.items()},
+            "n-shot": {leaf: shots for leaf in metrics}, "config": {"model": model, "model_args": f"pretrained={pretrained}"},
+            "date": date, "chat_template": "<template>" if chat else None}
+    path = folder / f"results_2026-01-0{int(date)}T00-00-00.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_report_names_the_protocol_and_never_mixes_them(tmp_path):
+    from harness_ext.reports.results import all_scores, collect
+    from harness_ext.reports.tables import leaderboard_table, read_csv, to_csv
+
+    every = {TASKS[t].leaf(l): ({"em": 50.0, "f1": 60.0} if TASKS[t].category == "qa" else {"acc": 50.0, "f1": 50.0})
+             for t in TASKS for l in TASKS[t].languages}
+    _results_file(tmp_path / "ft", "xtreme", "/m/xlmr", 0, every)
+    _results_file(tmp_path / "llm0", "hf", "/m/llm", 0, every, date=2)
+    _results_file(tmp_path / "llm5", "hf", "/m/llm", 5, {k: v for k, v in every.items() if "xnli" in k}, chat=True, date=3)
+    scores = all_scores(collect([tmp_path]))
+    assert set(scores) == {"/m/xlmr", "/m/llm [prompted LLM, 0-shot]", "/m/llm [prompted LLM, 5-shot, chat]"}
+    assert scores["/m/xlmr"].protocols == ("fine-tuned",) and scores["/m/xlmr"].xtreme is not None
+    assert scores["/m/llm [prompted LLM, 0-shot]"].xtreme is not None  # a complete row of one protocol
+    rows = {r["System"]: r for r in read_csv(to_csv(leaderboard_table(scores)))}
+    assert rows["/m/llm [prompted LLM, 0-shot]"]["Protocol"] == "prompted LLM, 0-shot"
+    # one label over a fine-tuned and a prompted run: shown, never averaged into one XTREME score
+    mixed = all_scores(collect([tmp_path / "ft", tmp_path / "llm5"], label="one"))["one"]
+    assert mixed.xtreme is None and mixed.status().startswith("mixed protocols")
+    assert set(mixed.protocols) == {"fine-tuned", "prompted LLM, 5-shot, chat"}

@@ -7,6 +7,8 @@ Requests are grouped by task; each task's checkpoint is resolved (one ``pretrain
 for every task, or the system's per-task entry), loaded once through
 ``harness_ext.backends`` and handed to the adapter module of the request kind.
 Loading weights stays in the backends; answering stays in the adapters.
+``strict_test_sets=true`` refuses to answer a task whose test set was not XTREME's
+(see ``xtreme_tasks/fingerprints.py`` and docs/data.md).
 """
 
 from __future__ import annotations
@@ -213,6 +215,7 @@ class XtremeLM(LM):
         device_map: str | None = None,
         max_memory: str | None = None,
         trust_remote_code: bool | str = False,
+        strict_test_sets: bool | str = False,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -222,6 +225,8 @@ class XtremeLM(LM):
                 "or system=<name in checkpoints.yaml>"
             )
         self.pretrained = pretrained
+        #: refuse requests of a task whose test set is not XTREME's (see xtreme_tasks/fingerprints.py)
+        self.strict_test_sets = _as_bool(strict_test_sets)
         self.system_name = system
         self.backend = backend
         self.head_override = head
@@ -370,6 +375,11 @@ class XtremeLM(LM):
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
         responses: list = [None] * len(requests)
+        if self.strict_test_sets:
+            from xtreme_tasks.fingerprints import refuse_if_nonstandard
+
+            for task_name in by_task:
+                refuse_if_nonstandard(*parse_leaf_name(task_name))
         for task_name, indices in by_task.items():
             choice = self.checkpoint_for(task_name, kind)
             loaded = self.load(choice)

@@ -17,7 +17,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from harness_ext.requests import make_instance
 from harness_ext.tasks.prompting import PromptContext, check_fewshot
-from xtreme_tasks.data import load_docs
+from xtreme_tasks.data import load_checked
 from xtreme_tasks.table import TaskSpec, get_task
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,9 @@ class XtremeTask(ConfigurableTask):
     # ----------------------------------------------------------------- data
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs) -> None:
         data_dir = (dataset_kwargs or {}).get("data_dir") or self.data_dir
-        docs = load_docs(self.spec.name, self.language, self.split, data_dir=data_dir)
+        docs, check = load_checked(self.spec.name, self.language, self.split, data_dir=data_dir)
+        # recorded in the results JSON (configs.<leaf>.metadata.test_set); the report reads it
+        self.config.metadata["test_set"] = check.as_metadata()
         self.dataset = {self.split: DocList(docs)}
 
     def has_training_docs(self) -> bool:
