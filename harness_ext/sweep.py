@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from harness_ext.progress import bar
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.submission import atomic_write_text
 from xtreme_tasks.table import TASK_ORDER, TASKS
@@ -62,6 +63,18 @@ def safe_name(name: str) -> str:
     """A folder name for a system (keeps letters, digits, ``.-_``)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
     return cleaned or "system"
+
+
+def check_folder_names(systems: Sequence[str], source: Path | str) -> None:
+    """Two systems must never share an output folder (``team/xlmr`` and ``team_xlmr`` both
+    clean to ``team_xlmr``; ``XLMR`` and ``xlmr`` are one folder on case-insensitive disks)."""
+    seen: dict[str, str] = {}
+    for name in systems:
+        folder = safe_name(name)
+        other = seen.setdefault(folder.casefold(), name)
+        if other != name:
+            raise SweepError(f"{source}: systems {other!r} and {name!r} would share the output folder "
+                             f"{folder!r}; rename one of them (folder names keep only letters, digits, '.-_')")
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,7 @@ def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None 
     from harness_ext.systems import load_systems
 
     known = load_systems(checkpoints)
+    check_folder_names(known, checkpoints)
     chosen = list(known)
     if systems:
         unknown = [s for s in systems if s not in known]
@@ -380,12 +394,17 @@ def run_sweep(
     for outcome in outcomes:
         callback(outcome)
     if pending:
-        if ray:
-            from harness_ext.sweep_ray import run_on_ray
+        with bar(len(pending), "sweep jobs", unit="job", min_total=1) as shown:
+            def counted(outcome: JobOutcome) -> None:
+                callback(outcome)
+                shown.update(1)
 
-            outcomes += run_on_ray(pending, options, ray, callback, num_cpus=ray_num_cpus)
-        else:
-            outcomes += run_local(pending, options, callback)
+            if ray:
+                from harness_ext.sweep_ray import run_on_ray
+
+                outcomes += run_on_ray(pending, options, ray, counted, num_cpus=ray_num_cpus)
+            else:
+                outcomes += run_local(pending, options, counted)
     summary = SweepSummary(outcomes + not_applicable, out)
     summary.files = write_summary(summary)
     return summary

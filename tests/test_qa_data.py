@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,60 @@ def test_hub_is_used_without_a_data_dir(monkeypatch):
     calls = _fake_hub(monkeypatch, [_row("bengali--5-1")])
     (doc,) = load_docs("tydiqa", "bn")
     assert calls[0][1:3] == ("tydiqa", "validation") and doc["id"] == "bengali--5-1"
+
+
+# ------------------------------------------------------------------ damaged SQuAD JSON (issue 16)
+def _squad(paragraph: dict) -> dict:
+    return {"version": "1.1", "data": [{"title": "t", "paragraphs": [paragraph]}]}
+
+
+_GOOD_QA = {"id": "q1", "question": "Who?", "answers": [{"text": "Ann", "answer_start": 0}]}
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (_squad({"qas": [_GOOD_QA]}), r"data\[0\]\.paragraphs\[0\]\.context is missing"),
+        (_squad({"context": "Ann ran.", "qas": [{**_GOOD_QA, "answers": [{"text": "Ann", "answer_start": "0"}]}]}),
+         r"data\[0\]\.paragraphs\[0\]\.qas\[0\]\.answers\[0\]\.answer_start is str '0', expected int"),
+        (_squad({"context": "Ann ran.", "qas": [{"id": "q1", "answers": []}]}),
+         r"data\[0\]\.paragraphs\[0\]\.qas\[0\]\.question is missing"),
+        (_squad({"context": 5, "qas": []}), r"data\[0\]\.paragraphs\[0\]\.context is int 5, expected str"),
+        ({"data": ["not an article"]}, r"data\[0\] is str 'not an article', expected dict"),
+    ],
+    ids=["no-context", "string-answer-start", "no-question", "int-context", "bad-article"],
+)
+def test_a_missing_field_or_bad_type_names_file_and_json_path(tmp_path, doc, message):
+    import json as _json
+
+    path = tmp_path / "xquad" / "xquad.de.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(_json.dumps(doc), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{re.escape(str(path))}: {message}"):
+        load_docs("xquad", "de", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b'{"data": [}', r":1:11: not valid JSON"),
+        (b'{"data": "caf\xe9"}', r":1: bytes b'\\xe9' are not UTF-8"),
+        (b"  \n", r": the XQuAD file is empty"),
+    ],
+    ids=["bad-json", "bad-bytes", "empty"],
+)
+def test_bad_json_bytes_and_empty_files_are_named(tmp_path, data, message):
+    path = tmp_path / "xquad" / "xquad.de.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=re.escape(str(path)) + message):
+        load_docs("xquad", "de", data_dir=tmp_path)
+
+
+def test_a_bom_before_the_real_xquad_file_is_dropped(tmp_path):
+    real = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xquad" / "xquad.de.json"
+    path = tmp_path / "xquad" / "xquad.de.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf" + real.read_bytes())
+    docs = load_docs("xquad", "de", data_dir=tmp_path)
+    assert len(docs) == 1190 and docs == load_docs("xquad", "de", data_dir=real.parents[1])

@@ -58,13 +58,20 @@ def test_tatoeba_errors_name_the_problem(tmp_path):
         tatoeba.local(tmp_path, "tatoeba", "fr", "test")
 
 
-def test_tatoeba_keeps_a_last_line_without_newline_and_inner_carriage_returns(tmp_path):
+def test_tatoeba_lines_are_read_as_the_official_reader_reads_them(tmp_path):
+    # evaluate_retrieval.py: [l.strip() for l in open(f)] -- universal newlines, stripped lines
     folder = tmp_path / "tatoeba"
     folder.mkdir()
-    (folder / "tatoeba.deu-eng.deu").write_bytes("eins\r\nzwei\rdrei\nvier".encode())
-    (folder / "tatoeba.deu-eng.eng").write_bytes(b"one\ntwo three\nfour\n")
+    (folder / "tatoeba.deu-eng.deu").write_bytes("\ufeffeins \r\nzwei\rdrei\n vier".encode())
+    (folder / "tatoeba.deu-eng.eng").write_bytes(b"one\ntwo\nthree\nfour\n")
     docs = tatoeba.local(tmp_path, "tatoeba", "de", "test")
-    assert [d["src"] for d in docs] == ["eins", "zwei\rdrei", "vier"]
+    assert [d["src"] for d in docs] == ["eins", "zwei", "drei", "vier"]  # BOM dropped, lone \r ends a line
+    (folder / "tatoeba.deu-eng.eng").write_bytes(b"one\ntw\xf6\n")
+    with pytest.raises(DataError, match=r"tatoeba\.deu-eng\.eng:2: bytes b'\\xf6' are not UTF-8"):
+        tatoeba.local(tmp_path, "tatoeba", "de", "test")
+    (folder / "tatoeba.deu-eng.eng").write_bytes(b"")
+    with pytest.raises(DataError, match=r"tatoeba\.deu-eng\.eng: the Tatoeba English file is empty"):
+        tatoeba.local(tmp_path, "tatoeba", "de", "test")
 
 
 # --------------------------------------------------------------------------- BUCC

@@ -137,6 +137,14 @@ def test_xquad_generated_answers_give_known_em_f1(scripted_run):
     assert scores["f1,none"] == pytest.approx((100 + 100 + 50 + 0) / 4)
     answers = [s["filtered_resps"][0] for s in results["samples"]["xtreme-xquad-en"]]
     assert "the U.S." in answers and unparsable_in(results, "xtreme-xquad-en") == 0
+    # supplementary chrF of the generated answers: sacrebleu's sentence chrF, mean over questions
+    from sacrebleu.metrics import CHRF
+
+    golds = {q: g for _, q, g, _ in XQUAD}
+    expected = [CHRF().sentence_score(s["filtered_resps"][0], [golds[s["doc"]["question"]]]).score
+                for s in results["samples"]["xtreme-xquad-en"]]
+    assert scores["chrf,none"] == pytest.approx(sum(expected) / 4)
+    assert 0 < scores["chrf,none"] < 100 and expected.count(100.0) == 2  # two exact answers
 
 
 # ----------------------------------------------------------------- how XtremeLM reaches the adapter

@@ -7,6 +7,8 @@ Requests are grouped by task; each task's checkpoint is resolved (one ``pretrain
 for every task, or the system's per-task entry), loaded once through
 ``harness_ext.backends`` and handed to the adapter module of the request kind.
 Loading weights stays in the backends; answering stays in the adapters.
+``strict_test_sets=true`` refuses to answer a task whose test set was not XTREME's
+(see ``xtreme_tasks/fingerprints.py`` and docs/data.md).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import functools
 import importlib
 import json
 import logging
+import re
+import sys
 from pathlib import Path
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -75,6 +79,20 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: what lm-eval's command line passes as the device when ``--device`` is not given
+LM_EVAL_DEFAULT_DEVICE = "cuda:0"
+
+
+def is_lm_eval_default_device(device: Any, argv: list[str] | None = None) -> bool:
+    """``device`` is lm-eval's command-line default, not the user's: we run under the
+    ``lm_eval`` command (or ``python -m lm_eval``, ``xtreme-eval run``) without ``--device``."""
+    argv = sys.argv if argv is None else argv
+    program = str(argv[0]) if argv else ""
+    under_cli = Path(program).name in ("lm_eval", "lm-eval") or program.replace("\\", "/").endswith("lm_eval/__main__.py")
+    flag = any(arg == "--device" or arg.startswith("--device=") for arg in argv[1:])
+    return under_cli and not flag and str(device) == LM_EVAL_DEFAULT_DEVICE
+
+
 def _usable_device(device: str | None) -> str:
     """``device`` if this machine has it; lm-eval's default ``cuda`` falls back to the CPU."""
     if not device:
@@ -88,18 +106,51 @@ def _usable_device(device: str | None) -> str:
     return str(device)
 
 
+def _cuda_capabilities(device: str) -> list[tuple[int, int]]:
+    """Compute capability of ``device`` (``cuda:N``), or of every visible GPU for plain ``cuda``
+    (a ``device_map`` may spread the model over all of them)."""
+    import torch
+
+    if not (device.startswith("cuda") and torch.cuda.is_available()):
+        return []
+    index = torch.device(device).index
+    ids = [index] if index is not None else list(range(torch.cuda.device_count()))
+    return [tuple(torch.cuda.get_device_capability(i)) for i in ids]  # type: ignore[misc]
+
+
+def auto_dtype(device: str, capabilities=_cuda_capabilities) -> str:
+    """``dtype=auto``: bfloat16 where every GPU used has it in hardware (compute capability
+    >= 8.0: A100, A10, L4, H100 ...), else float32.
+
+    Not ``torch.cuda.is_bf16_supported()``: it counts emulation and says True on V100/T4,
+    where bf16 runs several times slower than fp32. float16 is not chosen for the user
+    (T5-family models overflow in it); ask for ``dtype=float16`` on V100/T4 encoders.
+    """
+    caps = capabilities(device)
+    return "bfloat16" if caps and all(tuple(c) >= (8, 0) for c in caps) else "float32"
+
+
 def _resolve_dtype(dtype: str | None, device: str) -> str:
     if dtype in (None, "", "auto"):
-        import torch
-
-        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bfloat16"
-        return "float32"
+        return auto_dtype(device)
     aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
     dtype = aliases.get(str(dtype), str(dtype))
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
     return dtype
+
+
+class _AcceleratorView:
+    """The two ``accelerate.Accelerator`` methods older lm-eval releases call, over our collectives."""
+
+    def __init__(self, lm: Any) -> None:
+        self._lm = lm
+
+    def gather(self, tensor):
+        return self._lm.all_gather(tensor)
+
+    def wait_for_everyone(self) -> None:
+        self._lm.barrier()
 
 
 def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
@@ -164,6 +215,7 @@ class XtremeLM(LM):
         device_map: str | None = None,
         max_memory: str | None = None,
         trust_remote_code: bool | str = False,
+        strict_test_sets: bool | str = False,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -173,6 +225,8 @@ class XtremeLM(LM):
                 "or system=<name in checkpoints.yaml>"
             )
         self.pretrained = pretrained
+        #: refuse requests of a task whose test set is not XTREME's (see xtreme_tasks/fingerprints.py)
+        self.strict_test_sets = _as_bool(strict_test_sets)
         self.system_name = system
         self.backend = backend
         self.head_override = head
@@ -227,6 +281,10 @@ class XtremeLM(LM):
         """``--model_args`` win over lm-eval's own ``--batch_size``/``--device`` (which
         lm-eval always passes, batch size 1 by default) instead of clashing with them."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        if "device" in extra and is_lm_eval_default_device(extra["device"]):
+            # lm-eval's command line fills in cuda:0 when no --device is given: not the user's
+            # choice, so the best device here is taken without a warning about it
+            extra.pop("device")
         if str(extra.get("batch_size")) == "1":
             # lm-eval's CLI passes batch_size=1 whenever --batch_size is not given; for
             # encoders that is ~10x slower than the automatic plan, so it means "auto" here
@@ -239,7 +297,12 @@ class XtremeLM(LM):
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "XtremeLM":
         from lm_eval.utils import simple_parse_args_string
 
-        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+        args = simple_parse_args_string(arg_string)
+        # older lm-eval releases read "-1" as the float -1.0; a signed integer stays an integer
+        for key, raw in (part.split("=", 1) for part in (arg_string or "").split(",") if "=" in part):
+            if re.fullmatch(r"[+-]?\d+", raw.strip()) and isinstance(args.get(key.strip()), float):
+                args[key.strip()] = int(raw)
+        return cls.create_from_arg_obj(args, additional_config)
 
     # ------------------------------------------------------------ checkpoints
     def checkpoint_for(self, task_name: str, kind: str) -> CheckpointChoice:
@@ -300,10 +363,23 @@ class XtremeLM(LM):
 
     # ------------------------------------------------------------ dispatch
     def _answer(self, kind: str, requests: list[Instance]) -> list:
+        from harness_ext.tasks.prompting import prompt_context_of
+
+        shots = max(((prompt_context_of(r) or {}).get("num_fewshot", 0) for r in requests), default=0)
+        if shots:
+            raise UnsupportedRequest(
+                f"--model xtreme evaluates fine-tuned checkpoints zero-shot (the XTREME protocol) and takes no "
+                f"demonstrations; --num_fewshot {shots} is for prompted LLMs (--model hf, vllm, local-completions, ...)"
+            )
         by_task: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
         responses: list = [None] * len(requests)
+        if self.strict_test_sets:
+            from xtreme_tasks.fingerprints import refuse_if_nonstandard
+
+            for task_name in by_task:
+                refuse_if_nonstandard(*parse_leaf_name(task_name))
         for task_name, indices in by_task.items():
             choice = self.checkpoint_for(task_name, kind)
             loaded = self.load(choice)
@@ -345,6 +421,12 @@ class XtremeLM(LM):
     def barrier(self) -> None:
         if self._collectives is not None:
             self._collectives.barrier()
+
+    @property
+    def accelerator(self) -> "_AcceleratorView":
+        """lm-eval 0.4.9-0.4.11 gather through ``lm.accelerator.gather`` / ``wait_for_everyone``
+        in data-parallel runs (0.4.12 moved to ``all_gather`` / ``barrier``): the same collectives."""
+        return _AcceleratorView(self)
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):

@@ -5,6 +5,12 @@ Namespace, omegaconf DictConfig, Lightning AttributeDict, numpy scalars ...) nex
 the tensors. ``torch.load(weights_only=True)`` refuses unknown classes; instead of
 falling back to full unpickling (arbitrary code), each unknown class is replaced by an
 inert stand-in that keeps its data, so configs stay readable and nothing executes.
+Stand-ins are only made for classes of the packages that put configs into checkpoints
+(``STAND_IN_ROOTS``); any other global (``os.system``, ``builtins.eval``, a class of an
+unknown package) is refused with :class:`UnsafeCheckpointError` naming the file and the class.
+
+Plain pickles that are not ``torch.save`` files (DCP's ``.metadata``) are read with
+:func:`restricted_unpickle`, which resolves only an explicit allow-list of globals.
 """
 
 from __future__ import annotations
@@ -13,9 +19,33 @@ import argparse
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from harness_ext.backends.base import CheckpointError
+
+
+#: Packages whose classes sit next to the tensors in training checkpoints (hyper-parameters,
+#: configs, numpy scalars). Their classes are replaced by inert stand-ins; nothing else is.
+STAND_IN_ROOTS = frozenset({
+    "argparse", "collections", "typing", "enum", "pathlib", "datetime", "decimal", "fractions", "uuid",
+    "numpy", "torch", "omegaconf", "hydra", "fairseq", "jiant", "pytorch_lightning", "lightning",
+    "lightning_fabric", "torchmetrics", "transformers", "tokenizers", "peft", "deepspeed", "accelerate",
+})
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint file references code we do not run; nothing from it was executed."""
+
+
+def refuse(path: Path | str, what: str, name: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f"{path}: refused to load {what}: it references {name!r}, which is not a tensor, a container "
+        "or an allowed config type, so it could run code (nothing from the file was run); "
+        "if you trust the file, re-save the weights as safetensors and point the checkpoint at that")
+
+
+def _root(name: str) -> str:
+    return name.split(".", 1)[0]
 
 
 class Opaque(dict):
@@ -45,8 +75,11 @@ def _stand_in(name: str) -> type:
     return type(name.rsplit(".", 1)[-1], (Opaque,), {"__qualname_in_file__": name})
 
 
-def torch_load(path: Path, what: str = "a torch.save file") -> Any:
-    """``torch.load`` on CPU, weights-only, with inert stand-ins for foreign classes."""
+def torch_load(path: Path, what: str = "a torch.save file", mmap: bool = False) -> Any:
+    """``torch.load`` on CPU, weights-only, with inert stand-ins for foreign classes.
+
+    ``mmap=True`` maps a zip-format file's storages instead of reading them (optimizer
+    shards: only the fp32 master weights are touched)."""
     import torch
     from torch.serialization import get_unsafe_globals_in_checkpoint, safe_globals
 
@@ -56,19 +89,65 @@ def torch_load(path: Path, what: str = "a torch.save file") -> Any:
     except Exception:  # noqa: BLE001 - legacy (non-zip) files: found while loading instead
         unsafe = []
     allowed: list[Any] = [argparse.Namespace]
-    allowed += [(_stand_in(name), name) for name in unsafe if name != "argparse.Namespace"]
+    for name in unsafe:
+        if _root(name) not in STAND_IN_ROOTS:
+            raise refuse(path, what, name)
+        if name != "argparse.Namespace":
+            allowed.append((_stand_in(name), name))
     for _ in range(50):  # legacy pickles reveal unknown globals one at a time
         try:
             with safe_globals(allowed):
-                return torch.load(str(path), map_location="cpu", weights_only=True)
+                return torch.load(str(path), map_location="cpu", weights_only=True,
+                                  **({"mmap": True} if mmap and _is_zip(path) else {}))
         except pickle.UnpicklingError as exc:
             name = _unsupported_global(str(exc))
             if not name:
-                raise CheckpointError(f"{path}: cannot read {what}: {exc}") from exc
+                raise CheckpointError(f"{path}: cannot read {what}: {_first_line(exc)}") from exc
+            if _root(name) not in STAND_IN_ROOTS:
+                raise refuse(path, what, name) from None
             allowed.append((_stand_in(name), name))
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: truncated or corrupted file (expected {what}): {exc}") from exc
     raise CheckpointError(f"{path}: cannot read {what}: too many foreign classes")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only the globals in ``allowed``; persistent ids are refused."""
+
+    def __init__(self, fh: Any, allowed: Mapping[str, Any], path: Path, what: str) -> None:
+        super().__init__(fh)
+        self._allowed, self._path, self._what = allowed, path, what
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[f"{module}.{name}"]
+        except KeyError:
+            raise refuse(self._path, self._what, f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise refuse(self._path, self._what, f"persistent id {str(pid)[:40]!r}")
+
+
+def restricted_unpickle(path: Path, allowed: Mapping[str, Any], what: str) -> Any:
+    """Unpickle ``path`` resolving only ``allowed`` (``"module.name" -> object``).
+
+    For plain pickles (not ``torch.save`` zips): anything outside the allow-list is
+    refused before it is called; a damaged file is a one-line CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (expected {what})")
+    try:
+        with path.open("rb") as fh:
+            return _RestrictedUnpickler(fh, allowed, path, what).load()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - EOF/UnpicklingError/ValueError/... on damaged bytes
+        raise CheckpointError(f"{path}: truncated or corrupted file (expected {what}): "
+                              f"{type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def _unsupported_global(message: str) -> str | None:
@@ -76,6 +155,11 @@ def _unsupported_global(message: str) -> str | None:
     if marker not in message:
         return None
     return message.split(marker, 1)[1].split()[0].strip()
+
+
+def _is_zip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
 
 
 def check_complete(path: Path, what: str) -> None:

@@ -49,6 +49,7 @@ def load_hf(
     device_map: str | dict | None = None,
     max_memory: dict | tuple | None = None,
     dtype: str | None = None,
+    offload_folder: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a transformers folder or hub id with the class for ``head``."""
     from transformers import AutoConfig
@@ -71,12 +72,15 @@ def load_hf(
             placement["dtype"] = dtype
         if device_map is not None:  # accelerate spreads the layers over the GPUs (and CPU)
             placement.update(device_map=device_map, max_memory=dict(max_memory) if max_memory else None)
+            if offload_folder:
+                placement["offload_folder"] = offload_folder
         model, info = cls.from_pretrained(source, config=config, output_loading_info=True, **placement, **hub)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors/torch/zip errors on bad files
         files = ", ".join(weight_files(path)) if local else source
-        raise CheckpointError(f"{files}: cannot load {head} weights: {type(exc).__name__}: {exc}") from exc
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise CheckpointError(f"{files}: cannot load {head} weights: {type(exc).__name__}: {first}") from exc
     check_loading_info(info, head, where)
     tok = load_tokenizer([path] if local else [], where, tokenizer if tokenizer else (None if local else source))
     return model, tok
@@ -138,7 +142,13 @@ def check_safetensors(f: Path) -> None:
 
 
 def check_torch_zip(f: Path) -> None:
-    """A torch.save zip archive whose central directory is intact (legacy pickles pass)."""
+    """A torch.save zip archive whose central directory is intact and whose pickle names
+    nothing but torch's weights-only globals (legacy pickles pass; transformers reads
+    them with ``weights_only=True``, which refuses the rest)."""
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+
+    from harness_ext.backends._torchfile import refuse
+
     with f.open("rb") as fh:
         magic = fh.read(4)
     if magic != b"PK\x03\x04":
@@ -146,5 +156,8 @@ def check_torch_zip(f: Path) -> None:
     try:
         with zipfile.ZipFile(f) as z:
             z.infolist()
-    except zipfile.BadZipFile as exc:
+        unsafe = get_unsafe_globals_in_checkpoint(str(f))
+    except (zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
         raise CheckpointError(f"{f}: truncated or corrupted torch file (expected a complete torch.save archive): {exc}") from exc
+    if unsafe:
+        raise refuse(f, "Hugging Face weights", unsafe[0])

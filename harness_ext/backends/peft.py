@@ -59,6 +59,10 @@ def load_peft(source: str, head: str, *, tokenizer: str | None = None, base_mode
                               f"{adapter_cfg.get('task_type')}); expected a {head} adapter")
     load_head = trained if head == "encoder" and trained in TASK_HEADS | {"seq2seq"} else head
     saved = _saved_modules(folder)
+    if Path(base).is_dir():  # refuse unsafe/truncated base weights before transformers reads them
+        from harness_ext.backends.hf import check_weight_files
+
+        check_weight_files(Path(base))
     try:
         config = config_from(base) if Path(base).exists() else _hub_config(base, revision, trust_remote_code)
     except Exception as exc:  # noqa: BLE001

@@ -50,6 +50,18 @@ def qa_prediction_map(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+_UMASK: list[int] = []
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file (0o666 less the umask), so files
+    written through a temporary file match the ones lm-eval writes (tempfiles are 0600)."""
+    if not _UMASK:
+        _UMASK.append(os.umask(0o022))
+        os.umask(_UMASK[0])
+    return 0o666 & ~_UMASK[0]
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step (readers see the old or the new file, never a part)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +72,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         with handle:
             handle.write(text)
             handle.flush()
+            os.fchmod(handle.fileno(), default_file_mode())
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException:

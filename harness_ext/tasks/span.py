@@ -10,6 +10,9 @@ The ``em`` item carries ``(id, prediction, score)`` rather than the bare score s
 that its aggregation, which sees every document at once (also after a multi-GPU
 gather), can write the official ``{id: answer}`` submission file when asked
 (task metadata ``predictions_dir`` or ``$XTREME_PREDICTIONS_DIR``).
+
+Generated answers (text-to-text, prompted models) also get ``chrf``, a supplementary
+metric outside the XTREME score (``harness_ext.metrics.chrf``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Callable, Sequence
 from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
 from harness_ext.metrics import mlqa as mlqa_metrics
 from harness_ext.metrics import squad as squad_metrics
+from harness_ext.metrics.chrf import chrf_item, mean_chrf
 from harness_ext.reports.submission import predictions_dir, qa_prediction_map, write_qa_predictions
 from harness_ext.requests import span_args
 from harness_ext.tasks.base import XtremeTask
@@ -30,6 +34,17 @@ log = logging.getLogger(__name__)
 
 def _mean(scores: Sequence[float]) -> float:
     return math.fsum(scores) / len(scores) if scores else float("nan")
+
+
+def not_in_context(answer: str, context: str) -> int:
+    """1 when a generated answer is not a span of the context (empty answers included: no span), else 0."""
+    text = str.strip(answer)
+    return int(not text or text not in context)
+
+
+def _percent(flags: Sequence[int]) -> float:
+    """Share of flagged answers, 0-100 (``not_in_context``)."""
+    return 100.0 * math.fsum(flags) / len(flags) if flags else float("nan")
 
 
 class SpanTask(XtremeTask):
@@ -54,7 +69,11 @@ class SpanTask(XtremeTask):
         if not isinstance(prediction, str):
             raise TypeError(f"{doc['id']}: an extract_span answer must be a string, got {type(prediction).__name__}")
         em, f1 = self.score(prediction, doc["answers"]["text"], doc.get("lang") or self.language)
-        return {"em": (doc["id"], prediction, em), "f1": f1, **unparsable_item(prediction)}
+        item = {"em": (doc["id"], prediction, em), "f1": f1, **unparsable_item(prediction),
+                **chrf_item(prediction, doc["answers"]["text"])}
+        if "unparsable" in item:  # a generated answer (text-to-text or prompted LLM), not a span cut by a head
+            item["not_in_context"] = not_in_context(prediction, doc["context"])
+        return item
 
     # ----------------------------------------------------------------- aggregation
     def _em_aggregation(self, items: list) -> float:
@@ -77,4 +96,5 @@ class SpanTask(XtremeTask):
         def mean_em(items: list) -> float:
             return task._em_aggregation(items)
 
-        return {"em": mean_em, "f1": _mean, "unparsable": count_unparsable}
+        return {"em": mean_em, "f1": _mean, "unparsable": count_unparsable, "chrf": mean_chrf,
+                "not_in_context": _percent}

@@ -30,6 +30,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from xtreme_tasks.data import DataError
+from xtreme_tasks.data.hub import use_local_instead
+from xtreme_tasks.data.textio import read_lines
 from xtreme_tasks.table import HUB_DATASET
 
 #: our split -> file stems to look for, in order (XTREME's renamed name first)
@@ -65,31 +67,33 @@ def split_files(root: Path, lang: str, split: str) -> tuple[Path, Path, Path | N
 
 
 def read_sentences(path: Path) -> list[tuple[str, str]]:
-    """``(id, sentence)`` rows of a BUCC sentence file."""
+    """``(id, sentence)`` rows of a BUCC sentence file, as XTREME's ``run_bucc2018.sh`` reads them.
+
+    The official script takes ``cut -f1`` (id) and ``cut -f2`` (sentence) of each line and
+    then ``l.strip()`` of each; so does this. A line without a tab is refused (``cut``
+    would give the whole line as both id and sentence).
+    """
     rows = []
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        for line_no, line in enumerate(handle.read().split("\n"), 1):
-            line = line.rstrip("\r")
-            if not line:
-                continue
-            sent_id, sep, text = line.partition("\t")
-            if not sep:
-                raise DataError(f"{path}:{line_no}: expected '<id>\\t<sentence>', found no tab")
-            rows.append((sent_id.strip(), text))
+    for line_no, line in enumerate(read_lines(path, "BUCC sentence file").lines, 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise DataError(f"{path}:{line_no}: expected '<id>\\t<sentence>', found no tab")
+        rows.append((fields[0].strip(), fields[1].strip()))
     return rows
 
 
 def read_gold(path: Path) -> list[tuple[str, str]]:
     pairs = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DataError(f"{path}:{line_no}: expected '<xx-id>\\t<en-id>', got {len(parts)} field(s)")
-            pairs.append((parts[0], parts[1]))
+    for line_no, line in enumerate(read_lines(path, "BUCC gold file").lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise DataError(f"{path}:{line_no}: expected '<xx-id>\\t<en-id>', got {len(parts)} field(s)")
+        pairs.append((parts[0], parts[1]))
     return pairs
 
 
@@ -130,5 +134,5 @@ def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
         f"BUCC 2018 mining needs the original BUCC 2018 files: the hub's {HUB_DATASET} 'bucc18.{lang}' config "
         f"holds only the gold sentence pairs, without the distractor sentences that make mining hard, so "
         f"scores on it are not BUCC scores. Download {SOURCE_URL} (or run XTREME's scripts/download_data.sh) "
-        f"and set XTREME_DATA_DIR to the folder that holds bucc2018/"
+        f"and {use_local_instead(task, lang)}"
     )

@@ -21,11 +21,12 @@ silently scoring 0.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
 from xtreme_tasks.data import DataError, require_file
+from xtreme_tasks.data.hub import load_dataset as hub_load
+from xtreme_tasks.data.textio import read_json
 from xtreme_tasks.table import HUB_DATASET, get_task
 
 #: TyDiQA ids start with the language's English name (``english--3215...-2``)
@@ -118,32 +119,57 @@ def refuse_stripped(docs: list[dict[str, Any]], task: str, lang: str, where: str
     )
 
 
-def _squad_docs(data: dict, lang: str, where: str) -> Iterable[dict[str, Any]]:
+def _field(obj: Any, key: str | int, kind: type | tuple[type, ...], where: str, path: str) -> Any:
+    """``obj[key]`` checked to be of ``kind``; else one DataError naming the file and JSON path."""
+    here = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+    if isinstance(key, str) and (not isinstance(obj, dict) or key not in obj):
+        raise DataError(f"{where}: {here} is missing; SQuAD v1.1 JSON needs it (re-download the file)")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise DataError(
+            f"{where}: {here} is {type(value).__name__} {value!r:.60}, expected {names} (SQuAD v1.1 JSON; "
+            f"re-download the file)"
+        )
+    return value
+
+
+def _squad_docs(data: Any, lang: str, where: str) -> Iterable[dict[str, Any]]:
+    """Documents of a SQuAD v1.1 JSON object; a missing field or bad type is one DataError (file + JSON path)."""
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError(f"{where}: not SQuAD v1.1 JSON (expected an object with a 'data' list)")
-    for article in data["data"]:
-        for paragraph in article.get("paragraphs", ()):
-            context = paragraph["context"]
-            for qa in paragraph["qas"]:
+    for a, article in enumerate(data["data"]):
+        at = f"data[{a}]"
+        article = _field(data["data"], a, dict, where, "data")
+        paragraphs = _field(article, "paragraphs", list, where, at)
+        for p, paragraph in enumerate(paragraphs):
+            pp = f"{at}.paragraphs[{p}]"
+            paragraph = _field(paragraphs, p, dict, where, f"{at}.paragraphs")
+            context = _field(paragraph, "context", str, where, pp)
+            for q, qa in enumerate(_field(paragraph, "qas", list, where, pp)):
+                qp = f"{pp}.qas[{q}]"
+                qa = _field(paragraph["qas"], q, dict, where, f"{pp}.qas")
                 answers = qa.get("answers") or []
+                if not isinstance(answers, list):
+                    _field(qa, "answers", list, where, qp)
+                texts, starts = [], []
+                for n, answer in enumerate(answers):
+                    ap = f"{qp}.answers[{n}]"
+                    answer = _field(answers, n, dict, where, f"{qp}.answers")
+                    texts.append(_field(answer, "text", str, where, ap))
+                    starts.append(_field(answer, "answer_start", int, where, ap))
                 yield {
-                    "id": str(qa["id"]),
-                    "question": qa["question"],
+                    "id": str(_field(qa, "id", (str, int), where, qp)),
+                    "question": _field(qa, "question", str, where, qp),
                     "context": context,
-                    "answers": {
-                        "text": [a["text"] for a in answers],
-                        "answer_start": [int(a["answer_start"]) for a in answers],
-                    },
+                    "answers": {"text": texts, "answer_start": starts},
                     "lang": lang,
                 }
 
 
 def read_squad_file(path: Path, task: str, lang: str) -> list[dict[str, Any]]:
     """Read one SQuAD-format file, refuse stripped answers, check every offset."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, f"{get_task(task).title} file")
     docs = list(_squad_docs(data, lang, str(path)))
     if task == "tydiqa":
         prefix = TYDIQA_LANGUAGES[lang] + "-"
@@ -163,15 +189,13 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict[str, Any]]:
 
 
 def _hub_rows(task: str, lang: str, split: str, revision: str):
-    import datasets
-
     kind = _split_kind(task, split)
     hub_split = "test" if (task == "mlqa" and kind == "test") else "validation"
     if task == "xquad" and lang in XQUAD_EXTRA_HUB:
         name, config, rev = XQUAD_EXTRA_HUB[lang]
-        return datasets.load_dataset(name, config, split=hub_split, revision=rev), f"hub {name}@{rev} {config} {hub_split}"
+        return hub_load(task, lang, name, config, hub_split, rev), f"hub {name}@{rev} {config} {hub_split}"
     config = {"xquad": f"XQuAD.{lang}", "mlqa": f"MLQA.{lang}.{lang}", "tydiqa": "tydiqa"}[task]
-    rows = datasets.load_dataset(HUB_DATASET, config, split=hub_split, revision=revision)
+    rows = hub_load(task, lang, HUB_DATASET, config, hub_split, revision)
     where = f"hub {HUB_DATASET}@{revision} {config} {hub_split}"
     if task == "tydiqa":  # one config for all languages: select ours by id prefix
         prefix = TYDIQA_LANGUAGES[lang] + "-"

@@ -19,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, require_file
+from xtreme_tasks.data.hub import load_dataset as hub_load, use_local_instead
+from xtreme_tasks.data.textio import read_lines
 from xtreme_tasks.table import HUB_DATASET, LASER_EXTRA, LASER_LANGUAGES, TATOEBA_CODES  # noqa: F401
 
 SPLITS = ("test", "validation", "dev")
@@ -41,13 +43,13 @@ def _check_split(split: str) -> None:
         raise DataError(f"Tatoeba has a single split (test; the hub calls it validation), not {split!r}")
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Lines without their end-of-line; only ``\n`` separates (a stray ``\r`` stays inside)."""
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        lines = handle.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the file's final newline
-    return [line.rstrip("\r") for line in lines]
+def _read_lines(path: Path, what: str) -> list[str]:
+    """Lines as XTREME's ``evaluate_retrieval.py`` reads them: ``[l.strip() for l in open(f)]``.
+
+    Universal newlines (a lone ``\r`` ends a line, as in ``open()``), each line stripped,
+    BOM dropped; bad bytes and an empty file are DataError naming the file.
+    """
+    return [line.strip() for line in read_lines(path, what).lines]
 
 
 def pairs_to_docs(lang: str, xx: list[str], en: list[str], where: str) -> list[dict]:
@@ -65,17 +67,22 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
     folder = Path(root) / "tatoeba"
     xx_file = require_file(folder / f"tatoeba.{code}-eng.{code}", f"Tatoeba {code} sentences")
     en_file = require_file(folder / f"tatoeba.{code}-eng.eng", f"Tatoeba English side for {code}")
-    return pairs_to_docs(lang, _read_lines(xx_file), _read_lines(en_file), str(xx_file))
+    return pairs_to_docs(
+        lang, _read_lines(xx_file, f"Tatoeba {code} file"), _read_lines(en_file, "Tatoeba English file"), str(xx_file)
+    )
 
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
     """``google/xtreme`` config ``tatoeba.<xxx>`` (only its ``validation`` split exists)."""
-    import datasets
-
     _check_split(split)
     code = laser_code(lang)
-    rows = datasets.load_dataset(HUB_DATASET, f"tatoeba.{code}", split="validation", revision=revision)
-    # the hub keeps each line's trailing newline
-    xx = [row["source_sentence"].rstrip("\r\n") for row in rows]
-    en = [row["target_sentence"].rstrip("\r\n") for row in rows]
+    if code not in TATOEBA_CODES.values():
+        raise DataError(
+            f"Tatoeba {lang}: {HUB_DATASET} has Tatoeba configs only for the 36 XTREME languages, not for "
+            f"LASER's {code!r}; {use_local_instead(task, code)}"
+        )
+    rows = hub_load(task, lang, HUB_DATASET, f"tatoeba.{code}", "validation", revision)
+    # the hub keeps each line's trailing newline; strip as the official reader does
+    xx = [row["source_sentence"].strip() for row in rows]
+    en = [row["target_sentence"].strip() for row in rows]
     return pairs_to_docs(lang, xx, en, f"hub {HUB_DATASET}@{revision} tatoeba.{code}")
