@@ -9,7 +9,15 @@ itself imports lm-eval. Then, right after lm-eval's own modules load:
 * ``lm_eval.api.registry``: the built-in model table (``lm_eval.models``) is
   registered first (registering anything before it would hide ``hf``,
   ``dummy``, ...), then ``xtreme`` is added as a lazy placeholder;
-* ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder.
+* ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder;
+* ``lm_eval.api.model``: the ``LM`` base class gets ``classify``/``tag``/
+  ``extract_span``/``embed`` methods (only names it lacks), so any lm-eval model
+  (``hf``, ``vllm``, API models) answers XTREME tasks through its own
+  ``loglikelihood``/``generate_until`` (:mod:`harness_ext.adapters.prompted`);
+  ``XtremeLM`` defines its own and keeps them. ``LM.create_from_arg_string`` /
+  ``create_from_arg_obj`` take our ``xtreme_*`` options out of ``--model_args``
+  before the model class sees them. lm-eval's own tasks never send these request
+  kinds, so nothing changes for them.
 
 Switch it off with ``XTREME_HARNESS_AUTOLOAD=0``; then use ``xtreme-eval run`` or
 ``--include_path $(python -c 'import xtreme_tasks; print(xtreme_tasks.TASK_DIR)')``.
@@ -55,7 +63,61 @@ def _patch_task_manager(module) -> None:
     manager_cls._xtreme_patched = True
 
 
+REQUEST_KINDS = ("classify", "tag", "extract_span", "embed")
+
+
+def _prompted_method(kind: str) -> Callable:
+    def method(self, requests):
+        from harness_ext.adapters import prompted
+
+        return prompted.answer(kind, self, requests)
+
+    method.__name__ = kind
+    method.__qualname__ = f"LM.{kind}"
+    method.__doc__ = f"Answer XTREME {kind} requests through this model's loglikelihood/generate_until (xtreme-harness)."
+    return method
+
+
+def _with_options(factory: classmethod, takes_string: bool) -> classmethod:
+    """Wrap ``LM.create_from_arg_*`` so ``xtreme_*`` options are set on the instance, not passed to the class."""
+    original = factory.__func__
+
+    def create(cls, args, additional_config=None):
+        from harness_ext.adapters.prompted import split_options
+
+        if takes_string:
+            from lm_eval.utils import simple_parse_args_string
+
+            args = simple_parse_args_string(args)
+        own, ours = split_options(dict(args or {}))
+        lm = original(cls, own, additional_config) if not takes_string else _from_dict(cls, own, additional_config)
+        if ours:
+            lm._xtreme_options = ours
+        return lm
+
+    create.__wrapped__ = original  # type: ignore[attr-defined]
+    return classmethod(create)
+
+
+def _from_dict(cls, args: dict, additional_config=None):
+    additional = {k: v for k, v in (additional_config or {}).items() if v is not None}
+    return cls(**args, **additional)
+
+
+def _patch_lm(module) -> None:
+    lm_cls = module.LM
+    if getattr(lm_cls, "_xtreme_patched", False):
+        return
+    for kind in REQUEST_KINDS:
+        if not hasattr(lm_cls, kind):
+            setattr(lm_cls, kind, _prompted_method(kind))
+    lm_cls.create_from_arg_string = _with_options(lm_cls.__dict__["create_from_arg_string"], takes_string=True)
+    lm_cls.create_from_arg_obj = _with_options(lm_cls.__dict__["create_from_arg_obj"], takes_string=False)
+    lm_cls._xtreme_patched = True
+
+
 HOOKS: dict[str, Callable] = {
+    "lm_eval.api.model": _patch_lm,
     "lm_eval.api.registry": _patch_registry,
     "lm_eval.tasks.manager": _patch_task_manager,
 }

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from harness_ext.progress import quiet_library_bars
 from xtreme_tasks.table import TASKS, UPOS_TAGS
 
 console = Console()
@@ -119,8 +120,9 @@ def build_tiny_checkpoint(folder: Path, head: str, labels: tuple[str, ...], toke
     )
     torch.manual_seed(seed)
     model = classes[head](config).eval()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    with quiet_library_bars():  # "Writing model shards" for a 2-layer model is noise
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
     return folder
 
 

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from harness_ext.progress import bar
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.submission import atomic_write_text
 from xtreme_tasks.table import TASK_ORDER, TASKS
@@ -393,12 +394,17 @@ def run_sweep(
     for outcome in outcomes:
         callback(outcome)
     if pending:
-        if ray:
-            from harness_ext.sweep_ray import run_on_ray
+        with bar(len(pending), "sweep jobs", unit="job", min_total=1) as shown:
+            def counted(outcome: JobOutcome) -> None:
+                callback(outcome)
+                shown.update(1)
 
-            outcomes += run_on_ray(pending, options, ray, callback, num_cpus=ray_num_cpus)
-        else:
-            outcomes += run_local(pending, options, callback)
+            if ray:
+                from harness_ext.sweep_ray import run_on_ray
+
+                outcomes += run_on_ray(pending, options, ray, counted, num_cpus=ray_num_cpus)
+            else:
+                outcomes += run_local(pending, options, counted)
     summary = SweepSummary(outcomes + not_applicable, out)
     summary.files = write_summary(summary)
     return summary

@@ -183,3 +183,45 @@ def test_fairseq_vocab_mismatch(tmp_path: Path) -> None:
     assert len(lines) + 5 > 50
     with pytest.raises(CheckpointError, match="embedding table has 50 rows"):
         load_checkpoint(str(folder), "encoder")
+
+
+# ----------------------------------------------------------------- device_map for a non-HF backend
+@pytest.mark.parametrize("device_map", ["auto", "sequential"])
+def test_fairseq_checkpoint_is_spread_by_device_map(tmp_path: Path, device_map: str) -> None:
+    """A fairseq checkpoint, loaded by our own code, is placed by accelerate after loading: with a
+    max_memory too small for the whole model, layers go to the offload folder and come back per forward
+    pass through accelerate's hooks, giving the logits of the model on one device."""
+    folder = tmp_path / "xnli"
+    write_fairseq(folder)
+    whole = load_checkpoint(str(folder), "sequence-classification")
+    spread = load_checkpoint(str(folder), "sequence-classification", device_map=device_map,
+                             max_memory={"cpu": 40_000}, offload_folder=str(tmp_path / "offload"))
+    placed = spread.model.hf_device_map
+    assert set(placed.values()) == {"cpu", "disk"}, placed
+    ids = torch.tensor([fairseq_ids(folder, SAMPLE_TEXTS[0])])
+    with torch.no_grad():
+        expected = whole.model(input_ids=ids).logits
+        got = spread.model(input_ids=ids).logits
+    torch.testing.assert_close(got, expected)
+
+
+def test_device_map_on_one_device_and_the_error_when_memory_is_short(tmp_path: Path) -> None:
+    folder = tmp_path / "xnli"
+    write_fairseq(folder)
+    loaded = load_checkpoint(str(folder), "encoder", device_map="cpu", dtype="bfloat16")
+    assert loaded.model.hf_device_map == {"": "cpu"}
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(CheckpointError, match="offload_folder"):
+        load_checkpoint(str(folder), "encoder", device_map="auto", max_memory={"cpu": 40_000})
+
+
+def test_one_system_mixes_hf_and_non_hf_checkpoints_under_the_same_device_map(tmp_path: Path) -> None:
+    from tests.helpers.tiny_models import tiny_bert
+
+    options = {"device_map": "auto", "max_memory": {"cpu": "1GiB"}, "dtype": "float32"}
+    write_fairseq(tmp_path / "fairseq")
+    hf = load_checkpoint(str(tiny_bert(tmp_path / "hf", head="encoder")), "encoder", **options)
+    fs = load_checkpoint(str(tmp_path / "fairseq"), "encoder", **options)
+    # transformers places the HF model while loading (and, all on one CPU, may leave no map); ours after loading
+    assert set(getattr(hf.model, "hf_device_map", {"": "cpu"}).values()) == {"cpu"}
+    assert fs.model.hf_device_map == {"": "cpu"}

@@ -151,6 +151,54 @@ def test_t5x_checkpoint_mt5(tmp_path: Path) -> None:
     _compare(s2s, load_checkpoint(str(ckpt), "encoder", tokenizer=str(hf)), original)
 
 
+def write_t5x_orbax(model: transformers.MT5ForConditionalGeneration, model_dir: Path, step: int = 1000) -> Path:
+    """T5X's current format, written by orbax itself as t5x.checkpoints.OrbaxCheckpointManagerInterface
+    does: a CheckpointManager with step prefix 'checkpoint' and a 'state' item saved by
+    PyTreeCheckpointHandler(use_ocdbt=True), holding the train state {'target', 'state'}."""
+    ocp = pytest.importorskip("orbax.checkpoint", reason="optional extra 'flax' (orbax-checkpoint) not installed")
+    target = _unflatten({k.replace("/", "."): np.ascontiguousarray(v, dtype=np.float32)
+                         for k, v in t5x_params(model).items()})
+    # Adafactor-like optimizer slots: the loader must read the parameters only
+    slots = {"v_row": np.ones(3, np.float32), "v_col": np.ones(5, np.float32)}
+    state = {"target": target, "state": {"step": np.int32(step), "param_states": {"token_embedder": slots}}}
+    manager = ocp.CheckpointManager(
+        model_dir, item_handlers={"state": ocp.PyTreeCheckpointHandler(use_ocdbt=True)},
+        options=ocp.CheckpointManagerOptions(step_prefix="checkpoint"))
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.PyTreeSave(state)))
+    manager.wait_until_finished()
+    manager.close()
+    return model_dir / f"checkpoint_{step}"
+
+
+def test_t5x_orbax_checkpoint_round_trip(tmp_path: Path) -> None:
+    hf = tiny_mt5(tmp_path)
+    original = transformers.MT5ForConditionalGeneration.from_pretrained(hf).eval()
+    model_dir = tmp_path / "t5x"
+    write_t5x(original, model_dir, step=500)  # an older legacy step beside the newer Orbax ones
+    write_t5x_orbax(original, model_dir, step=800)
+    ckpt = write_t5x_orbax(original, model_dir, step=1000)
+    state = ckpt / "state"
+    assert (state / "_METADATA").is_file() and not (ckpt / "checkpoint").exists()
+    assert any(p.name.startswith("ocdbt.process") for p in state.iterdir())  # OCDBT, as t5x writes it
+    for source in (model_dir, ckpt, state):
+        assert detect_backend(str(source)) == "flax"
+    from harness_ext.backends.flax import t5x_source
+
+    assert t5x_source(model_dir) == state  # the latest step wins across both formats
+    assert t5x_source(model_dir, step=500).name == "checkpoint"
+    s2s = load_checkpoint(str(model_dir), "seq2seq", tokenizer=str(hf))
+    _compare(s2s, load_checkpoint(str(state), "encoder", tokenizer=str(hf)), original)
+
+
+def test_t5x_orbax_damage_is_one_clear_error(tmp_path: Path) -> None:
+    hf = tiny_mt5(tmp_path)
+    original = transformers.MT5ForConditionalGeneration.from_pretrained(hf).eval()
+    state = write_t5x_orbax(original, tmp_path / "t5x") / "state"
+    shutil.rmtree(next(p for p in state.iterdir() if p.name.startswith("ocdbt.process")))
+    with pytest.raises(CheckpointError, match=r"state.*(corrupted Orbax|Orbax metadata)"):
+        load_checkpoint(str(state), "encoder", tokenizer=str(hf))
+
+
 def test_flax_bad_input(tmp_path: Path) -> None:
     hf = tiny_mt5(tmp_path)
     original = transformers.MT5ForConditionalGeneration.from_pretrained(hf).eval()

@@ -357,3 +357,33 @@ def test_lm_eval_cli_defaults_do_not_cripple_the_model(tmp_path, minilm_path):
     assert forced.settings.batch_size == 1
     chosen = XtremeLM.create_from_arg_string(f"pretrained={minilm_path}", {"batch_size": "16"})
     assert chosen.settings.batch_size == 16
+
+
+@pytest.mark.parametrize("device, caps, expected", [
+    ("cuda", [(7, 0)], "float32"),  # V100: torch.cuda.is_bf16_supported() says True (emulation)
+    ("cuda", [(7, 5)], "float32"),  # T4
+    ("cuda:0", [(8, 0)], "bfloat16"),  # A100
+    ("cuda", [(8, 9)], "bfloat16"),  # L4
+    ("cuda", [(9, 0), (9, 0)], "bfloat16"),  # 2 x H100
+    ("cuda", [(9, 0), (7, 0)], "float32"),  # a device_map over a mixed box: the weakest GPU decides
+    ("cpu", [], "float32"),
+])
+def test_dtype_auto_gives_bf16_only_on_hardware_that_has_it(device, caps, expected):
+    from harness_ext.adapters.xtreme_lm import auto_dtype
+
+    assert auto_dtype(device, capabilities=lambda d: caps) == expected
+
+
+def test_dtype_auto_reads_the_capability_not_is_bf16_supported(monkeypatch):
+    import torch
+
+    from harness_ext.adapters import xtreme_lm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what torch says on a V100
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (7, 0))
+    assert xtreme_lm._resolve_dtype("auto", "cuda") == "float32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (8, 0))
+    assert xtreme_lm._resolve_dtype(None, "cuda:0") == "bfloat16"
+    assert xtreme_lm._resolve_dtype("bf16", "cuda") == "bfloat16"  # an explicit choice is kept

@@ -72,7 +72,8 @@ def test_requests_are_question_context_pairs():
     doc = task.test_docs()[0]
     (instance,) = task.construct_requests(doc, "", metadata=("xtreme-xquad-de", 0, 1))
     assert instance.request_type == "extract_span"
-    assert instance.arguments == (doc["question"], doc["context"])
+    assert instance.arguments[:2] == (doc["question"], doc["context"])
+    assert instance.arguments[2]["num_fewshot"] == 0  # the PromptContext prompted LLMs read
     assert task.doc_to_target(doc) == doc["answers"]["text"]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from harness_ext.tasks.tag import TagTask
 from harness_ext.reports.official import read_tags
+from harness_ext.tasks.prompting import PromptContext
 from xtreme_tasks.table import TASKS, get_task
 
 MOCK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xtreme_mock"
@@ -67,7 +68,8 @@ def test_requests_and_metric_names(mock_layout):
     doc = task.test_docs()[0]
     (request,) = task.construct_requests(doc, "", metadata=("xtreme-panx-en", 0, 1))
     assert request.request_type == "tag"
-    assert request.args == (" ".join(doc["words"]), tuple(doc["words"]), TASKS["panx"].labels)
+    assert request.args[:3] == (" ".join(doc["words"]), tuple(doc["words"]), TASKS["panx"].labels)
+    assert isinstance(request.args[3], PromptContext) and request.args[3]["num_fewshot"] == 0  # for prompted LLMs
     assert set(task.aggregation()) == {"f1", "precision", "recall", "unparsable"}
     assert set(make_task("udpos", "en", mock_layout).aggregation()) == {"f1", "token_acc", "unparsable"}
 

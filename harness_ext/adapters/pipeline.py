@@ -74,9 +74,9 @@ def _identity(items: list) -> list:
 
 def _progress_bar(total: int, desc: str | None, show: bool):
     """One bar per long phase; the pipeline is the single place adapters iterate batches."""
-    from tqdm.auto import tqdm
+    from harness_ext.progress import bar
 
-    return tqdm(total=total, desc=desc, disable=not show, leave=False)
+    return bar(total, desc or "batches", unit="item", show=show)
 
 
 def run_pipelined(

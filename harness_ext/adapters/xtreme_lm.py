@@ -7,6 +7,8 @@ Requests are grouped by task; each task's checkpoint is resolved (one ``pretrain
 for every task, or the system's per-task entry), loaded once through
 ``harness_ext.backends`` and handed to the adapter module of the request kind.
 Loading weights stays in the backends; answering stays in the adapters.
+``strict_test_sets=true`` refuses to answer a task whose test set was not XTREME's
+(see ``xtreme_tasks/fingerprints.py`` and docs/data.md).
 """
 
 from __future__ import annotations
@@ -127,18 +129,51 @@ def _usable_device(device: str | None) -> str:
     return str(device)
 
 
+def _cuda_capabilities(device: str) -> list[tuple[int, int]]:
+    """Compute capability of ``device`` (``cuda:N``), or of every visible GPU for plain ``cuda``
+    (a ``device_map`` may spread the model over all of them)."""
+    import torch
+
+    if not (device.startswith("cuda") and torch.cuda.is_available()):
+        return []
+    index = torch.device(device).index
+    ids = [index] if index is not None else list(range(torch.cuda.device_count()))
+    return [tuple(torch.cuda.get_device_capability(i)) for i in ids]  # type: ignore[misc]
+
+
+def auto_dtype(device: str, capabilities=_cuda_capabilities) -> str:
+    """``dtype=auto``: bfloat16 where every GPU used has it in hardware (compute capability
+    >= 8.0: A100, A10, L4, H100 ...), else float32.
+
+    Not ``torch.cuda.is_bf16_supported()``: it counts emulation and says True on V100/T4,
+    where bf16 runs several times slower than fp32. float16 is not chosen for the user
+    (T5-family models overflow in it); ask for ``dtype=float16`` on V100/T4 encoders.
+    """
+    caps = capabilities(device)
+    return "bfloat16" if caps and all(tuple(c) >= (8, 0) for c in caps) else "float32"
+
+
 def _resolve_dtype(dtype: str | None, device: str) -> str:
     if dtype in (None, "", "auto"):
-        import torch
-
-        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bfloat16"
-        return "float32"
+        return auto_dtype(device)
     aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
     dtype = aliases.get(str(dtype), str(dtype))
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ModelArgsError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
     return dtype
+
+
+class _AcceleratorView:
+    """The two ``accelerate.Accelerator`` methods older lm-eval releases call, over our collectives."""
+
+    def __init__(self, lm: Any) -> None:
+        self._lm = lm
+
+    def gather(self, tensor):
+        return self._lm.all_gather(tensor)
+
+    def wait_for_everyone(self) -> None:
+        self._lm.barrier()
 
 
 def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
@@ -203,6 +238,7 @@ class XtremeLM(LM):
         device_map: str | None = None,
         max_memory: str | None = None,
         trust_remote_code: bool | str = False,
+        strict_test_sets: bool | str = False,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -212,6 +248,8 @@ class XtremeLM(LM):
                 "or system=<name in checkpoints.yaml>"
             )
         self.pretrained = pretrained
+        #: refuse requests of a task whose test set is not XTREME's (see xtreme_tasks/fingerprints.py)
+        self.strict_test_sets = _as_bool(strict_test_sets)
         self.system_name = system
         self.backend = backend
         self.head_override = head
@@ -397,11 +435,24 @@ class XtremeLM(LM):
 
     # ------------------------------------------------------------ dispatch
     def _answer(self, kind: str, requests: list[Instance]) -> list:
+        from harness_ext.tasks.prompting import prompt_context_of
+
+        shots = max(((prompt_context_of(r) or {}).get("num_fewshot", 0) for r in requests), default=0)
+        if shots:
+            raise UnsupportedRequest(
+                f"--model xtreme evaluates fine-tuned checkpoints zero-shot (the XTREME protocol) and takes no "
+                f"demonstrations; --num_fewshot {shots} is for prompted LLMs (--model hf, vllm, local-completions, ...)"
+            )
         self.preflight()
         by_task: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
         responses: list = [None] * len(requests)
+        if self.strict_test_sets:
+            from xtreme_tasks.fingerprints import refuse_if_nonstandard
+
+            for task_name in by_task:
+                refuse_if_nonstandard(*parse_leaf_name(task_name))
         for task_name, indices in by_task.items():
             choice = self.checkpoint_for(task_name, kind)
             loaded = self.load(choice)
@@ -443,6 +494,12 @@ class XtremeLM(LM):
     def barrier(self) -> None:
         if self._collectives is not None:
             self._collectives.barrier()
+
+    @property
+    def accelerator(self) -> "_AcceleratorView":
+        """lm-eval 0.4.9-0.4.11 gather through ``lm.accelerator.gather`` / ``wait_for_everyone``
+        in data-parallel runs (0.4.12 moved to ``all_gather`` / ``barrier``): the same collectives."""
+        return _AcceleratorView(self)
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):

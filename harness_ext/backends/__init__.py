@@ -24,6 +24,7 @@ from harness_ext.backends.base import (
     register_backend,
     registered,
 )
+from harness_ext.progress import quiet_library_bars
 
 __all__ = [
     "HEADS",
@@ -98,17 +99,36 @@ def load_checkpoint(
     chosen = get_backend(name)
     target = source if not Path(source).expanduser().exists() else str(Path(source).expanduser())
     labels = options.pop("labels", None)
+    placement = _placement_after_loading(chosen.loader, options)
     if options.get("device_map") is not None:
         options.setdefault("dtype", _DTYPES[str(dtype).removeprefix("torch.")])
-    model, tokenizer = chosen.loader(target, head, **_options_for(chosen.loader, options, source, name))
+    with quiet_library_bars():  # "Loading weights" is trivial next to evaluation; downloads keep theirs
+        model, tokenizer = chosen.loader(target, head, **_options_for(chosen.loader, options, source, name))
     if labels:
         set_labels(model, labels, source)
     check_vocab(model, tokenizer, source)
     fit_tokenizer_length(model, tokenizer)
     model.eval()
+    if placement.get("device_map") is not None:  # a loader that builds the model itself: accelerate places it now
+        from harness_ext.backends.placement import dispatch
+
+        model = dispatch(model, placement["device_map"], placement.get("max_memory"), _torch_dtype(dtype, source),
+                         placement.get("offload_folder"), source)
     if not getattr(model, "hf_device_map", None):  # one placed by accelerate stays where it was put
         model.to(device=device, dtype=_torch_dtype(dtype, source))
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, source=source, backend=name, head=head)
+
+
+def _placement_after_loading(loader: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Take ``device_map`` / ``max_memory`` / ``offload_folder`` out of ``options`` when ``loader``
+    does not place the model itself (every backend but Hugging Face folders); they are applied
+    after loading by :func:`harness_ext.backends.placement.dispatch`."""
+    from harness_ext.backends.placement import PLACEMENT_OPTIONS
+
+    params = inspect.signature(loader).parameters
+    if "device_map" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return {}
+    return {key: options.pop(key) for key in PLACEMENT_OPTIONS if key in options}
 
 
 def _options_for(loader: Any, options: dict[str, Any], source: str, name: str) -> dict[str, Any]:

@@ -1,6 +1,13 @@
 """Flax/JAX checkpoints: Hugging Face Flax folders (``flax_model.msgpack`` + config.json)
-and T5X checkpoints (``checkpoint_<step>/checkpoint`` msgpack, large arrays in
-TensorStore zarr folders beside it), e.g. mT5 fine-tuned with t5x.
+and T5X checkpoints, e.g. mT5 fine-tuned with t5x, in both of T5X's formats:
+
+* legacy: ``checkpoint_<step>/checkpoint`` msgpack, large arrays in TensorStore zarr
+  folders beside it;
+* Orbax (T5X's default since February 2024): ``checkpoint_<step>/state/`` written by
+  orbax's ``PyTreeCheckpointHandler(use_ocdbt=True)`` (``_METADATA``, ``manifest.ocdbt``,
+  ``ocdbt.process_*``), holding the train state ``{'target': params, 'state': {...}}``.
+  Read with orbax itself (``orbax-checkpoint``, in the ``flax`` extra), only ``target``,
+  as numpy arrays: JSON metadata and TensorStore chunks, nothing pickled.
 
 transformers 5 dropped Flax (``from_flax`` is ignored), so the msgpack is read with
 flax's own ``flax.serialization.msgpack_restore`` (the ``flax`` extra) and TensorStore
@@ -51,6 +58,40 @@ def t5x_checkpoint(path: Path, step: int | None = None) -> Path | None:
     return steps[-1][1] / "checkpoint" if steps and _is_msgpack(steps[-1][1] / "checkpoint") else None
 
 
+def _is_orbax_state(path: Path) -> bool:
+    return path.is_dir() and (path / "_METADATA").is_file()
+
+
+def orbax_state(path: Path, step: int | None = None) -> Path | None:
+    """The Orbax ``state`` folder of a T5X checkpoint: given itself, its ``checkpoint_<step>``
+    folder, or a model folder of ``checkpoint_<step>`` folders (the latest, or ``step``)."""
+    if not path.is_dir():
+        return None
+    if _is_orbax_state(path) and path.name == "state":
+        return path
+    if _is_orbax_state(path / "state"):
+        return path / "state"
+    steps = sorted((int(m.group(1)), p / "state") for p in path.glob("checkpoint_*")
+                   if (m := re.fullmatch(r"checkpoint_(\d+)", p.name)) and _is_orbax_state(p / "state"))
+    if step is not None:
+        steps = [s for s in steps if s[0] == step]
+    return steps[-1][1] if steps else None
+
+
+def _step_of(path: Path) -> int:
+    for part in (path.parent.name, path.parent.parent.name):
+        if m := re.fullmatch(r"checkpoint_(\d+)", part):
+            return int(m.group(1))
+    return -1
+
+
+def t5x_source(path: Path, step: int | None = None) -> Path | None:
+    """The T5X checkpoint to read: a legacy ``checkpoint`` msgpack file or an Orbax ``state``
+    folder, whichever holds the latest step (or ``step``) when a model folder has both."""
+    found = [p for p in (t5x_checkpoint(path, step), orbax_state(path, step)) if p is not None]
+    return max(found, key=_step_of) if found else None
+
+
 def _is_msgpack(path: Path) -> bool:
     """A msgpack map (T5X) rather than TensorFlow's text ``checkpoint`` index."""
     with path.open("rb") as fh:
@@ -67,11 +108,12 @@ def is_hf_flax(path: Path) -> bool:
 
 
 def is_flax(path: Path) -> bool:
-    return is_hf_flax(path) or t5x_checkpoint(path) is not None
+    return is_hf_flax(path) or t5x_source(path) is not None
 
 
 @register_backend("flax", is_flax, priority=10,
-                  expects="Flax: flax_model.msgpack + config.json, or T5X checkpoint_<step>/checkpoint")
+                  expects="Flax: flax_model.msgpack + config.json, or T5X checkpoint_<step>/checkpoint "
+                          "or checkpoint_<step>/state/ (Orbax)")
 def load_flax(source: str, head: str, *, tokenizer: str | None = None, config: str | None = None,
               step: int | None = None) -> tuple[Any, Any]:
     path = Path(source)
@@ -81,10 +123,16 @@ def load_flax(source: str, head: str, *, tokenizer: str | None = None, config: s
         cfg = config_from(config or str(path / "config.json"))
         where, near = str(path / FLAX_WEIGHTS), [path]
     else:
-        file = t5x_checkpoint(path, step)
-        if file is None:
-            raise CheckpointError(f"{path}: no T5X checkpoint (expected checkpoint_<step>/checkpoint)")
-        state_dict = t5x_to_torch(read_t5x(file), file)
+        found = t5x_source(path, step)
+        if found is None:
+            raise CheckpointError(f"{path}: no T5X checkpoint (expected checkpoint_<step>/checkpoint "
+                                  "or checkpoint_<step>/state/_METADATA)")
+        if found.is_dir():  # Orbax: the state folder; configs and tokenizers are looked for above it
+            file = found / "_METADATA"
+            state_dict = t5x_to_torch(read_orbax(found), found)
+        else:
+            file = found
+            state_dict = t5x_to_torch(read_t5x(file), file)
         cfg = t5_config_from_weights(state_dict) if config is None and not _config_near(file) else \
             find_config(file, config)[0]
         where, near = str(file), [file.parent, file.parent.parent, file.parent.parent.parent]
@@ -172,6 +220,37 @@ def read_t5x(file: Path) -> dict[tuple[str, ...], Any]:
     for key, value in flat.items():
         out[key] = _read_ts(value, file.parent) if _is_ts_spec(value) else np.asarray(value)
     return out
+
+
+def read_orbax(state: Path) -> dict[tuple[str, ...], Any]:
+    """The model parameters (``target``) of a T5X Orbax checkpoint, as numpy arrays."""
+    try:
+        import jax
+        import numpy as np
+        import orbax.checkpoint as ocp
+    except ImportError:
+        raise missing_extra("flax", "orbax-checkpoint", str(state)) from None
+    checkpointer = ocp.PyTreeCheckpointer()
+    try:
+        tree = checkpointer.metadata(state)
+        tree = getattr(getattr(tree, "item_metadata", tree), "tree", tree)
+    except Exception as exc:  # noqa: BLE001 - orbax raises FileNotFoundError/ValueError/... on damage
+        raise CheckpointError(f"{state / '_METADATA'}: unreadable Orbax metadata: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(tree, dict) or not isinstance(tree.get("target"), dict):
+        keys = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+        raise CheckpointError(f"{state / '_METADATA'}: no 'target' parameters (found {keys}; expected a T5X train state)")
+    as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree["target"])
+    try:
+        try:
+            restored = checkpointer.restore(state, args=ocp.args.PyTreeRestore(
+                item={"target": tree["target"]}, restore_args={"target": as_numpy}, partial_restore=True))
+        except TypeError:  # orbax without partial_restore: read everything, keep the parameters
+            everything = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+            restored = checkpointer.restore(state, args=ocp.args.PyTreeRestore(restore_args=everything))
+    except Exception as exc:  # noqa: BLE001 - tensorstore/ocdbt errors on missing or damaged chunks
+        raise CheckpointError(f"{state}: truncated or corrupted Orbax checkpoint: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    return {key: np.asarray(value) for key, value in _flatten(restored["target"]).items()}
 
 
 def _read_ts(spec: dict[str, Any], ckpt_dir: Path) -> Any:

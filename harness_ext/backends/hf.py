@@ -49,6 +49,7 @@ def load_hf(
     device_map: str | dict | None = None,
     max_memory: dict | tuple | None = None,
     dtype: str | None = None,
+    offload_folder: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a transformers folder or hub id with the class for ``head``."""
     from transformers import AutoConfig
@@ -71,6 +72,8 @@ def load_hf(
             placement["dtype"] = dtype
         if device_map is not None:  # accelerate spreads the layers over the GPUs (and CPU)
             placement.update(device_map=device_map, max_memory=dict(max_memory) if max_memory else None)
+            if offload_folder:
+                placement["offload_folder"] = offload_folder
         model, info = cls.from_pretrained(source, config=config, output_loading_info=True, **placement, **hub)
     except CheckpointError:
         raise

@@ -34,6 +34,7 @@ from typing import Literal
 
 import numpy as np
 
+from harness_ext.progress import bar
 from harness_ext.retrieval import faiss_env
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,12 @@ class FlatIndex:
         n = queries.shape[0]
         scores = np.empty((n, k), dtype=np.float32)
         indices = np.empty((n, k), dtype=np.int64)
-        for start in range(0, n, max(1, block_size)):
-            stop = min(n, start + block_size)
-            scores[start:stop], indices[start:stop] = self._search_block(queries[start:stop], k)
+        block_size = max(1, block_size)
+        with bar(n, f"search {n}x{len(self)}", unit="query", show=n > block_size) as shown:
+            for start in range(0, n, block_size):
+                stop = min(n, start + block_size)
+                scores[start:stop], indices[start:stop] = self._search_block(queries[start:stop], k)
+                shown.update(stop - start)
         return scores, indices
 
     def _search_block(self, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

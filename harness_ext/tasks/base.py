@@ -16,10 +16,14 @@ from typing import Any, Callable
 from lm_eval.api.task import ConfigurableTask
 
 from harness_ext.requests import make_instance
-from xtreme_tasks.data import DataError, load_docs
+from harness_ext.tasks.prompting import PromptContext, check_fewshot
+from xtreme_tasks.data import DataError, load_checked
 from xtreme_tasks.table import TaskSpec, get_task
 
 log = logging.getLogger(__name__)
+
+#: diagnostic metrics where less is better (generated outputs that could not be read, answers not in the context)
+LOWER_IS_BETTER = frozenset({"unparsable", "not_in_context"})
 
 
 #: leaf task -> why its documents could not be read, for tasks built in this process and
@@ -98,11 +102,13 @@ class XtremeTask(ConfigurableTask):
         config["output_type"] = None
         config["process_results"] = _unused_process_results
         config["metric_list"] = [
-            {"metric": name, "aggregation": agg, "higher_is_better": name != "unparsable"}
+            {"metric": name, "aggregation": agg, "higher_is_better": name not in LOWER_IS_BETTER}
             for name, agg in self.metric_aggregations().items()
         ]
         super().__init__(config=config)
         self.OUTPUT_TYPE = self.REQUEST_KIND  # used by lm-eval for multi-rank padding
+        if self._config.generation_kwargs is None:  # filled by --gen_kwargs (see get_config)
+            self._config.generation_kwargs = {}
 
     # ----------------------------------------------------------------- data
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs) -> None:
@@ -135,7 +141,10 @@ class XtremeTask(ConfigurableTask):
         return super().apply_filters()
 
     def read_docs(self, data_dir: str | None) -> list[dict]:
-        return load_docs(self.spec.name, self.language, self.split, data_dir=data_dir)
+        docs, check = load_checked(self.spec.name, self.language, self.split, data_dir=data_dir)
+        # recorded in the results JSON (configs.<leaf>.metadata.test_set); the report reads it
+        self.config.metadata["test_set"] = check.as_metadata()
+        return docs
 
     def has_training_docs(self) -> bool:
         return False
@@ -158,10 +167,42 @@ class XtremeTask(ConfigurableTask):
     def doc_to_target(self, doc, doc_to_target=None):
         return ""
 
-    def fewshot_context(self, doc, num_fewshot, **kwargs) -> str:
-        if num_fewshot:
-            raise ValueError(f"{self.config.task}: XTREME is zero-shot; --num_fewshot must be 0")
+    def fewshot_context(self, doc, num_fewshot, system_instruction=None, apply_chat_template=False,
+                        fewshot_as_multiturn=False, chat_template=None, gen_prefix=None, **kwargs) -> str:
+        """Keep lm-eval's prompt options for :meth:`construct_requests`; the prompt itself is
+        rendered by the model's adapter (``--model xtreme`` needs none and refuses shots)."""
+        num_fewshot = int(num_fewshot or 0)
+        if num_fewshot and self.REQUEST_KIND == "embed":
+            if not getattr(self, "_warned_shots", False):
+                log.warning("%s: retrieval compares sentence embeddings; --num_fewshot %d does not apply and is ignored",
+                            self.config.task, num_fewshot)
+                self._warned_shots = True
+            num_fewshot = 0
+        check_fewshot(self.spec.name, num_fewshot, self.config.task)
+        self._prompt_options = {
+            "num_fewshot": num_fewshot, "system_instruction": system_instruction,
+            "apply_chat_template": bool(apply_chat_template), "fewshot_as_multiturn": bool(fewshot_as_multiturn),
+        }
         return ""
+
+    def set_fewshot_seed(self, seed: int | None = None) -> None:
+        self._fewshot_seed = seed
+        super().set_fewshot_seed(seed)
+
+    def get_config(self, key: str) -> Any:
+        """Our kinds may be answered by generation (prompted LLMs, mT5), so lm-eval's evaluator
+        must hand ``--gen_kwargs`` to these tasks as it does to ``generate_until`` tasks."""
+        if key == "output_type":
+            return "generate_until"
+        return super().get_config(key)
+
+    def prompt_context(self) -> PromptContext:
+        """A fresh :class:`PromptContext` for one request (the adapter writes into it)."""
+        options = getattr(self, "_prompt_options", None) or {}
+        return PromptContext.build(
+            fewshot_seed=getattr(self, "_fewshot_seed", None),
+            gen_kwargs=getattr(self.config, "generation_kwargs", None), data_dir=self.data_dir, **options,
+        )
 
     # ----------------------------------------------------------------- requests
     @abc.abstractmethod
@@ -169,9 +210,12 @@ class XtremeTask(ConfigurableTask):
         """One argument tuple per request for this document."""
 
     def construct_requests(self, doc, ctx, **kwargs):
+        """One ``Instance`` per argument tuple; ``classify``/``tag``/``extract_span`` requests
+        carry a :class:`PromptContext` last (prompted LLMs need it, encoders ignore it)."""
         metadata = kwargs["metadata"]
+        prompted = self.REQUEST_KIND != "embed"
         return [
-            make_instance(self.REQUEST_KIND, doc, args, metadata, idx=i)
+            make_instance(self.REQUEST_KIND, doc, (*args, self.prompt_context()) if prompted else args, metadata, idx=i)
             for i, args in enumerate(self.request_arguments(doc))
         ]
 
@@ -184,4 +228,4 @@ class XtremeTask(ConfigurableTask):
         return self._aggregation_list
 
     def higher_is_better(self) -> dict:
-        return {name: name != "unparsable" for name in self._aggregation_list}
+        return {name: name not in LOWER_IS_BETTER for name in self._aggregation_list}

@@ -36,6 +36,17 @@ def _mean(scores: Sequence[float]) -> float:
     return math.fsum(scores) / len(scores) if scores else float("nan")
 
 
+def not_in_context(answer: str, context: str) -> int:
+    """1 when a generated answer is not a span of the context (empty answers included: no span), else 0."""
+    text = str.strip(answer)
+    return int(not text or text not in context)
+
+
+def _percent(flags: Sequence[int]) -> float:
+    """Share of flagged answers, 0-100 (``not_in_context``)."""
+    return 100.0 * math.fsum(flags) / len(flags) if flags else float("nan")
+
+
 class SpanTask(XtremeTask):
     """One QA task in one language; metrics ``em`` and ``f1`` (names as in the task table)."""
 
@@ -58,8 +69,11 @@ class SpanTask(XtremeTask):
         if not isinstance(prediction, str):
             raise TypeError(f"{doc['id']}: an extract_span answer must be a string, got {type(prediction).__name__}")
         em, f1 = self.score(prediction, doc["answers"]["text"], doc.get("lang") or self.language)
-        return {"em": (doc["id"], prediction, em), "f1": f1, **unparsable_item(prediction),
+        item = {"em": (doc["id"], prediction, em), "f1": f1, **unparsable_item(prediction),
                 **chrf_item(prediction, doc["answers"]["text"])}
+        if "unparsable" in item:  # a generated answer (text-to-text or prompted LLM), not a span cut by a head
+            item["not_in_context"] = not_in_context(prediction, doc["context"])
+        return item
 
     # ----------------------------------------------------------------- aggregation
     def _em_aggregation(self, items: list) -> float:
@@ -82,4 +96,5 @@ class SpanTask(XtremeTask):
         def mean_em(items: list) -> float:
             return task._em_aggregation(items)
 
-        return {"em": mean_em, "f1": _mean, "unparsable": count_unparsable, "chrf": mean_chrf}
+        return {"em": mean_em, "f1": _mean, "unparsable": count_unparsable, "chrf": mean_chrf,
+                "not_in_context": _percent}

@@ -30,6 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from xtreme_tasks.data import DataError
+from xtreme_tasks.data.hub import use_local_instead
 from xtreme_tasks.data.textio import read_lines
 from xtreme_tasks.table import HUB_DATASET
 
@@ -133,5 +134,5 @@ def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
         f"BUCC 2018 mining needs the original BUCC 2018 files: the hub's {HUB_DATASET} 'bucc18.{lang}' config "
         f"holds only the gold sentence pairs, without the distractor sentences that make mining hard, so "
         f"scores on it are not BUCC scores. Download {SOURCE_URL} (or run XTREME's scripts/download_data.sh) "
-        f"and set XTREME_DATA_DIR to the folder that holds bucc2018/"
+        f"and {use_local_instead(task, lang)}"
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, require_file
+from xtreme_tasks.data.hub import load_dataset as hub_load
 from xtreme_tasks.data.textio import read_lines
 from xtreme_tasks.table import HUB_DATASET, get_task
 
@@ -84,14 +85,12 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
 
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
-    import datasets
-
     if task == "xnli":
-        rows = datasets.load_dataset(HUB_DATASET, "XNLI", split=split, revision=revision)
+        rows = hub_load(task, lang, HUB_DATASET, "XNLI", split, revision)
         rows = rows.filter(lambda r: r["language"] == lang)
         fields = ("sentence1", "sentence2", "gold_label")
     else:
-        rows = datasets.load_dataset(HUB_DATASET, f"PAWS-X.{lang}", split=split, revision=revision)
+        rows = hub_load(task, lang, HUB_DATASET, f"PAWS-X.{lang}", split, revision)
         fields = ("sentence1", "sentence2", "label")
     where = f"hub {HUB_DATASET}@{revision} {task}.{lang} {split}"
     return [

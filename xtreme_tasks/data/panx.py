@@ -45,5 +45,5 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
     config = f"PAN-X.{lang}"
-    rows = list(hub_rows(config, HUB_SPLITS.get(split, split), revision, "ner_tags", PANX_TAGS))
+    rows = list(hub_rows(task, lang, config, HUB_SPLITS.get(split, split), revision, "ner_tags", PANX_TAGS))
     return _docs(drop_empty(rows, f"PAN-X {lang} {split} (hub {config})"), lang, split)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from xtreme_tasks.data import DataError, require_file
+from xtreme_tasks.data.hub import load_dataset as hub_load
 from xtreme_tasks.data.textio import read_json
 from xtreme_tasks.table import HUB_DATASET, get_task
 
@@ -188,15 +189,13 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict[str, Any]]:
 
 
 def _hub_rows(task: str, lang: str, split: str, revision: str):
-    import datasets
-
     kind = _split_kind(task, split)
     hub_split = "test" if (task == "mlqa" and kind == "test") else "validation"
     if task == "xquad" and lang in XQUAD_EXTRA_HUB:
         name, config, rev = XQUAD_EXTRA_HUB[lang]
-        return datasets.load_dataset(name, config, split=hub_split, revision=rev), f"hub {name}@{rev} {config} {hub_split}"
+        return hub_load(task, lang, name, config, hub_split, rev), f"hub {name}@{rev} {config} {hub_split}"
     config = {"xquad": f"XQuAD.{lang}", "mlqa": f"MLQA.{lang}.{lang}", "tydiqa": "tydiqa"}[task]
-    rows = datasets.load_dataset(HUB_DATASET, config, split=hub_split, revision=revision)
+    rows = hub_load(task, lang, HUB_DATASET, config, hub_split, revision)
     where = f"hub {HUB_DATASET}@{revision} {config} {hub_split}"
     if task == "tydiqa":  # one config for all languages: select ours by id prefix
         prefix = TYDIQA_LANGUAGES[lang] + "-"

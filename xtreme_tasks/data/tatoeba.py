@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, require_file
+from xtreme_tasks.data.hub import load_dataset as hub_load, use_local_instead
 from xtreme_tasks.data.textio import read_lines
 from xtreme_tasks.table import HUB_DATASET, LASER_EXTRA, LASER_LANGUAGES, TATOEBA_CODES  # noqa: F401
 
@@ -73,11 +74,14 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
     """``google/xtreme`` config ``tatoeba.<xxx>`` (only its ``validation`` split exists)."""
-    import datasets
-
     _check_split(split)
     code = laser_code(lang)
-    rows = datasets.load_dataset(HUB_DATASET, f"tatoeba.{code}", split="validation", revision=revision)
+    if code not in TATOEBA_CODES.values():
+        raise DataError(
+            f"Tatoeba {lang}: {HUB_DATASET} has Tatoeba configs only for the 36 XTREME languages, not for "
+            f"LASER's {code!r}; {use_local_instead(task, code)}"
+        )
+    rows = hub_load(task, lang, HUB_DATASET, f"tatoeba.{code}", "validation", revision)
     # the hub keeps each line's trailing newline; strip as the official reader does
     xx = [row["source_sentence"].strip() for row in rows]
     en = [row["target_sentence"].strip() for row in rows]

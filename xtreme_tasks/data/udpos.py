@@ -30,15 +30,19 @@ builder keeps every CoNLL-U line whose FORM and UPOS are not ``_``. So it splits
 multi-word tokens into their syntactic words (``du`` -> ``de`` + ``le``; English
 ``don't`` -> ``do`` + ``n't``), keeps empty nodes that carry a UPOS (English-EWT's
 ``24.1``), and drops real ``_`` tokens. Scores on it are close to, not equal to,
-the official numbers; use the local layout for official numbers.
+the official numbers. It also pools treebanks by language *name* (``udpos.Greek`` holds
+Ancient Greek too). So :func:`hub` refuses it unless ``XTREME_UDPOS_FROM_HUB=1``, and a
+run on it is recorded as not comparable (see ``xtreme_tasks/fingerprints.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, DATA_DIR_ENV
+from xtreme_tasks.data.hub import load_dataset as hub_load, use_local_instead
 from xtreme_tasks.data.conllu import ReadReport, read_word_tag_tsv, xtreme_sentences
 from xtreme_tasks.table import HUB_DATASET, UDPOS_HUB_NAMES, UPOS_TAGS
 
@@ -152,11 +156,9 @@ def tag_names(feature, where: str) -> list[str] | None:
     return list(names) if names is not None else None
 
 
-def hub_rows(config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
+def hub_rows(task: str, lang: str, config: str, split: str, revision: str, tag_column: str, tagset: tuple[str, ...]):
     """``(where, words, tags)`` per row of a hub token-classification config, tags checked."""
-    import datasets
-
-    rows = datasets.load_dataset(HUB_DATASET, config, split=split, revision=revision)
+    rows = hub_load(task, lang, HUB_DATASET, config, split, revision)
     where = f"hub {HUB_DATASET}@{revision} {config} {split}"
     names = tag_names(rows.features[tag_column], where)
     valid = set(tagset)
@@ -178,7 +180,23 @@ def drop_empty(rows: list, what: str) -> list:
     return kept
 
 
+#: the hub copy is never XTREME's UD-POS (see the module docstring): refused unless asked for
+HUB_IS_NOT_XTREME = True
+HUB_OPT_IN_ENV = "XTREME_UDPOS_FROM_HUB"
+
+
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
+    """The hub's ``udpos.<Language>``: refused unless ``XTREME_UDPOS_FROM_HUB=1`` (then marked not standard)."""
+    from xtreme_tasks.fingerprints import fingerprint
+
     config = f"udpos.{UDPOS_HUB_NAMES[lang]}"
-    rows = list(hub_rows(config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
+    if os.environ.get(HUB_OPT_IN_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        fp = fingerprint(task, lang)
+        caveat = fp.hub_caveat if fp else f"the hub's {config} is not XTREME's data"
+        raise DataError(
+            f"UD-POS {lang}: refusing the hub copy, it is not XTREME's test set ({caveat}); "
+            f"{use_local_instead(task, lang)}. To score on the hub copy anyway (recorded as not comparable), "
+            f"set {HUB_OPT_IN_ENV}=1"
+        )
+    rows = list(hub_rows(task, lang, config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
     return _docs(drop_empty(rows, f"UD-POS {lang} {split} (hub {config})"), lang, split)
