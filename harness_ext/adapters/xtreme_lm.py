@@ -17,6 +17,8 @@ import functools
 import importlib
 import json
 import logging
+import re
+import sys
 from pathlib import Path
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -114,6 +116,20 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: what lm-eval's command line passes as the device when ``--device`` is not given
+LM_EVAL_DEFAULT_DEVICE = "cuda:0"
+
+
+def is_lm_eval_default_device(device: Any, argv: list[str] | None = None) -> bool:
+    """``device`` is lm-eval's command-line default, not the user's: we run under the
+    ``lm_eval`` command (or ``python -m lm_eval``, ``xtreme-eval run``) without ``--device``."""
+    argv = sys.argv if argv is None else argv
+    program = str(argv[0]) if argv else ""
+    under_cli = Path(program).name in ("lm_eval", "lm-eval") or program.replace("\\", "/").endswith("lm_eval/__main__.py")
+    flag = any(arg == "--device" or arg.startswith("--device=") for arg in argv[1:])
+    return under_cli and not flag and str(device) == LM_EVAL_DEFAULT_DEVICE
 
 
 def _usable_device(device: str | None) -> str:
@@ -304,6 +320,10 @@ class XtremeLM(LM):
         """``--model_args`` win over lm-eval's own ``--batch_size``/``--device`` (which
         lm-eval always passes, batch size 1 by default) instead of clashing with them."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        if "device" in extra and is_lm_eval_default_device(extra["device"]):
+            # lm-eval's command line fills in cuda:0 when no --device is given: not the user's
+            # choice, so the best device here is taken without a warning about it
+            extra.pop("device")
         if str(extra.get("batch_size")) == "1":
             # lm-eval's CLI passes batch_size=1 whenever --batch_size is not given; for
             # encoders that is ~10x slower than the automatic plan, so it means "auto" here
@@ -316,7 +336,12 @@ class XtremeLM(LM):
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "XtremeLM":
         from lm_eval.utils import simple_parse_args_string
 
-        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+        args = simple_parse_args_string(arg_string)
+        # older lm-eval releases read "-1" as the float -1.0; a signed integer stays an integer
+        for key, raw in (part.split("=", 1) for part in (arg_string or "").split(",") if "=" in part):
+            if re.fullmatch(r"[+-]?\d+", raw.strip()) and isinstance(args.get(key.strip()), float):
+                args[key.strip()] = int(raw)
+        return cls.create_from_arg_obj(args, additional_config)
 
     # ------------------------------------------------------------ checkpoints
     def checkpoint_for(self, task_name: str, kind: str) -> CheckpointChoice:
