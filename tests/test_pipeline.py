@@ -330,3 +330,22 @@ def test_qa_windows_cut_from_one_context_encoding_equal_per_question_windows(min
     monkeypatch.setattr(span, "_cut_windows", lambda *a: cut_calls.append(1) or original(*a))
     span.encode_windows(tokenizer, questions, contexts, 128, 100)
     assert cut_calls
+
+
+def test_text2text_pipelined_equals_sequential(tmp_path, shared_data):
+    """mT5-style checkpoints (a tiny random mT5): rank scores and greedy generations are the same."""
+    from test_t2t_adapter import tiny_t2t_mt5
+
+    from harness_ext.adapters import text2text
+    from harness_ext.backends import load_checkpoint
+
+    loaded = load_checkpoint(str(tiny_t2t_mt5(tmp_path / "mt5")), "seq2seq")
+    texts = [f"xnli premise: {t} hypothesis: {t[::-1]}" for t in _tatoeba(shared_data, 40)]
+    targets = [loaded.tokenizer(t)["input_ids"] for t in ("entailment", "neutral", "contradiction")]
+    out = {}
+    for pipelined in (False, True):
+        runner = text2text.Seq2SeqRunner(loaded, _settings(pipelined, batch_size=4))
+        inputs, _ = runner.encode(texts, [256] * len(texts))
+        out[pipelined] = (runner.score(inputs, targets), runner.generate(inputs[:12], [6] * 12))
+    assert out[True] == out[False]
+    assert len(out[True][0]) == len(texts) and len(out[True][1]) == 12

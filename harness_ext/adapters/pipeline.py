@@ -107,8 +107,8 @@ def wave_bounds(n: int, first: int, largest: int = 8192) -> list[tuple[int, int]
 
 
 def first_wave(plan: BatchPlan) -> int:
-    """Requests in the first wave: two full batches of the plan, at most 256 (so the device starts soon)."""
-    return max(32, min(256, 2 * plan.batch_size))
+    """Requests in the first wave: one full batch of the plan, at most 256 (so the device starts soon)."""
+    return max(32, min(256, plan.batch_size))
 
 
 def run_waves(
