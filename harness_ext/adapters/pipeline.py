@@ -29,6 +29,7 @@ exit the workers are stopped after their current item (queues are bounded by
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections import deque
 from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,8 @@ from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_mem
 
 #: batches prepared ahead of / finished behind the one running
 DEFAULT_DEPTH = 2
+#: seconds a thread may hold the GIL while another wants it, during a pipelined run (Python's default: 0.005)
+SWITCH_INTERVAL = 0.0005
 
 
 class _Done:
@@ -148,6 +151,12 @@ def run_waves(
             return _Done(_call(fn, *args))
         return executor.submit(_call, fn, *args)
 
+    # the workers run Python (tokeniser glue, padding, decoding) while the caller waits for the device;
+    # with the default 5 ms switch interval the caller can wait that long for the GIL after each batch
+    switch_interval = sys.getswitchinterval()
+    if overlap:
+        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
+
     waves: list[Wave] = []
     orders: list[list[int]] = []
     results: list[list] = []
@@ -236,6 +245,7 @@ def run_waves(
         for executor in pools:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(switch_interval)
     return list(zip(waves, results))
 
 
