@@ -199,7 +199,7 @@ def workload(kind: str, args: argparse.Namespace) -> tuple[Any, list, str, Calla
     from harness_ext.adapters.settings import AdapterSettings
 
     def settings(pipelined: bool) -> AdapterSettings:
-        extra = {"pipeline": pipelined}
+        extra = {"pipeline": pipelined, "waves": True}  # as on an accelerator (on the CPU: one wave)
         if kind == "embed":
             return AdapterSettings(batch_size=None, use_cache=False, pooling="mean", extra=extra)
         return AdapterSettings(batch_size=None, extra=extra)

@@ -38,7 +38,8 @@ def _workers_alive() -> list[str]:
 
 
 def _settings(pipelined: bool, **kwargs) -> AdapterSettings:
-    return AdapterSettings(extra={"pipeline": pipelined}, **kwargs)
+    # waves as on an accelerator (the CPU default is one wave), so the tests cover them
+    return AdapterSettings(extra={"pipeline": pipelined, "waves": True}, **kwargs)
 
 
 def _minilm(minilm_path: Path, head: str, labels=None) -> LoadedCheckpoint:
@@ -349,3 +350,14 @@ def test_text2text_pipelined_equals_sequential(tmp_path, shared_data):
         out[pipelined] = (runner.score(inputs, targets), runner.generate(inputs[:12], [6] * 12))
     assert out[True] == out[False]
     assert len(out[True][0]) == len(texts) and len(out[True][1]) == 12
+
+
+def test_requests_come_in_waves_on_an_accelerator_and_in_one_on_the_cpu():
+    from harness_ext.adapters.pipeline import request_waves, wave_bounds
+
+    assert wave_bounds(1000, 64) == [(0, 64), (64, 192), (192, 448), (448, 960), (960, 1000)]
+    assert request_waves(1000, 64, AdapterSettings(), "cpu") == [(0, 1000)]
+    assert request_waves(1000, 64, AdapterSettings(), "cuda:0") == wave_bounds(1000, 64)
+    assert request_waves(1000, 64, AdapterSettings(extra={"waves": "true"}), "cpu") == wave_bounds(1000, 64)
+    assert request_waves(1000, 64, AdapterSettings(extra={"waves": "false"}), "cuda") == [(0, 1000)]
+    assert request_waves(0, 64, AdapterSettings(), "cpu") == []

@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import chunks, host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -420,7 +420,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
         return [to_tag[kinds[k]][flat[bounds[k] : bounds[k + 1]]].tolist() for k in range(len(rows))]
 
     plan = plan_for(loaded, settings)
-    bounds = wave_bounds(len(sentences), first_wave(plan))
+    bounds = request_waves(len(sentences), first_wave(plan), settings, device)
     waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="tag", progress=len(sentences) > plan.batch_size)
     responses: list[list[str]] = []
