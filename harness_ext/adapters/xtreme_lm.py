@@ -44,6 +44,14 @@ ADAPTER_MODULES = {
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text"
 
 
+class ModelArgsError(ValueError):
+    """Bad ``--model_args`` for ``--model xtreme`` (one line: what and the fix)."""
+
+
+class PreflightError(ValueError):
+    """Checkpoints that cannot answer their tasks, found before any forward pass."""
+
+
 class UnsupportedRequest(RuntimeError):
     """An lm-eval request kind this model does not answer (e.g. a prompt-style task)."""
 
@@ -60,13 +68,44 @@ class CheckpointChoice:
     settings: tuple[tuple[str, Any], ...] = field(default=())
 
 
+def _bare_architecture(source: str) -> str | None:
+    """``no task head (BertModel)`` when a local config names only architectures without one."""
+    try:
+        archs = json.loads((Path(source) / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    return f"no task head ({', '.join(archs)})" if archs else None
+
+
+def left_out_summary() -> str:
+    """One entry per task group left out for missing data, with its first reason."""
+    from harness_ext.tasks.base import UNAVAILABLE
+
+    groups: dict[str, list[str]] = {}
+    for task in UNAVAILABLE:
+        groups.setdefault(_group([task]).split(" (")[0], []).append(task)
+    return "; ".join(f"{_group(tasks)}: {UNAVAILABLE[tasks[0]]}" for tasks in groups.values())
+
+
+def _group(tasks: list[str]) -> str:
+    """``xtreme-xquad-en, xtreme-xquad-de`` -> ``xtreme_xquad (2 languages)``."""
+    groups: dict[str, int] = {}
+    for task in tasks:
+        try:
+            name = "xtreme_" + parse_leaf_name(task)[0]
+        except ValueError:
+            name = task
+        groups[name] = groups.get(name, 0) + 1
+    return ", ".join(f"{g} ({n} language{'s' if n > 1 else ''})" for g, n in groups.items())
+
+
 def _as_int(value: Any, name: str) -> int | None:
     if value is None or value == "" or value == "auto":
         return None
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"--model_args {name}={value!r}: expected an integer") from None
+        raise ModelArgsError(f"--model_args {name}={value!r}: expected an integer") from None
 
 
 def _as_bool(value: Any) -> bool:
@@ -136,7 +175,7 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
     dtype = aliases.get(str(dtype), str(dtype))
     if dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
+        raise ModelArgsError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
     return dtype
 
 
@@ -161,7 +200,7 @@ def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
             continue
         device, _, amount = part.partition(":")
         if not amount:
-            raise ValueError(f"--model_args max_memory={value!r}: expected DEVICE:AMOUNT pairs like 0:70GiB;1:70GiB")
+            raise ModelArgsError(f"--model_args max_memory={value!r}: expected DEVICE:AMOUNT pairs like 0:70GiB;1:70GiB")
         device = device.strip()
         pairs.append((int(device) if device.isdigit() else device, amount.strip()))
     return tuple(pairs)
@@ -220,7 +259,7 @@ class XtremeLM(LM):
     ) -> None:
         super().__init__()
         if bool(pretrained) == bool(system):
-            raise ValueError(
+            raise ModelArgsError(
                 "--model xtreme needs exactly one of pretrained=<checkpoint folder or hub id> "
                 "or system=<name in checkpoints.yaml>"
             )
@@ -267,7 +306,7 @@ class XtremeLM(LM):
 
             systems = load_systems(checkpoints)
             if system not in systems:
-                raise ValueError(
+                raise ModelArgsError(
                     f"system {system!r} is not in {checkpoints or 'checkpoints.yaml'}; "
                     f"known systems: {', '.join(sorted(systems)) or '(none)'}"
                 )
@@ -361,6 +400,64 @@ class XtremeLM(LM):
 
         return replace(self.settings, **dict(choice.settings))
 
+    # ------------------------------------------------------------ preflight
+    def preflight(self) -> None:
+        """Check the checkpoint of every task whose requests lm-eval has built, before the
+        first forward pass: a wrong head or unreadable checkpoint for any selected task
+        stops the run here, one line per problem, instead of after hours of other tasks.
+        Tasks left out for missing data are listed once (their results stay empty)."""
+        from harness_ext.tasks.base import PENDING, UNAVAILABLE
+
+        pending = dict(PENDING)
+        PENDING.clear()
+        if UNAVAILABLE and pending:
+            log.warning("xtreme: left out for missing data, results will be incomplete: %s", left_out_summary())
+        choices: dict[CheckpointChoice, list[str]] = {}
+        for task, kind in pending.items():
+            try:
+                choices.setdefault(self.checkpoint_for(task, kind), []).append(task)
+            except Exception as exc:  # noqa: BLE001 - a system without this task, bad options
+                choices.setdefault(CheckpointChoice(source=f"<{exc}>", head="?"), []).append(task)
+        problems = []
+        for choice, tasks in choices.items():
+            problem = self._check(choice)
+            if problem:
+                problems.append(f"{_group(tasks)}: {problem}")
+        if problems:
+            for line in problems:
+                log.error("xtreme: %s", line)
+            raise PreflightError(f"{len(problems)} checkpoint problem(s) found before any evaluation, nothing was "
+                                 "computed: " + " | ".join(problems))
+
+    def _check(self, choice: CheckpointChoice) -> str | None:
+        """Why ``choice`` cannot answer its tasks (None when it can). Hugging Face folders
+        are checked from their config (head named in ``architectures``), other formats by
+        loading them (kept loaded for the run)."""
+        from harness_ext.backends import CheckpointError, detect_backend
+        from harness_ext.backends.describe import NotChecked, describe
+
+        if choice.source.startswith("<"):
+            return choice.source[1:-1]
+        try:
+            backend = choice.backend or detect_backend(choice.source)
+            if backend != "hf":
+                self.load(choice)
+                return None
+            info = describe(choice.source, choice.head, backend=backend, **dict(choice.options))
+        except NotChecked:
+            return None
+        except CheckpointError as exc:
+            return str(exc)
+        if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
+            return None
+        from harness_ext.backends._common import head_fix
+
+        saved = info.saved_head or _bare_architecture(choice.source)
+        if saved not in (None, choice.head, "seq2seq"):
+            what = saved if saved.startswith("no task head") else f"a {saved} head"
+            return f"{choice.source}: carries {what}, expected a {choice.head} head{head_fix(choice.head)}"
+        return None
+
     # ------------------------------------------------------------ dispatch
     def _answer(self, kind: str, requests: list[Instance]) -> list:
         from harness_ext.tasks.prompting import prompt_context_of
@@ -371,6 +468,7 @@ class XtremeLM(LM):
                 f"--model xtreme evaluates fine-tuned checkpoints zero-shot (the XTREME protocol) and takes no "
                 f"demonstrations; --num_fewshot {shots} is for prompted LLMs (--model hf, vllm, local-completions, ...)"
             )
+        self.preflight()
         by_task: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
