@@ -303,16 +303,12 @@ def test_fewshot_generations_and_generated_labels(llama_run):
 # ---------------------------------------------------------------------------------- lm-eval's dummy model (API-style)
 @pytest.fixture(scope="module")
 def dummy_results(data):
-    import lm_eval
-
     from harness_ext import api
 
     os.environ["XTREME_DATA_DIR"] = str(data)
     try:
-        return lm_eval.simple_evaluate(
-            model="dummy", tasks=["xtreme-xnli-en", "xtreme-udpos-en", "xtreme-xquad-en"], limit=2,
-            task_manager=api.xtreme_task_manager(), log_samples=True, bootstrap_iters=0,
-        )
+        return api.evaluate(["xtreme-xnli-en", "xtreme-udpos-en", "xtreme-xquad-en"], model="dummy", limit=2,
+                            log_samples=True, bootstrap_iters=0)
     finally:
         del os.environ["XTREME_DATA_DIR"]
 
