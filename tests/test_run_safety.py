@@ -141,3 +141,29 @@ def test_bad_model_args_are_one_line_user_errors(tmp_path: Path, args: str, expe
     with pytest.raises(ValueError) as err:
         XtremeLM.create_from_arg_string(args.format(yaml=yaml_file, dir=tmp_path / "d"), {"device": "cpu"})
     assert is_user_error(err.value) and expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unwritable_outputs_are_found_before_any_work(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--out`` of sweep/report/export and lm-eval's ``--output_path`` are checked first:
+    one line, exit 2, nothing run (lm-eval itself would only warn after the run)."""
+    from harness_ext.adapters.xtreme_lm import XtremeLM
+    from harness_ext.cli import main
+    from harness_ext.outputs import OutputError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = blocker / "out"
+    fixtures = Path(__file__).parent / "fixtures" / "results"
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("systems:\n  a: {family: x, size: 1, encoder: ./enc}\n")
+    for argv in (["sweep", str(yaml_file), "--out", str(bad)], ["report", str(fixtures), "--out", str(bad)],
+                 ["export", str(fixtures), "--out", str(bad)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--out" in err[0] and str(bad) in err[0] and "a file, not a folder" in err[0], err
+    assert not (tmp_path / "a-file").is_dir()
+    monkeypatch.setattr("sys.argv", ["lm_eval", "run", "--model", "xtreme", "--output_path", str(bad)])
+    with pytest.raises(OutputError, match="--output_path"):
+        XtremeLM(pretrained="x", device="cpu")
+    monkeypatch.setattr("sys.argv", ["lm_eval", "run", "--output_path", str(tmp_path / "fine" / "r.json")])
+    XtremeLM(pretrained="x", device="cpu", use_cache=False)

@@ -311,6 +311,7 @@ class XtremeLM(LM):
                     f"known systems: {', '.join(sorted(systems)) or '(none)'}"
                 )
             self._system = systems[system]
+        self._check_outputs()
         self._keep_loaded = max(1, _as_int(keep_loaded, "keep_loaded") or 1)
         self._loaded: OrderedDict[CheckpointChoice, Any] = OrderedDict()
 
@@ -399,6 +400,26 @@ class XtremeLM(LM):
         from dataclasses import replace
 
         return replace(self.settings, **dict(choice.settings))
+
+    def _check_outputs(self) -> None:
+        """Before any task is built: lm-eval's ``--output_path`` must be writable (lm-eval
+        itself only warns at the end, having saved nothing); an unwritable embedding cache
+        warns once and the run goes on uncached."""
+        from harness_ext.outputs import output_path_from_argv, require_writable
+
+        if Path(str(sys.argv[0] if sys.argv else "")).name in ("lm_eval", "lm-eval", "xtreme-eval", "__main__.py"):
+            target = output_path_from_argv(sys.argv[1:])
+            if target:
+                folder = Path(target)
+                require_writable(folder.parent if folder.suffix == ".json" else folder, "--output_path")
+        if self.settings.use_cache:
+            from harness_ext.retrieval.cache import default_cache_dir, warn_unwritable
+            from harness_ext.outputs import writable_dir
+
+            root = default_cache_dir(self.settings.cache_dir)
+            problem = writable_dir(root)
+            if problem:
+                warn_unwritable(root, problem)
 
     # ------------------------------------------------------------ preflight
     def preflight(self) -> None:
