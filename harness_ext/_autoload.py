@@ -10,6 +10,9 @@ itself imports lm-eval. Then, right after lm-eval's own modules load:
   registered first (registering anything before it would hide ``hf``,
   ``dummy``, ...), then ``xtreme`` is added as a lazy placeholder;
 * ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder;
+* ``lm_eval._cli.utils``: ``--model_args layer=-1`` stays the integer -1 (the
+  command line read a signed integer as a float, -1.0, and printed it so; lm-eval's
+  own ``utils.handle_arg_string`` already reads signed integers as integers);
 * ``lm_eval.api.model``: the ``LM`` base class gets ``classify``/``tag``/
   ``extract_span``/``embed`` methods (only names it lacks), so any lm-eval model
   (``hf``, ``vllm``, API models) answers XTREME tasks through its own
@@ -61,6 +64,22 @@ def _patch_task_manager(module) -> None:
     __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
     manager_cls.__init__ = __init__
     manager_cls._xtreme_patched = True
+
+
+def _patch_cli_values(module) -> None:
+    original = getattr(module, "handle_cli_value_string", None)
+    if original is None or getattr(original, "_xtreme_patched", False):
+        return
+    import re
+
+    def handle_cli_value_string(arg):
+        if isinstance(arg, str) and re.fullmatch(r"[+-][0-9]+", arg.strip()):
+            return int(arg)
+        return original(arg)
+
+    handle_cli_value_string._xtreme_patched = True  # type: ignore[attr-defined]
+    handle_cli_value_string.__wrapped__ = original  # type: ignore[attr-defined]
+    module.handle_cli_value_string = handle_cli_value_string
 
 
 REQUEST_KINDS = ("classify", "tag", "extract_span", "embed")
@@ -120,6 +139,7 @@ HOOKS: dict[str, Callable] = {
     "lm_eval.api.model": _patch_lm,
     "lm_eval.api.registry": _patch_registry,
     "lm_eval.tasks.manager": _patch_task_manager,
+    "lm_eval._cli.utils": _patch_cli_values,
 }
 
 

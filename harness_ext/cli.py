@@ -62,21 +62,15 @@ def demo(
     raise typer.Exit(run_demo(out, data_dir=data_dir, limit=limit, only=only or None))
 
 
-@app.command(name="tasks", help="List the XTREME tasks, their languages and metrics (from the one table).")
-def list_tasks() -> None:
-    from rich.console import Console
-    from rich.table import Table
+@app.command(name="tasks", help="List the XTREME groups and tasks, their languages and metrics (from the one "
+             "table). Names are printed whole at any width and when piped.")
+def list_tasks(
+    as_json: bool = typer.Option(False, "--json", help="print JSON (groups, then one record per task)"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the README's task table"),
+) -> None:
+    from harness_ext import task_list
 
-    from xtreme_tasks.table import TASK_ORDER, TASKS
-
-    table = Table(title="XTREME tasks")
-    for column in ("group", "category", "request", "metrics", "languages", "extra"):
-        table.add_column(column)
-    for name in TASK_ORDER:
-        spec = TASKS[name]
-        table.add_row(spec.group, spec.category, spec.request_kind, ", ".join(spec.metrics),
-                      f"{len(spec.languages)}: {' '.join(spec.languages)}", " ".join(spec.extra_languages))
-    Console().print(table)
+    typer.echo(task_list.as_json() if as_json else task_list.markdown_table() if markdown else task_list.plain_text())
 
 
 @checkpoints_app.command("validate", help="Validate a checkpoints.yaml: schema, paths, heads, label sets.")
