@@ -167,3 +167,20 @@ def test_unwritable_outputs_are_found_before_any_work(tmp_path: Path, capsys, mo
         XtremeLM(pretrained="x", device="cpu")
     monkeypatch.setattr("sys.argv", ["lm_eval", "run", "--output_path", str(tmp_path / "fine" / "r.json")])
     XtremeLM(pretrained="x", device="cpu", use_cache=False)
+
+
+def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path, capsys) -> None:
+    from harness_ext.cli import main
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("systems:\n  a: {family: x, size: 1, encoder: e}\n  a: {family: x, size: 1, encoder: e}\n")
+    args = ["score", "--predictions", str(tmp_path / "nope"), "--labels", str(tmp_path / "nope")]
+    assert main(args) == 2
+    quiet = capsys.readouterr().err.strip().splitlines()
+    assert len(quiet) == 1 and quiet[0].startswith("error: ")
+    assert main(["--verbose", "checkpoints", "validate", str(path)]) == 1  # validate reports, exit 1
+    capsys.readouterr()
+    from harness_ext.systems import load_systems  # noqa: F401 - a raising command, verbose
+    assert main(["--verbose", "sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    loud = capsys.readouterr().err
+    assert "Traceback" in loud and loud.strip().splitlines()[-1].startswith("error: ") and "duplicate key" in loud
