@@ -505,19 +505,24 @@ class XtremeLM(LM):
 
             for task_name in by_task:
                 refuse_if_nonstandard(*parse_leaf_name(task_name))
-        for task_name, indices in by_task.items():
-            choice = self.checkpoint_for(task_name, kind)
-            loaded = self.load(choice)
-            if getattr(loaded, "head", choice.head) == "seq2seq":
-                module = importlib.import_module(TEXT2TEXT_MODULE)
-                answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
-            else:
-                module = importlib.import_module(ADAPTER_MODULES[kind])
-                answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
-            if len(answers) != len(indices):
-                raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
-            for i, answer in zip(indices, answers):
-                responses[i] = answer
+        from harness_ext.progress import phase
+
+        with phase(len(by_task), kind, unit="task") as shown:  # one line with an ETA over all languages
+            for task_name, indices in by_task.items():
+                shown.set_postfix_str(task_name, refresh=False)
+                choice = self.checkpoint_for(task_name, kind)
+                loaded = self.load(choice)
+                if getattr(loaded, "head", choice.head) == "seq2seq":
+                    module = importlib.import_module(TEXT2TEXT_MODULE)
+                    answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
+                else:
+                    module = importlib.import_module(ADAPTER_MODULES[kind])
+                    answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
+                if len(answers) != len(indices):
+                    raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
+                for i, answer in zip(indices, answers):
+                    responses[i] = answer
+                shown.update(1)
         return responses
 
     def classify(self, requests: list[Instance]) -> list[str]:
