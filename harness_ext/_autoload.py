@@ -10,6 +10,9 @@ itself imports lm-eval. Then, right after lm-eval's own modules load:
   registered first (registering anything before it would hide ``hf``,
   ``dummy``, ...), then ``xtreme`` is added as a lazy placeholder;
 * ``lm_eval.tasks.manager``: every ``TaskManager`` also indexes our task folder;
+* ``lm_eval._cli.utils``: ``--model_args layer=-1`` stays the integer -1 (the
+  command line read a signed integer as a float, -1.0, and printed it so; lm-eval's
+  own ``utils.handle_arg_string`` already reads signed integers as integers);
 * ``lm_eval.api.model``: the ``LM`` base class gets ``classify``/``tag``/
   ``extract_span``/``embed`` methods (only names it lacks), so any lm-eval model
   (``hf``, ``vllm``, API models) answers XTREME tasks through its own
@@ -63,6 +66,22 @@ def _patch_task_manager(module) -> None:
     manager_cls._xtreme_patched = True
 
 
+def _patch_cli_values(module) -> None:
+    original = getattr(module, "handle_cli_value_string", None)
+    if original is None or getattr(original, "_xtreme_patched", False):
+        return
+    import re
+
+    def handle_cli_value_string(arg):
+        if isinstance(arg, str) and re.fullmatch(r"[+-][0-9]+", arg.strip()):
+            return int(arg)
+        return original(arg)
+
+    handle_cli_value_string._xtreme_patched = True  # type: ignore[attr-defined]
+    handle_cli_value_string.__wrapped__ = original  # type: ignore[attr-defined]
+    module.handle_cli_value_string = handle_cli_value_string
+
+
 REQUEST_KINDS = ("classify", "tag", "extract_span", "embed")
 
 
@@ -78,9 +97,9 @@ def _prompted_method(kind: str) -> Callable:
     return method
 
 
-def _with_options(factory: classmethod, takes_string: bool) -> classmethod:
-    """Wrap ``LM.create_from_arg_*`` so ``xtreme_*`` options are set on the instance, not passed to the class."""
-    original = factory.__func__
+def _with_options(create_from_dict: Callable, takes_string: bool) -> classmethod:
+    """``LM.create_from_arg_*`` that set our ``xtreme_*`` options on the instance instead of
+    passing them to the model class (``HFLM`` would hand them to ``from_pretrained``)."""
 
     def create(cls, args, additional_config=None):
         from harness_ext.adapters.prompted import split_options
@@ -90,18 +109,13 @@ def _with_options(factory: classmethod, takes_string: bool) -> classmethod:
 
             args = simple_parse_args_string(args)
         own, ours = split_options(dict(args or {}))
-        lm = original(cls, own, additional_config) if not takes_string else _from_dict(cls, own, additional_config)
+        lm = create_from_dict(cls, own, additional_config)  # lm-eval's own create_from_arg_obj
         if ours:
             lm._xtreme_options = ours
         return lm
 
-    create.__wrapped__ = original  # type: ignore[attr-defined]
+    create.__wrapped__ = create_from_dict  # type: ignore[attr-defined]
     return classmethod(create)
-
-
-def _from_dict(cls, args: dict, additional_config=None):
-    additional = {k: v for k, v in (additional_config or {}).items() if v is not None}
-    return cls(**args, **additional)
 
 
 def _patch_lm(module) -> None:
@@ -111,8 +125,9 @@ def _patch_lm(module) -> None:
     for kind in REQUEST_KINDS:
         if not hasattr(lm_cls, kind):
             setattr(lm_cls, kind, _prompted_method(kind))
-    lm_cls.create_from_arg_string = _with_options(lm_cls.__dict__["create_from_arg_string"], takes_string=True)
-    lm_cls.create_from_arg_obj = _with_options(lm_cls.__dict__["create_from_arg_obj"], takes_string=False)
+    from_dict = lm_cls.__dict__["create_from_arg_obj"].__func__
+    lm_cls.create_from_arg_string = _with_options(from_dict, takes_string=True)
+    lm_cls.create_from_arg_obj = _with_options(from_dict, takes_string=False)
     lm_cls._xtreme_patched = True
 
 
@@ -120,6 +135,7 @@ HOOKS: dict[str, Callable] = {
     "lm_eval.api.model": _patch_lm,
     "lm_eval.api.registry": _patch_registry,
     "lm_eval.tasks.manager": _patch_task_manager,
+    "lm_eval._cli.utils": _patch_cli_values,
 }
 
 

@@ -6,6 +6,7 @@ thing is reachable from Python (see ``harness_ext.api``).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -62,21 +63,15 @@ def demo(
     raise typer.Exit(run_demo(out, data_dir=data_dir, limit=limit, only=only or None))
 
 
-@app.command(name="tasks", help="List the XTREME tasks, their languages and metrics (from the one table).")
-def list_tasks() -> None:
-    from rich.console import Console
-    from rich.table import Table
+@app.command(name="tasks", help="List the XTREME groups and tasks, their languages and metrics (from the one "
+             "table). Names are printed whole at any width and when piped.")
+def list_tasks(
+    as_json: bool = typer.Option(False, "--json", help="print JSON (groups, then one record per task)"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the README's task table"),
+) -> None:
+    from harness_ext import task_list
 
-    from xtreme_tasks.table import TASK_ORDER, TASKS
-
-    table = Table(title="XTREME tasks")
-    for column in ("group", "category", "request", "metrics", "languages", "extra"):
-        table.add_column(column)
-    for name in TASK_ORDER:
-        spec = TASKS[name]
-        table.add_row(spec.group, spec.category, spec.request_kind, ", ".join(spec.metrics),
-                      f"{len(spec.languages)}: {' '.join(spec.languages)}", " ".join(spec.extra_languages))
-    Console().print(table)
+    typer.echo(task_list.as_json() if as_json else task_list.markdown_table() if markdown else task_list.plain_text())
 
 
 @checkpoints_app.command("validate", help="Validate a checkpoints.yaml: schema, paths, heads, label sets.")
@@ -102,9 +97,14 @@ def _register_optional_commands() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _register_optional_commands()
+    args = list(argv if argv is not None else sys.argv[1:])
+    # `xtreme-eval --verbose <command> ...` (or XTREME_VERBOSE=1): tracebacks for bad input too
+    verbose = bool(args and args[0] == "--verbose") or os.environ.get("XTREME_VERBOSE", "") not in ("", "0")
+    if args and args[0] == "--verbose":
+        args = args[1:]
     try:
         # standalone_mode=False hands back the exit code of typer.Exit instead of exiting
-        return int(app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False) or 0)
+        return int(app(args=args, standalone_mode=False) or 0)
     except typer.Exit as done:
         return int(done.exit_code or 0)
     except SystemExit as done:  # click exits this way on --help / usage errors
@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_user_error(err):
             raise
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
         typer.secho(f"error: {err}", err=True, fg="red")
         return 2
 

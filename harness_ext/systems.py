@@ -22,6 +22,7 @@ beside the YAML file, is a path; anything else is a hub id.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,9 @@ def load_systems(path: str | Path | None = None) -> dict[str, System]:
         top = FileSpec.model_validate(raw)
     except ValidationError as exc:
         raise SystemsError(_format_errors(file, None, exc)) from None
+    if not top.systems:
+        raise SystemsError(f"{file}: defines no systems (expected 'systems:' with at least one system; "
+                           "see the shipped checkpoints.yaml)")
     systems: dict[str, System] = {}
     problems: list[str] = []
     for name, body in top.systems.items():
@@ -286,15 +290,46 @@ def load_systems(path: str | Path | None = None) -> dict[str, System]:
     return systems
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML says keys are unique;
+    PyYAML would silently keep the last, hiding a system)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:  # unhashable key: let PyYAML report it
+            continue
+        if first != key_node.start_mark.line + 1:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {first}; a key may appear once)", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def _read_yaml(file: Path) -> Any:
     if not file.exists():
         raise SystemsError(f"{file}: no such file (expected a checkpoints.yaml; set ${ENV_VAR} or pass a path)")
+    if not file.is_file():
+        raise SystemsError(f"{file}: is a folder, not a file (pass the path of checkpoints.yaml itself)")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SystemsError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    except OSError as exc:
+        raise SystemsError(f"{file}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SystemsError(f"{file}: not valid YAML: {exc}") from None
+        raise SystemsError(f"{file}: not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
-        return {}
+        raise SystemsError(f"{file}: is empty (expected 'systems:' with at least one system; "
+                           "see the shipped checkpoints.yaml)")
     if not isinstance(data, dict):
         raise SystemsError(f"{file}: expected a mapping with a 'systems' key, got {type(data).__name__}")
     return data
@@ -364,14 +399,19 @@ def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[t
     for what, value in (("source", ref.source), ("tokenizer", ref.options.get("tokenizer"))):
         if isinstance(value, str) and is_path_like(value) and not Path(value).exists():
             out.append(("error", f"{what} {value} does not exist"))
-    if out or not check_heads:
+    if out:
+        return out
+    layer_problem = check_layer(ref)
+    if layer_problem:
+        out.append(("error", layer_problem))
+    if not check_heads:
         return out
     try:
         info = describe(ref.source, ref.head, backend=ref.backend, **ref.options)
     except NotChecked as exc:
         return [("warning", f"{ref.source}: not checked: {exc}")]
     except CheckpointError as exc:
-        return [("error", str(exc))]
+        return out + [("error", str(exc))]
     if ref.head != "encoder" and info.saved_head not in (None, ref.head):
         return [("error", f"{ref.source}: carries a {info.saved_head} head; {task} needs {ref.head}")]
     labels = TASKS[task].labels
@@ -380,6 +420,34 @@ def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[t
         if problem:
             out.append(("error", problem))
     return out
+
+
+def check_layer(ref: CheckpointRef) -> str | None:
+    """``layer:`` outside the encoder's blocks, read from config.json alone (no weights)."""
+    layer = (getattr(ref, "settings", None) or {}).get("layer")
+    if layer is None:
+        return None
+    candidates = [ref.options.get("config"), ref.source] if isinstance(ref.options.get("config"), str) else [ref.source]
+    for folder in candidates:
+        config = Path(str(folder)) / "config.json"
+        if not config.is_file():
+            continue
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            return f"{config}: unreadable config ({type(exc).__name__}); cannot check layer={layer}"
+        blocks = next((data.get(k) for k in ("num_hidden_layers", "num_layers", "n_layers", "encoder_layers")
+                       if isinstance(data.get(k), int) and data.get(k) > 0), None) if isinstance(data, dict) else None
+        if blocks is None:
+            return None
+        from harness_ext.adapters.embed import hidden_state_index
+
+        try:
+            hidden_state_index(int(layer), blocks)
+        except ValueError as exc:
+            return f"{ref.source}: retrieval {exc}"
+        return None
+    return None
 
 
 def label_problem(info: Any, ref: CheckpointRef, labels: tuple[str, ...]) -> str | None:

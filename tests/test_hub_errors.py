@@ -43,6 +43,7 @@ def hub_raises(monkeypatch):
     import datasets
 
     monkeypatch.delenv("XTREME_DATA_DIR", raising=False)
+    monkeypatch.setenv("XTREME_UDPOS_FROM_HUB", "1")  # the hub's UD-POS is refused unless asked for
     calls = []
 
     def install(make):

@@ -11,8 +11,9 @@ Two real ``lm_eval`` command-line runs with tiny random decoders written offline
 Checked against independent recomputation with transformers: every classification
 log-likelihood, every greedy generation (``model.generate`` on the logged prompt),
 every Tatoeba vector (mean of the middle layer); and the scores against the metric
-functions over the logged predictions. lm-eval's ``dummy`` model shows the API-style
-path (only ``loglikelihood``/``generate_until``) and the one-line retrieval error.
+functions over the logged predictions. lm-eval's ``dummy`` model and its
+``local-completions`` API model (against a local OpenAI-style stub server) show the
+API path (only ``loglikelihood``/``generate_until``) and the one-line retrieval error.
 """
 
 from __future__ import annotations
@@ -302,16 +303,12 @@ def test_fewshot_generations_and_generated_labels(llama_run):
 # ---------------------------------------------------------------------------------- lm-eval's dummy model (API-style)
 @pytest.fixture(scope="module")
 def dummy_results(data):
-    import lm_eval
-
     from harness_ext import api
 
     os.environ["XTREME_DATA_DIR"] = str(data)
     try:
-        return lm_eval.simple_evaluate(
-            model="dummy", tasks=["xtreme-xnli-en", "xtreme-udpos-en", "xtreme-xquad-en"], limit=2,
-            task_manager=api.xtreme_task_manager(), log_samples=True, bootstrap_iters=0,
-        )
+        return api.evaluate(["xtreme-xnli-en", "xtreme-udpos-en", "xtreme-xquad-en"], model="dummy", limit=2,
+                            log_samples=True, bootstrap_iters=0)
     finally:
         del os.environ["XTREME_DATA_DIR"]
 
@@ -414,3 +411,144 @@ def test_prompt_overrides_are_checked(tmp_path):
     file.write_text("pawsx:\n  targets: {'0': no, '1': yes}\n")
     with pytest.raises(TemplateError, match="booleans"):
         load_prompts(str(file))
+
+
+# ---------------------------------------------------------------------------------- reports
+def _results_file(folder: Path, model: str, pretrained: str, shots: int, metrics: dict, chat: bool = False,
+                  date: float = 1.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"results": {leaf: {f"{m},none": v for m, v in values.items()} for leaf, values in metrics.items()},
+            "n-shot": {leaf: shots for leaf in metrics}, "config": {"model": model, "model_args": f"pretrained={pretrained}"},
+            "date": date, "chat_template": "<template>" if chat else None}
+    path = folder / f"results_2026-01-0{int(date)}T00-00-00.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_report_names_the_protocol_and_never_mixes_them(tmp_path):
+    from harness_ext.reports.results import all_scores, collect
+    from harness_ext.reports.tables import leaderboard_table, read_csv, to_csv
+
+    every = {TASKS[t].leaf(l): ({"em": 50.0, "f1": 60.0} if TASKS[t].category == "qa" else {"acc": 50.0, "f1": 50.0})
+             for t in TASKS for l in TASKS[t].languages}
+    _results_file(tmp_path / "ft", "xtreme", "/m/xlmr", 0, every)
+    _results_file(tmp_path / "llm0", "hf", "/m/llm", 0, every, date=2)
+    _results_file(tmp_path / "llm5", "hf", "/m/llm", 5, {k: v for k, v in every.items() if "xnli" in k}, chat=True, date=3)
+    scores = all_scores(collect([tmp_path]))
+    assert set(scores) == {"/m/xlmr", "/m/llm [prompted LLM, 0-shot]", "/m/llm [prompted LLM, 5-shot, chat]"}
+    assert scores["/m/xlmr"].protocols == ("fine-tuned",) and scores["/m/xlmr"].xtreme is not None
+    assert scores["/m/llm [prompted LLM, 0-shot]"].xtreme is not None  # a complete row of one protocol
+    rows = {r["System"]: r for r in read_csv(to_csv(leaderboard_table(scores)))}
+    assert rows["/m/llm [prompted LLM, 0-shot]"]["Protocol"] == "prompted LLM, 0-shot"
+    # one label over a fine-tuned and a prompted run: shown, never averaged into one XTREME score
+    mixed = all_scores(collect([tmp_path / "ft", tmp_path / "llm5"], label="one"))["one"]
+    assert mixed.xtreme is None and mixed.status().startswith("mixed protocols")
+    assert set(mixed.protocols) == {"fine-tuned", "prompted LLM, 5-shot, chat"}
+
+
+# ---------------------------------------------------------------------------------- an OpenAI-style completions stub
+def stub_logprob(token: int, position: int) -> float:
+    """What the stub server says log p(token at position) is: depends on both, so a shifted
+    or misaligned token shows up as a different sum."""
+    return -1.0 - ((token * 7 + position) % 11) / 11
+
+
+STUB_ANSWER = "Paris"
+
+
+@pytest.fixture(scope="module")
+def completions_stub():
+    """A local server speaking the OpenAI completions API the way lm-eval's local-completions uses it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompts = body["prompt"]
+            if not prompts or not isinstance(prompts[0], list):
+                prompts = [prompts]
+            choices = []
+            for index, prompt in enumerate(prompts):
+                if body.get("echo"):  # scoring: echo the prompt's token log-probabilities, one extra token
+                    lps = [None] + [stub_logprob(t, i) for i, t in enumerate(prompt) if i] + [-0.5]
+                    tops = [None] + [{"t": v} for v in lps[1:]]
+                    choices.append({"index": index, "text": "", "logprobs": {"token_logprobs": lps, "top_logprobs": tops}})
+                else:  # generation: a fixed answer, then text after a stop string the server honours
+                    text = STUB_ANSWER + "\n\nQuestion: more"
+                    for stop in body.get("stop") or []:
+                        text = text.split(stop)[0]
+                    choices.append({"index": index, "text": text})
+            payload = json.dumps({"choices": choices}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1/completions"
+    server.shutdown()
+
+
+def test_local_completions_model_answers_over_http(completions_stub, data, tmp_path, monkeypatch):
+    import lm_eval
+
+    from harness_ext import api
+
+    monkeypatch.setenv("XTREME_DATA_DIR", str(data))
+    tokenizer_dir = tiny_decoder(tmp_path / "tok", "gpt2")
+    model_args = {"model": "stub", "base_url": completions_stub, "tokenizer": str(tokenizer_dir),
+                  "tokenizer_backend": "huggingface", "max_retries": 1}
+    results = lm_eval.simple_evaluate(model="local-completions", model_args=model_args, limit=2, bootstrap_iters=0,
+                                      tasks=["xtreme-xnli-en", "xtreme-xquad-en"], task_manager=api.xtreme_task_manager(),
+                                      log_samples=True)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    for sample in results["samples"]["xtreme-xnli-en"]:
+        context = sample["arguments"][0][-1]
+        prefix = tok(context["prompt"], add_special_tokens=False)["input_ids"]
+        expected = []
+        for continuation in context["continuations"]:
+            whole = tok(context["prompt"] + continuation, add_special_tokens=False)["input_ids"]
+            expected.append(sum(stub_logprob(whole[i], i) for i in range(len(prefix), len(whole))))
+        assert context["loglikelihoods"] == pytest.approx(expected)
+        assert sample["filtered_resps"][0] == TASKS["xnli"].labels[int(np.argmax(expected))]
+    answers = [s["filtered_resps"][0] for s in results["samples"]["xtreme-xquad-en"]]
+    assert answers == [STUB_ANSWER, STUB_ANSWER]  # the stop string cut the rest
+    with pytest.raises(prompted.PromptedError, match="LocalCompletionsAPI does not expose"):
+        lm_eval.simple_evaluate(model="local-completions", model_args=model_args, limit=2, bootstrap_iters=0,
+                                tasks=["xtreme-tatoeba-de"], task_manager=api.xtreme_task_manager())
+
+
+def test_embed_leaves_bos_out_and_padding_changes_nothing(tmp_path):
+    """Llama-style model whose tokenizer adds BOS: the vector is the mean over the text's tokens
+    of the chosen layer (BOS in the input, not in the mean); batching pads on the right only."""
+    import types
+
+    import torch
+
+    model, tok = load(tiny_decoder(tmp_path / "llama", "llama", seed=3))
+    bos = tok.bos_token_id
+
+    class BosTokenizer:  # as Llama tokenizers do: BOS first
+        bos_token_id, model_max_length = bos, 4096
+
+        def __call__(self, texts, **kwargs):
+            return {"input_ids": [[bos] + row for row in tok(texts, add_special_tokens=False)["input_ids"]]}
+
+    texts = ["John lives in Paris", "le chat", "der Hund und die Katze sind in Berlin"]
+    lm = types.SimpleNamespace(model=model, tokenizer=BosTokenizer(), _xtreme_options={"layer": 0, "embed_batch_size": 3})
+    vectors = prompted.embed_texts(lm, texts)
+    for text, vector in zip(texts, vectors):
+        ids = torch.tensor([[bos] + tok(text, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            hidden = model(ids, output_hidden_states=True).hidden_states[1][0]  # layer 0 = block 0's output
+        np.testing.assert_allclose(vector, hidden[1:].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+    assert prompted.default_layer(32) == 16 and prompted.default_layer(3) == 1

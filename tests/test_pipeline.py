@@ -297,3 +297,36 @@ def test_pipeline_setting_parses_model_args_strings():
     assert not overlap_enabled(AdapterSettings(extra={"pipeline": "false"}))
     assert overlap_enabled(AdapterSettings(extra={"pipeline": "True"}))
 
+
+
+# ----------------------------------------------------------------- QA: each context encoded once, same windows
+@pytest.mark.parametrize("which", ["minilm", "xlmr"])
+def test_qa_windows_cut_from_one_context_encoding_equal_per_question_windows(minilm_path, shared_data, tmp_path,
+                                                                             which, monkeypatch):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path)) if which == "minilm" else xlmr_tokenizer(tmp_path)
+    pairs = []
+    for lang in ("en", "zh", "ar", "th"):
+        raw = json.loads((shared_data / "xquad" / f"xquad.{lang}.json").read_text(encoding="utf-8"))
+        paragraphs = [p for a in raw["data"] for p in a["paragraphs"]][:6]
+        pairs += [(qa["question"], p["context"]) for p in paragraphs for qa in p["qas"]]
+    pairs += [("a question with no context?", ""), (" ".join([pairs[0][0]] * 8), pairs[0][1])]  # a cut question
+    questions, contexts = [q for q, _ in pairs], [c for _, c in pairs]
+    original = span._cut_windows
+    for max_length, stride in ((384, 128), (96, 32), (128, 100)):
+        cut = span.encode_windows(tokenizer, questions, contexts, max_length, stride)
+        with monkeypatch.context() as patch:
+            patch.setattr(span, "_pair_template", lambda tok: None)  # the tokenizer's own overflow windows
+            reference = span.encode_windows(tokenizer, questions, contexts, max_length, stride)
+        assert cut.features == reference.features
+        assert np.array_equal(cut.example, reference.example)
+        assert np.array_equal(cut.context_range, reference.context_range)
+        assert all(np.array_equal(a, b) for a, b in zip(cut.offsets, reference.offsets))
+        assert all(np.array_equal(a, b) for a, b in zip(cut.max_context, reference.max_context))
+        assert len(cut.features) == len(reference.features) > len(pairs) // 2
+    assert span._pair_template(tokenizer) is not None  # and the cut path was taken, not the fallback
+    cut_calls = []
+    monkeypatch.setattr(span, "_cut_windows", lambda *a: cut_calls.append(1) or original(*a))
+    span.encode_windows(tokenizer, questions, contexts, 128, 100)
+    assert cut_calls

@@ -267,6 +267,7 @@ def test_hub_maps_class_ids_to_names(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     monkeypatch.delenv("XTREME_DATA_DIR", raising=False)
+    monkeypatch.setenv("XTREME_UDPOS_FROM_HUB", "1")  # refused otherwise: not XTREME's data
     docs = load_docs("udpos", "fr")
     assert calls == [("google/xtreme", "udpos.French", "test", "main")]
     assert docs == [{"id": "udpos-fr-test-0", "words": ["Le", "chat", "de", "le", "voisin"],

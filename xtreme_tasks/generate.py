@@ -2,7 +2,8 @@
 
 Run ``python -m xtreme_tasks.generate`` after editing the table;
 ``python -m xtreme_tasks.generate --check`` (and ``tests/test_generated_yaml.py``)
-fails when the files on disk drift from the table.
+fails when the files on disk drift from the table. It also writes ``docs/test_sets.md``
+from ``xtreme_tasks/fingerprints.py`` (the expected size of every test set).
 """
 
 from __future__ import annotations
@@ -126,18 +127,38 @@ def write(root: Path = Path(TASK_DIR)) -> int:
     return len(expected)
 
 
+#: the test-set size table, generated from xtreme_tasks/fingerprints.py
+TEST_SETS_DOC = Path(__file__).resolve().parents[1] / "docs" / "test_sets.md"
+
+
+def test_sets_drift(path: Path = TEST_SETS_DOC) -> list[str]:
+    from xtreme_tasks.fingerprints import render_markdown
+
+    if not path.exists():
+        return [f"missing {path}"]
+    return [] if path.read_text(encoding="utf-8") == render_markdown() else [f"out of date {path}"]
+
+
+def write_test_sets(path: Path = TEST_SETS_DOC) -> None:
+    from xtreme_tasks.fingerprints import render_markdown
+
+    path.write_text(render_markdown(), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the files drift from the table")
     args = parser.parse_args(argv)
     if args.check:
-        problems = drift()
+        problems = drift() + test_sets_drift()
         for line in problems:
             print(line)
         if problems:
             print("run `python -m xtreme_tasks.generate` to regenerate", file=sys.stderr)
         return 1 if problems else 0
     print(f"wrote {write()} files under {TASK_DIR}")
+    write_test_sets()
+    print(f"wrote {TEST_SETS_DOC}")
     return 0
 
 

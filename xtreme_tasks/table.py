@@ -16,8 +16,10 @@ from typing import Literal
 Category = Literal["classification", "structured_prediction", "qa", "retrieval"]
 RequestKind = Literal["classify", "tag", "extract_span", "embed"]
 
-#: Hub dataset holding most XTREME configs. ``HUB_REVISION`` pins the commit that
-#: loaders ask for; override with the environment variable ``XTREME_HUB_REVISION``.
+#: Hub dataset holding most XTREME configs. ``HUB_REVISION`` is the revision loaders ask for;
+#: override with the environment variable ``XTREME_HUB_REVISION``. NOT PINNED: it should be the
+#: commit of the February 2024 parquet conversion of google/xtreme, but no such sha could be
+#: verified from the public sources searched (docs/data.md, "Known gaps"); none is invented here.
 HUB_DATASET = "google/xtreme"
 HUB_REVISION = "main"
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
 from harness_ext.adapters.settings import AdapterSettings
 
 #: spellings of the same label found in public checkpoints -> our canonical name
@@ -59,10 +59,12 @@ def head_to_task_labels(loaded: Any, task_labels: Sequence[str]) -> list[str]:
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     """The predicted task label for every request (``args = (text_a, text_b or "", labels)``).
 
-    Tokenised once (one batched Rust call), then length-sorted batches padded to
-    their own longest pair, sized by :func:`harness_ext.adapters.autobatch.plan_for`
-    (``batch_size=None`` = automatic); see docs/benchmarks.md for what this costs
-    next to the bare forward passes.
+    Tokenised once, in waves (:func:`harness_ext.adapters.pipeline.run_waves`: the
+    next wave is tokenised while this one runs), then length-sorted batches padded
+    to their own longest pair, sized by :func:`harness_ext.adapters.autobatch.plan_for`
+    (``batch_size=None`` = automatic); padding happens ahead of and decoding behind
+    the forward passes. See docs/benchmarks.md for what this costs next to the bare
+    forward passes.
     """
     if not requests:
         return []
@@ -76,25 +78,32 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     firsts = [r.args[0] for r in requests]
     seconds = [r.args[1] or None for r in requests]
     pair = any(s is not None for s in seconds)
-    encoding = tokenizer(
-        firsts, seconds if pair else None, truncation=True, max_length=max_length,
-        padding=False, return_attention_mask=False,
-    )
-    columns = {k: encoding[k] for k in ("input_ids", "token_type_ids") if k in encoding}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     pads = {"input_ids": pad_id, "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0}
-    lengths = [len(ids) for ids in columns["input_ids"]]
     device = settings.device
+    plan = plan_for(loaded, settings)
 
-    def prepare(rows: list[int]) -> dict:  # worker thread: pad, tensors, pinned on CUDA
-        return host_tensors(pad_columns(columns, rows, pads), device)
+    def encode(lo: int, hi: int) -> Wave:  # encoding worker: one batched Rust call per wave
+        encoding = tokenizer(
+            firsts[lo:hi], seconds[lo:hi] if pair else None, truncation=True, max_length=max_length,
+            padding=False, return_attention_mask=False,
+        )
+        keys = [k for k in ("input_ids", "token_type_ids") if k in encoding]
+        rows = [dict(zip(keys, values)) for values in zip(*(encoding[k] for k in keys))]
+        return Wave(rows, [len(ids) for ids in encoding["input_ids"]])
+
+    def prepare(rows: list[dict]) -> dict:  # worker thread: pad, tensors, pinned on CUDA
+        columns = {k: [row[k] for row in rows] for k in rows[0]}
+        return host_tensors(pad_columns(columns, range(len(rows)), pads), device)
 
     def forward(inputs: dict) -> Any:  # calling thread: the model and the argmax stay on the device
         return model(**move(inputs, device)).logits.argmax(dim=-1)
 
-    def finish(rows: list[int], predicted: Any) -> list[str]:  # worker thread: the one device sync
+    def finish(rows: list, predicted: Any) -> list[str]:  # worker thread: the one device sync
         return [index_to_label[i] for i in predicted.tolist()]
 
-    plan = plan_for(loaded, settings)
-    return run_pipelined(list(range(len(requests))), lengths, plan, forward, prepare=prepare, finish=finish,
-                         overlap=overlap_enabled(settings), desc="classify")  # type: ignore[return-value]
+    waves = run_waves(
+        wave_bounds(len(requests), first_wave(plan)), encode, plan, forward, prepare=prepare, finish=finish,
+        overlap=overlap_enabled(settings), desc="classify", total=len(requests),
+    )
+    return [label for _, labels in waves for label in labels]

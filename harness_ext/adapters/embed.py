@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from harness_ext.retrieval.mining import unique_texts
@@ -345,26 +345,37 @@ class Embedder:
     def _encode(self, texts: list[str], flush: Callable | None) -> np.ndarray:
         """Run the model over ``texts``; return the requested layer, flush every layer to the cache.
 
-        Batches go through :func:`harness_ext.adapters.pipeline.run_pipelined`: padding
-        ahead of and pooled vectors' copy back behind the forward passes; an out-of-memory
-        batch halves :attr:`batch_plan`, which later calls keep."""
+        Texts are tokenised in waves (the next while this one runs) and batches go
+        through :func:`harness_ext.adapters.pipeline.run_waves`: padding ahead of and
+        the pooled vectors' copy back behind the forward passes; an out-of-memory batch
+        halves :attr:`batch_plan`, which later calls keep."""
         inputs = [t.lower() for t in texts] if self.plan.lowercase else texts
-        encoding = self.tokenizer(inputs, truncation=True, max_length=self.max_length, padding=False)
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
-        lengths = [len(ids) for ids in encoding["input_ids"]]
         layers = self._layers_to_pool()
         state: dict[str, Any] = {"result": None, "pending": [], "vectors": {index: [] for index in layers}}
 
-        def prepare(batch: list[int]) -> dict:  # worker thread: the same padding as always, pinned on CUDA
-            from harness_ext.adapters.batching import host_tensors
+        def encode(lo: int, hi: int) -> Wave:  # encoding worker: this wave's texts, tokenised once
+            encoding = self.tokenizer(inputs[lo:hi], truncation=True, max_length=self.max_length, padding=False)
+            keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
+            features = [dict(zip(keys, values)) for values in zip(*(encoding[k] for k in keys))]
+            return Wave(features, [len(ids) for ids in encoding["input_ids"]], lo)
 
-            features = [{k: encoding[k][i] for k in keys} for i in batch]
+        right = getattr(self.tokenizer, "padding_side", "right") == "right"
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pads = {"input_ids": pad_id, "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0}
+
+        def prepare(features: list[dict]) -> dict:  # worker thread: padding, pinned on CUDA
+            from harness_ext.adapters.batching import host_tensors, pad_columns
+
+            if right:  # vectorised; the same arrays as tokenizer.pad (tests/test_batching.py)
+                columns = {k: [f[k] for f in features] for k in features[0]}
+                return host_tensors(pad_columns(columns, range(len(features)), pads), self.device)
             return host_tensors(dict(self.tokenizer.pad(features, padding=True, return_tensors="pt")), self.device)
 
         def finish(batch: list[int], pooled: dict) -> dict[int, np.ndarray]:  # worker thread: the device sync
             return {index: vectors.cpu().numpy() for index, vectors in pooled.items()}
 
-        def collect(batch: list[int], pooled: dict[int, np.ndarray]) -> None:  # calling thread, batch order
+        def collect(k: int, local: list[int], pooled: dict[int, np.ndarray]) -> None:  # calling thread, batch order
+            batch = [i + bounds[k][0] for i in local]
             if state["result"] is None:
                 state["result"] = np.zeros((len(texts), pooled[self.hidden_index].shape[1]), dtype=np.float32)
             state["result"][np.asarray(batch)] = pooled[self.hidden_index]
@@ -376,10 +387,11 @@ class Embedder:
                     flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
                     state["pending"], state["vectors"] = [], {index: [] for index in layers}
 
-        run_pipelined(
-            list(range(len(texts))), lengths, self.batch_plan, lambda padded: self._forward_device(padded, layers),
+        bounds = wave_bounds(len(texts), first_wave(self.batch_plan))
+        run_waves(
+            bounds, encode, self.batch_plan, lambda padded: self._forward_device(padded, layers),
             prepare=prepare, finish=finish, collect=collect, overlap=overlap_enabled(self.settings),
-            desc="embed", progress=len(texts) >= 4 * self.batch_size,
+            desc="embed", progress=len(texts) >= 4 * self.batch_size, total=len(texts),
         )
         if flush is not None and state["pending"]:
             flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})

@@ -248,9 +248,10 @@ def _tag_budget(lm: Any, words: Sequence[str], cap: int) -> int:
     sentence = " ".join(words)
     try:
         tokens = len(lm.tok_encode(sentence))
-    except Exception:  # API models: no tokenizer here; a generous guess per word
-        tokens = 3 * len(words)
-    need = tokens + 4 * len(words) + 8
+    except Exception:  # some API models have no tokenizer here
+        tokens = 0
+    # at least a token per word (an API model without a tokenizer "encodes" the whole string as one item)
+    need = max(tokens, len(words)) + 4 * len(words) + 8
     step = next((s for s in BUDGET_STEPS if s >= need), BUDGET_STEPS[-1])
     return max(8, min(step, cap))
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_pipelined, run_waves, wave_bounds
 from harness_ext.adapters.settings import AdapterSettings
 
 #: official run_squad.py defaults
@@ -116,6 +116,92 @@ def max_context_masks(offsets: Sequence[np.ndarray], overlap: int) -> list[np.nd
     return [best[start : start + len(off)] == w for w, (start, off) in enumerate(zip(starts, offsets))]
 
 
+@dataclass(frozen=True)
+class _PairTemplate:
+    """Special tokens and token types around (question, context), read from the tokenizer."""
+
+    prefix: list[int]
+    middle: list[int]
+    suffix: list[int]
+    #: token type of prefix, question, middle, context, suffix (None: no token_type_ids)
+    types: tuple[list[int], int, list[int], int, list[int]] | None
+    keys: tuple[str, ...]
+
+
+def _pair_template(tokenizer: Any) -> _PairTemplate | None:
+    """``[CLS] q [SEP] c [SEP]`` / ``<s> q </s></s> c </s>``: the pair layout, or None if it is not of that form."""
+    if getattr(tokenizer, "truncation_side", "right") != "right":
+        return None
+    enc = tokenizer("a", "b")
+    ids, seq = enc["input_ids"], enc.sequence_ids(0)
+    q = [i for i, x in enumerate(seq) if x == 0]
+    c = [i for i, x in enumerate(seq) if x == 1]
+    if not q or not c or q != list(range(q[0], q[-1] + 1)) or c != list(range(c[0], c[-1] + 1)) or q[-1] >= c[0]:
+        return None
+    if len(ids) - len(q) - len(c) != tokenizer.num_special_tokens_to_add(pair=True):
+        return None
+    types = None
+    if "token_type_ids" in enc:
+        t = enc["token_type_ids"]
+        if len({t[i] for i in q}) != 1 or len({t[i] for i in c}) != 1:
+            return None
+        types = (t[: q[0]], t[q[0]], t[q[-1] + 1 : c[0]], t[c[0]], t[c[-1] + 1 :])
+    keys = tuple(k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc)
+    return _PairTemplate(ids[: q[0]], ids[q[-1] + 1 : c[0]], ids[c[-1] + 1 :], types, keys)
+
+
+def _context_starts(n: int, budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Context token ranges of the windows, as the tokenizer's overflow cuts them
+    (``tokenizers`` ``Encoding::truncate``: steps of ``budget - overlap``, stop once the end is in)."""
+    if n <= budget:
+        return [(0, n)]
+    step = budget - overlap
+    out = []
+    for start in range(0, n, step):
+        stop = min(start + budget, n)
+        out.append((start, stop))
+        if stop == n:
+            break
+    return out
+
+
+def _cut_windows(tokenizer, template: _PairTemplate, q_ids, contexts, max_length: int, doc_stride: int,
+                 n_special: int):
+    """Windows of every (question, context), each distinct context tokenised once (XQuAD has ~5 questions
+    per paragraph): the same windows as the tokenizer's ``return_overflowing_tokens`` gives per pair."""
+    distinct: dict[str, int] = {}
+    for context in contexts:
+        distinct.setdefault(context, len(distinct))
+    texts = list(distinct)
+    ctx = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else None
+    ctx_offsets = [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in ctx["offset_mapping"]] if ctx else []
+    features, example, ranges, offsets, overlaps = [], [], [], [], []
+    head, mid = len(template.prefix), len(template.middle)
+    for i, (question, context) in enumerate(zip(q_ids, contexts)):
+        c = distinct[context]
+        c_ids = ctx["input_ids"][c]
+        budget = max_length - n_special - len(question)
+        overlap = max(0, budget - doc_stride)
+        first = head + len(question) + mid
+        for start, stop in _context_starts(len(c_ids), budget, overlap):
+            ids = template.prefix + question + template.middle + c_ids[start:stop] + template.suffix
+            feature = {"input_ids": ids}
+            if template.types is not None:
+                t_pre, t_q, t_mid, t_c, t_suf = template.types
+                feature["token_type_ids"] = t_pre + [t_q] * len(question) + t_mid + [t_c] * (stop - start) + t_suf
+            if "attention_mask" in template.keys:
+                feature["attention_mask"] = [1] * len(ids)
+            features.append(feature)
+            example.append(i)
+            overlaps.append(overlap)
+            if stop > start:
+                ranges.append((first, first + stop - start))
+            else:  # empty context
+                ranges.append((len(ids), len(ids)))
+            offsets.append(ctx_offsets[c][start:stop])
+    return features, example, ranges, offsets, overlaps
+
+
 def encode_windows(
     tokenizer: Any,
     questions: Sequence[str],
@@ -143,7 +229,8 @@ def encode_windows(
     if query_budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for a question and its context")
     questions = _truncate_questions(tokenizer, questions, query_budget)
-    query_lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    question_ids = tokenizer(questions, add_special_tokens=False)["input_ids"] if questions else []
+    query_lengths = [len(ids) for ids in question_ids]
     groups: dict[int, list[int]] = {}
     for i, query_length in enumerate(query_lengths):
         budget = max_length - n_special - query_length
@@ -154,25 +241,32 @@ def encode_windows(
     ranges: list[tuple[int, int]] = []
     offsets: list[np.ndarray] = []
     overlaps: list[int] = []
-    for overlap, members in groups.items():
-        encoding = tokenizer(
-            [questions[i] for i in members], [contexts[i] for i in members],
-            truncation="only_second", max_length=max_length, stride=overlap,
-            return_overflowing_tokens=True, return_offsets_mapping=True, padding=False,
-        )
-        keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoding]
-        for w, local in enumerate(encoding["overflow_to_sample_mapping"]):
-            features.append({k: encoding[k][w] for k in keys})
-            example.append(members[local])
-            overlaps.append(overlap)
-            sequence_ids = encoding.sequence_ids(w)
-            if 1 in sequence_ids:
-                first = sequence_ids.index(1)
-                stop = len(sequence_ids) - sequence_ids[::-1].index(1)
-            else:  # empty context
-                first = stop = len(sequence_ids)
-            ranges.append((first, stop))
-            offsets.append(np.asarray(encoding["offset_mapping"][w][first:stop], dtype=np.int64).reshape(-1, 2))
+    template = _pair_template(tokenizer)
+    if template is not None and max(query_lengths, default=0) > max_length - n_special - 1:
+        template = None  # a re-tokenised cut question left no room for context: the tokenizer decides
+    if template is not None:  # each distinct context encoded once, windows cut from it per question
+        cut = _cut_windows(tokenizer, template, question_ids, contexts, max_length, doc_stride, n_special)
+        features, example, ranges, offsets, overlaps = cut
+    else:  # tokenizers whose pair layout cannot be read: the tokenizer cuts the windows, per question
+        for overlap, members in groups.items():
+            encoding = tokenizer(
+                [questions[i] for i in members], [contexts[i] for i in members],
+                truncation="only_second", max_length=max_length, stride=overlap,
+                return_overflowing_tokens=True, return_offsets_mapping=True, padding=False,
+            )
+            keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoding]
+            for w, local in enumerate(encoding["overflow_to_sample_mapping"]):
+                features.append({k: encoding[k][w] for k in keys})
+                example.append(members[local])
+                overlaps.append(overlap)
+                sequence_ids = encoding.sequence_ids(w)
+                if 1 in sequence_ids:
+                    first = sequence_ids.index(1)
+                    stop = len(sequence_ids) - sequence_ids[::-1].index(1)
+                else:  # empty context
+                    first = stop = len(sequence_ids)
+                ranges.append((first, stop))
+                offsets.append(np.asarray(encoding["offset_mapping"][w][first:stop], dtype=np.int64).reshape(-1, 2))
 
     order = np.argsort(np.asarray(example, dtype=np.int64), kind="stable")  # request order, windows in sequence
     example_arr = np.asarray(example, dtype=np.int64)[order]
@@ -279,42 +373,56 @@ def window_length(loaded: Any, settings: AdapterSettings) -> int:
     return min(limits)
 
 
-def _run_windows(loaded: Any, windows: Windows, settings: AdapterSettings, finish: Callable) -> list:
-    """``finish(window indices, (start logits, end logits) as float32 numpy)`` for every window,
-    batched longest first through the pipeline (padding ahead, decoding behind the forward passes)."""
+def _stages(loaded: Any, settings: AdapterSettings, decode: Callable) -> tuple[Callable, Callable, Callable]:
+    """prepare / forward / finish for windows; items are ``(windows, w)`` and ``decode(windows, w, start
+    logits, end logits)`` (float32 numpy, unpadded) runs on the finishing thread."""
     model = loaded.model
     device = settings.device
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     accepted = set(getattr(loaded.tokenizer, "model_input_names", ()) or ("input_ids", "attention_mask"))
     accepted.add("input_ids")
-    keys = [k for k in windows.features[0] if k in accepted] if windows.features else []
 
-    def prepare(rows: list[int]) -> dict:  # worker thread
-        columns = {k: [windows.features[w][k] for w in rows] for k in keys}
-        arrays = pad_columns(columns, range(len(rows)), {"input_ids": pad_id}, attention_mask="attention_mask" in accepted)
+    def prepare(items: list[tuple[Windows, int]]) -> dict:  # worker thread
+        features = [windows.features[w] for windows, w in items]
+        keys = [k for k in features[0] if k in accepted]
+        columns = {k: [f[k] for f in features] for k in keys}
+        arrays = pad_columns(columns, range(len(items)), {"input_ids": pad_id}, attention_mask="attention_mask" in accepted)
         return host_tensors(arrays, device)
 
     def forward(inputs: dict) -> tuple[Any, Any]:  # calling thread
         output = model(**move(inputs, device))
         return output.start_logits.float(), output.end_logits.float()
 
-    def finish_batch(rows: list[int], logits: tuple[Any, Any]) -> list:  # worker thread
+    def finish(items: list[tuple[Windows, int]], logits: tuple[Any, Any]) -> list:  # worker thread
         starts, ends = logits[0].cpu().numpy(), logits[1].cpu().numpy()
         out = []
-        for r, w in enumerate(rows):
+        for r, (windows, w) in enumerate(items):
             n = len(windows.features[w]["input_ids"])
-            out.append(finish(w, starts[r, :n], ends[r, :n]))
+            out.append(decode(windows, w, starts[r, :n], ends[r, :n]))
         return out
 
+    return prepare, forward, finish
+
+
+def _run_windows(loaded: Any, windows: Windows, settings: AdapterSettings, decode: Callable) -> list:
+    """``decode`` of every window of ``windows`` (already encoded), batched longest first through the pipeline."""
+    prepare, forward, finish = _stages(loaded, settings, decode)
     lengths = [len(f["input_ids"]) for f in windows.features]
     # batch_size=None: automatic plan (on CPU a few 384-token windows per batch, not 32: see docs/benchmarks.md)
-    return run_pipelined(list(range(len(lengths))), lengths, plan_for(loaded, settings), forward,  # type: ignore[return-value]
-                         prepare=prepare, finish=finish_batch, overlap=overlap_enabled(settings), desc="extract_span")
+    return run_pipelined([(windows, w) for w in range(len(lengths))], lengths, plan_for(loaded, settings),  # type: ignore[return-value]
+                         forward, prepare=prepare, finish=finish, overlap=overlap_enabled(settings), desc="extract_span")
+
+
+def _best_of(n_best: int, max_answer_length: int) -> Callable:
+    def decode(windows: Windows, w: int, start: np.ndarray, end: np.ndarray) -> tuple[float, int, int] | None:
+        return best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w], n_best,
+                                max_answer_length)
+    return decode
 
 
 def window_logits(loaded: Any, windows: Windows, settings: AdapterSettings) -> list[tuple[np.ndarray, np.ndarray]]:
     """Start/end logits of every window (unpadded, float32), batched longest first."""
-    return _run_windows(loaded, windows, settings, lambda w, start, end: (start, end))
+    return _run_windows(loaded, windows, settings, lambda windows, w, start, end: (start, end))
 
 
 def window_best(
@@ -322,11 +430,7 @@ def window_best(
 ) -> list[tuple[float, int, int] | None]:
     """Every window's best valid (score, start, end) pair, decoded on the pipeline's finishing
     thread while the next batches run (same pairs as :func:`best_spans` takes from logits)."""
-    return _run_windows(
-        loaded, windows, settings,
-        lambda w, start, end: best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w],
-                                               n_best, max_answer_length),
-    )
+    return _run_windows(loaded, windows, settings, _best_of(n_best, max_answer_length))
 
 
 def _pair(request: Any) -> tuple[str, str]:
@@ -340,11 +444,21 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         return []
     questions, contexts = zip(*(_pair(r) for r in requests))
     extra = settings.extra or {}
-    windows = encode_windows(
-        loaded.tokenizer, questions, contexts, window_length(loaded, settings), settings.stride,
-        int(extra.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)),
-    )
-    found = window_best(loaded, windows, settings, n_best=int(extra.get("n_best", DEFAULT_N_BEST)),
-                        max_answer_length=settings.max_answer_length)
-    spans = spans_of(windows, found)
+    tokenizer, max_length = loaded.tokenizer, window_length(loaded, settings)
+    max_query_length = int(extra.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
+    plan = plan_for(loaded, settings)
+
+    def encode(lo: int, hi: int) -> Wave:  # encoding worker: this wave's questions, each context once
+        windows = encode_windows(tokenizer, questions[lo:hi], contexts[lo:hi], max_length, settings.stride,
+                                 max_query_length)
+        return Wave([(windows, w) for w in range(len(windows.features))],
+                    [len(f["input_ids"]) for f in windows.features], windows)
+
+    prepare, forward, finish = _stages(
+        loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length))
+    # a question has ~1-2 windows of up to 384 tokens: small waves, so the device starts early
+    bounds = wave_bounds(len(questions), max(4, first_wave(plan) // 8), largest=2048)
+    waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
+                      overlap=overlap_enabled(settings), desc="extract_span", progress=len(questions) > 64)
+    spans = [span for wave, found in waves for span in spans_of(wave.extra, found)]
     return [span_text(context, span) for context, span in zip(contexts, spans)]

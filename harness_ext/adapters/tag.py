@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import chunks, host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -364,11 +364,18 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     tagsets = [tuple(r.args[2]) for r in requests]
     mappings = {tagset: head_to_tagset(loaded, tagset) for tagset in set(tagsets)}
     sentences = [list(r.args[1]) for r in requests]
-    words = _encode_words(tokenizer, sentences)  # the only tokenisation: windows are cut from it
-    lengths = words.lengths
     max_length = window_length(loaded, settings)
     capacity = max_length - _special_count(tokenizer)
-    windows = _make_windows(tokenizer, sentences, words, max_length, min(settings.stride, capacity // 2))
+    overlap = min(settings.stride, capacity // 2)
+
+    def encode(lo: int, hi: int) -> Wave:  # encoding worker: the only tokenisation; windows are cut from it
+        part = sentences[lo:hi]  # the word lists themselves are shared: unknown-token stand-ins land in place
+        words = _encode_words(tokenizer, part)
+        windows = _make_windows(tokenizer, part, words, max_length, overlap)
+        for window in windows:
+            window.sentence += lo
+        return Wave(windows, [len(w.features["input_ids"]) for w in windows], words.lengths)
+
     device = next(model.parameters()).device
     n_out = int(model.config.num_labels)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -379,8 +386,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     to_tag = [np.asarray([-1 if m is None else m for m in mappings[t]], dtype=np.int64) for t in tagset_list]
     blocked_on_device = blocked.to(device) if blocked.any() else None
 
-    def prepare(rows: list[int]) -> tuple[dict, Any, Any, Any]:  # worker thread
-        batch = [windows[i] for i in rows]
+    def prepare(batch: list[_Window]) -> tuple[dict, Any, Any, Any]:  # worker thread
         # numpy padding: tokenizer.pad spent ~0.15 s per 1000 UD sentences converting lists (bench_adapters)
         columns = {k: [w.features[k] for w in batch] for k in batch[0].features}
         inputs = host_tensors(pad_columns(columns, range(len(batch)), {"input_ids": pad_id}), device)
@@ -404,31 +410,32 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
             scores = scores.masked_fill(blocked_on_device[index["tagset"]], float("-inf"))
         return scores.argmax(dim=-1), counts, kinds
 
-    def finish(rows: list[int], result: tuple) -> list[np.ndarray]:  # worker thread: one device sync per batch
+    def finish(rows: list[_Window], result: tuple) -> list[np.ndarray]:  # worker thread: one device sync per batch
         best, counts, kinds = result
         flat = best.cpu().numpy()
         bounds = np.cumsum([0, *counts])
         return [to_tag[kinds[k]][flat[bounds[k] : bounds[k + 1]]] for k in range(len(rows))]
 
-    window_tags = run_pipelined(
-        list(range(len(windows))), [len(w.features["input_ids"]) for w in windows], plan_for(loaded, settings),
-        forward, prepare=prepare, finish=finish, overlap=overlap_enabled(settings), desc="tag",
-    )
-    by_sentence: dict[int, list[int]] = {}
-    for index, window in enumerate(windows):
-        by_sentence.setdefault(window.sentence, []).append(index)
+    plan = plan_for(loaded, settings)
+    bounds = wave_bounds(len(sentences), first_wave(plan))
+    waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
+                      overlap=overlap_enabled(settings), desc="tag", progress=len(sentences) > plan.batch_size)
     responses: list[list[str]] = []
-    for s, sentence in enumerate(sentences):
-        own = by_sentence.get(s, [])
-        tagset = tagsets[s]
-        if len(own) == 1:  # the common case: one window holds the whole sentence
-            responses.append([tagset[j] for j in window_tags[own[0]].tolist()])
-            continue
-        spans = [(windows[i].start, windows[i].end) for i in own]
-        choice = best_windows(spans, lengths[s]) if own else []
-        tags = []
-        for word in range(len(sentence)):
-            window = windows[own[choice[word]]]
-            tags.append(tagset[int(window_tags[own[choice[word]]][word - window.start])])
-        responses.append(tags)
+    for (lo, hi), (wave, window_tags) in zip(bounds, waves):
+        windows, lengths = wave.items, wave.extra
+        by_sentence: dict[int, list[int]] = {}
+        for index, window in enumerate(windows):
+            by_sentence.setdefault(window.sentence, []).append(index)
+        for s in range(lo, hi):
+            own = by_sentence.get(s, [])
+            tagset = tagsets[s]
+            if len(own) == 1:  # the common case: one window holds the whole sentence
+                responses.append([tagset[j] for j in window_tags[own[0]].tolist()])
+                continue
+            choice = best_windows([(windows[i].start, windows[i].end) for i in own], lengths[s - lo]) if own else []
+            tags = []
+            for word in range(len(sentences[s])):
+                window = windows[own[choice[word]]]
+                tags.append(tagset[int(window_tags[own[choice[word]]][word - window.start])])
+            responses.append(tags)
     return responses

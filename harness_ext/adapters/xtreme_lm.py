@@ -7,6 +7,8 @@ Requests are grouped by task; each task's checkpoint is resolved (one ``pretrain
 for every task, or the system's per-task entry), loaded once through
 ``harness_ext.backends`` and handed to the adapter module of the request kind.
 Loading weights stays in the backends; answering stays in the adapters.
+``strict_test_sets=true`` refuses to answer a task whose test set was not XTREME's
+(see ``xtreme_tasks/fingerprints.py`` and docs/data.md).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import functools
 import importlib
 import json
 import logging
+import re
+import sys
 from pathlib import Path
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -40,6 +44,14 @@ ADAPTER_MODULES = {
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text"
 
 
+class ModelArgsError(ValueError):
+    """Bad ``--model_args`` for ``--model xtreme`` (one line: what and the fix)."""
+
+
+class PreflightError(ValueError):
+    """Checkpoints that cannot answer their tasks, found before any forward pass."""
+
+
 class UnsupportedRequest(RuntimeError):
     """An lm-eval request kind this model does not answer (e.g. a prompt-style task)."""
 
@@ -56,13 +68,44 @@ class CheckpointChoice:
     settings: tuple[tuple[str, Any], ...] = field(default=())
 
 
+def _bare_architecture(source: str) -> str | None:
+    """``no task head (BertModel)`` when a local config names only architectures without one."""
+    try:
+        archs = json.loads((Path(source) / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    return f"no task head ({', '.join(archs)})" if archs else None
+
+
+def left_out_summary() -> str:
+    """One entry per task group left out for missing data, with its first reason."""
+    from harness_ext.tasks.base import UNAVAILABLE
+
+    groups: dict[str, list[str]] = {}
+    for task in UNAVAILABLE:
+        groups.setdefault(_group([task]).split(" (")[0], []).append(task)
+    return "; ".join(f"{_group(tasks)}: {UNAVAILABLE[tasks[0]]}" for tasks in groups.values())
+
+
+def _group(tasks: list[str]) -> str:
+    """``xtreme-xquad-en, xtreme-xquad-de`` -> ``xtreme_xquad (2 languages)``."""
+    groups: dict[str, int] = {}
+    for task in tasks:
+        try:
+            name = "xtreme_" + parse_leaf_name(task)[0]
+        except ValueError:
+            name = task
+        groups[name] = groups.get(name, 0) + 1
+    return ", ".join(f"{g} ({n} language{'s' if n > 1 else ''})" for g, n in groups.items())
+
+
 def _as_int(value: Any, name: str) -> int | None:
     if value is None or value == "" or value == "auto":
         return None
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"--model_args {name}={value!r}: expected an integer") from None
+        raise ModelArgsError(f"--model_args {name}={value!r}: expected an integer") from None
 
 
 def _as_bool(value: Any) -> bool:
@@ -73,6 +116,20 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: what lm-eval's command line passes as the device when ``--device`` is not given
+LM_EVAL_DEFAULT_DEVICE = "cuda:0"
+
+
+def is_lm_eval_default_device(device: Any, argv: list[str] | None = None) -> bool:
+    """``device`` is lm-eval's command-line default, not the user's: we run under the
+    ``lm_eval`` command (or ``python -m lm_eval``, ``xtreme-eval run``) without ``--device``."""
+    argv = sys.argv if argv is None else argv
+    program = str(argv[0]) if argv else ""
+    under_cli = Path(program).name in ("lm_eval", "lm-eval") or program.replace("\\", "/").endswith("lm_eval/__main__.py")
+    flag = any(arg == "--device" or arg.startswith("--device=") for arg in argv[1:])
+    return under_cli and not flag and str(device) == LM_EVAL_DEFAULT_DEVICE
 
 
 def _usable_device(device: str | None) -> str:
@@ -118,7 +175,7 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
     dtype = aliases.get(str(dtype), str(dtype))
     if dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
+        raise ModelArgsError(f"--model_args dtype={dtype!r}: use float32, float16, bfloat16 or auto")
     return dtype
 
 
@@ -130,7 +187,7 @@ def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
             continue
         device, _, amount = part.partition(":")
         if not amount:
-            raise ValueError(f"--model_args max_memory={value!r}: expected DEVICE:AMOUNT pairs like 0:70GiB;1:70GiB")
+            raise ModelArgsError(f"--model_args max_memory={value!r}: expected DEVICE:AMOUNT pairs like 0:70GiB;1:70GiB")
         device = device.strip()
         pairs.append((int(device) if device.isdigit() else device, amount.strip()))
     return tuple(pairs)
@@ -184,15 +241,18 @@ class XtremeLM(LM):
         device_map: str | None = None,
         max_memory: str | None = None,
         trust_remote_code: bool | str = False,
+        strict_test_sets: bool | str = False,
         **extra: Any,
     ) -> None:
         super().__init__()
         if bool(pretrained) == bool(system):
-            raise ValueError(
+            raise ModelArgsError(
                 "--model xtreme needs exactly one of pretrained=<checkpoint folder or hub id> "
                 "or system=<name in checkpoints.yaml>"
             )
         self.pretrained = pretrained
+        #: refuse requests of a task whose test set is not XTREME's (see xtreme_tasks/fingerprints.py)
+        self.strict_test_sets = _as_bool(strict_test_sets)
         self.system_name = system
         self.backend = backend
         self.head_override = head
@@ -233,11 +293,12 @@ class XtremeLM(LM):
 
             systems = load_systems(checkpoints)
             if system not in systems:
-                raise ValueError(
+                raise ModelArgsError(
                     f"system {system!r} is not in {checkpoints or 'checkpoints.yaml'}; "
                     f"known systems: {', '.join(sorted(systems)) or '(none)'}"
                 )
             self._system = systems[system]
+        self._check_outputs()
         self._keep_loaded = max(1, _as_int(keep_loaded, "keep_loaded") or 1)
         self._loaded: OrderedDict[CheckpointChoice, Any] = OrderedDict()
 
@@ -247,6 +308,10 @@ class XtremeLM(LM):
         """``--model_args`` win over lm-eval's own ``--batch_size``/``--device`` (which
         lm-eval always passes, batch size 1 by default) instead of clashing with them."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        if "device" in extra and is_lm_eval_default_device(extra["device"]):
+            # lm-eval's command line fills in cuda:0 when no --device is given: not the user's
+            # choice, so the best device here is taken without a warning about it
+            extra.pop("device")
         if str(extra.get("batch_size")) == "1":
             # lm-eval's CLI passes batch_size=1 whenever --batch_size is not given; for
             # encoders that is ~10x slower than the automatic plan, so it means "auto" here
@@ -259,7 +324,12 @@ class XtremeLM(LM):
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "XtremeLM":
         from lm_eval.utils import simple_parse_args_string
 
-        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+        args = simple_parse_args_string(arg_string)
+        # older lm-eval releases read "-1" as the float -1.0; a signed integer stays an integer
+        for key, raw in (part.split("=", 1) for part in (arg_string or "").split(",") if "=" in part):
+            if re.fullmatch(r"[+-]?\d+", raw.strip()) and isinstance(args.get(key.strip()), float):
+                args[key.strip()] = int(raw)
+        return cls.create_from_arg_obj(args, additional_config)
 
     # ------------------------------------------------------------ checkpoints
     def checkpoint_for(self, task_name: str, kind: str) -> CheckpointChoice:
@@ -318,6 +388,84 @@ class XtremeLM(LM):
 
         return replace(self.settings, **dict(choice.settings))
 
+    def _check_outputs(self) -> None:
+        """Before any task is built: lm-eval's ``--output_path`` must be writable (lm-eval
+        itself only warns at the end, having saved nothing); an unwritable embedding cache
+        warns once and the run goes on uncached."""
+        from harness_ext.outputs import output_path_from_argv, require_writable
+
+        if Path(str(sys.argv[0] if sys.argv else "")).name in ("lm_eval", "lm-eval", "xtreme-eval", "__main__.py"):
+            target = output_path_from_argv(sys.argv[1:])
+            if target:
+                folder = Path(target)
+                require_writable(folder.parent if folder.suffix == ".json" else folder, "--output_path")
+        if self.settings.use_cache:
+            from harness_ext.retrieval.cache import default_cache_dir, warn_unwritable
+            from harness_ext.outputs import writable_dir
+
+            root = default_cache_dir(self.settings.cache_dir)
+            problem = writable_dir(root)
+            if problem:
+                warn_unwritable(root, problem)
+
+    # ------------------------------------------------------------ preflight
+    def preflight(self) -> None:
+        """Check the checkpoint of every task whose requests lm-eval has built, before the
+        first forward pass: a wrong head or unreadable checkpoint for any selected task
+        stops the run here, one line per problem, instead of after hours of other tasks.
+        Tasks left out for missing data are listed once (their results stay empty)."""
+        from harness_ext.tasks.base import PENDING, UNAVAILABLE
+
+        pending = dict(PENDING)
+        PENDING.clear()
+        if UNAVAILABLE and pending:
+            log.warning("xtreme: left out for missing data, results will be incomplete: %s", left_out_summary())
+        choices: dict[CheckpointChoice, list[str]] = {}
+        for task, kind in pending.items():
+            try:
+                choices.setdefault(self.checkpoint_for(task, kind), []).append(task)
+            except Exception as exc:  # noqa: BLE001 - a system without this task, bad options
+                choices.setdefault(CheckpointChoice(source=f"<{exc}>", head="?"), []).append(task)
+        problems = []
+        for choice, tasks in choices.items():
+            problem = self._check(choice)
+            if problem:
+                problems.append(f"{_group(tasks)}: {problem}")
+        if problems:
+            for line in problems:
+                log.error("xtreme: %s", line)
+            raise PreflightError(f"{len(problems)} checkpoint problem(s) found before any evaluation, nothing was "
+                                 "computed: " + " | ".join(problems))
+
+    def _check(self, choice: CheckpointChoice) -> str | None:
+        """Why ``choice`` cannot answer its tasks (None when it can). Hugging Face folders
+        are checked from their config (head named in ``architectures``), other formats by
+        loading them (kept loaded for the run)."""
+        from harness_ext.backends import CheckpointError, detect_backend
+        from harness_ext.backends.describe import NotChecked, describe
+
+        if choice.source.startswith("<"):
+            return choice.source[1:-1]
+        try:
+            backend = choice.backend or detect_backend(choice.source)
+            if backend != "hf":
+                self.load(choice)
+                return None
+            info = describe(choice.source, choice.head, backend=backend, **dict(choice.options))
+        except NotChecked:
+            return None
+        except CheckpointError as exc:
+            return str(exc)
+        if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
+            return None
+        from harness_ext.backends._common import head_fix
+
+        saved = info.saved_head or _bare_architecture(choice.source)
+        if saved not in (None, choice.head, "seq2seq"):
+            what = saved if saved.startswith("no task head") else f"a {saved} head"
+            return f"{choice.source}: carries {what}, expected a {choice.head} head{head_fix(choice.head)}"
+        return None
+
     # ------------------------------------------------------------ dispatch
     def _answer(self, kind: str, requests: list[Instance]) -> list:
         from harness_ext.tasks.prompting import prompt_context_of
@@ -328,23 +476,34 @@ class XtremeLM(LM):
                 f"--model xtreme evaluates fine-tuned checkpoints zero-shot (the XTREME protocol) and takes no "
                 f"demonstrations; --num_fewshot {shots} is for prompted LLMs (--model hf, vllm, local-completions, ...)"
             )
+        self.preflight()
         by_task: dict[str, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             by_task[request.task_name].append(i)
         responses: list = [None] * len(requests)
-        for task_name, indices in by_task.items():
-            choice = self.checkpoint_for(task_name, kind)
-            loaded = self.load(choice)
-            if getattr(loaded, "head", choice.head) == "seq2seq":
-                module = importlib.import_module(TEXT2TEXT_MODULE)
-                answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
-            else:
-                module = importlib.import_module(ADAPTER_MODULES[kind])
-                answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
-            if len(answers) != len(indices):
-                raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
-            for i, answer in zip(indices, answers):
-                responses[i] = answer
+        if self.strict_test_sets:
+            from xtreme_tasks.fingerprints import refuse_if_nonstandard
+
+            for task_name in by_task:
+                refuse_if_nonstandard(*parse_leaf_name(task_name))
+        from harness_ext.progress import phase
+
+        with phase(len(by_task), kind, unit="task") as shown:  # one line with an ETA over all languages
+            for task_name, indices in by_task.items():
+                shown.set_postfix_str(task_name, refresh=False)
+                choice = self.checkpoint_for(task_name, kind)
+                loaded = self.load(choice)
+                if getattr(loaded, "head", choice.head) == "seq2seq":
+                    module = importlib.import_module(TEXT2TEXT_MODULE)
+                    answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
+                else:
+                    module = importlib.import_module(ADAPTER_MODULES[kind])
+                    answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
+                if len(answers) != len(indices):
+                    raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
+                for i, answer in zip(indices, answers):
+                    responses[i] = answer
+                shown.update(1)
         return responses
 
     def classify(self, requests: list[Instance]) -> list[str]:

@@ -64,6 +64,20 @@ def saved_head(config: Any) -> str | None:
     return None
 
 
+_HEAD_TASKS = {"sequence-classification": ("XNLI and PAWS-X", "ForSequenceClassification"),
+               "token-classification": ("UD-POS and PAN-X", "ForTokenClassification"),
+               "question-answering": ("XQuAD, MLQA and TyDiQA", "ForQuestionAnswering")}
+
+
+def head_fix(head: str) -> str:
+    """What to pass instead, for an error about a missing or wrong task head."""
+    if head not in _HEAD_TASKS:
+        return ""
+    tasks, suffix = _HEAD_TASKS[head]
+    return (f"; {tasks} need a checkpoint fine-tuned with a {head} head (e.g. XLMRoberta{suffix}): pass it as "
+            "pretrained=, or name it for this task under the system's checkpoints: in checkpoints.yaml and use system=")
+
+
 def check_saved_head(config: Any, head: str, where: str) -> None:
     """Refuse e.g. a token-classification checkpoint asked for sequence classification.
 
@@ -73,7 +87,7 @@ def check_saved_head(config: Any, head: str, where: str) -> None:
     saved = saved_head(config)
     if head in TASK_HEADS and saved is not None and saved != head and saved != "seq2seq":
         archs = ", ".join(config.architectures)
-        raise CheckpointError(f"{where}: checkpoint is {archs} ({saved} head); expected a {head} head")
+        raise CheckpointError(f"{where}: checkpoint is {archs} ({saved} head); expected a {head} head{head_fix(head)}")
 
 
 def check_loading_info(info: Mapping[str, Any], head: str, where: str) -> None:
@@ -94,7 +108,7 @@ def check_loading_info(info: Mapping[str, Any], head: str, where: str) -> None:
     if info.get("error_msgs"):
         problems.append("; ".join(map(str, info["error_msgs"]))[:500])
     if problems:
-        raise CheckpointError(f"{where}: cannot load a complete {head} model: " + "; ".join(problems))
+        raise CheckpointError(f"{where}: cannot load a complete {head} model: " + "; ".join(problems) + head_fix(head))
 
 
 def _short(items: Iterable[str], n: int = 6) -> str:

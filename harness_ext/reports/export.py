@@ -10,7 +10,8 @@ takes (``<out>/<task>/test-<lang>.{tsv,json}``):
 Predictions are read from each sample's metric item -- the value that was scored --
 and ordered by ``doc_id`` (= test-file order, which the line-based files rely on).
 A run made with ``--limit`` covers part of a test set: the official scorer would
-reject (or mis-score) it, so such a language is refused unless ``allow_partial``.
+reject (or mis-score) it, so such a language is refused unless ``allow_partial``; so is a
+language whose results JSON records a test set that is not XTREME's (docs/data.md).
 Retrieval predictions are not in the samples (they are made in the aggregation over
 the whole corpus): BUCC writes its submission file itself when
 ``$XTREME_BUCC_PREDICTIONS_DIR`` is set; Tatoeba has none. Both are reported as not
@@ -85,6 +86,10 @@ def export_system(system: SystemRuns, out: Path, tasks: Sequence[str] | None = N
             path = run.samples_file(leaf)
             if path is None:
                 report.not_exported.append((leaf, f"no samples file beside {run.path} (run lm_eval with --log_samples)"))
+                continue
+            if leaf in run.nonstandard and not allow_partial:
+                report.not_exported.append((leaf, f"scored on a test set that is not XTREME's ({run.nonstandard[leaf]}); "
+                                                  "a submission needs the official one (--allow-partial to write anyway)"))
                 continue
             rows = read_samples(path)
             effective, original = run.n_samples.get(leaf, (None, None))

@@ -55,6 +55,27 @@ def parse_model_args(value: Any) -> dict[str, Any]:
     return {}
 
 
+FINE_TUNED = "fine-tuned"
+TEXT_TO_TEXT = "text-to-text"
+_XTREME_MODELS = ("xtreme", "XtremeLM")
+
+
+def run_protocol(data: Mapping[str, Any]) -> str:
+    """How a run answered: ``fine-tuned`` (task heads, the XTREME protocol), ``text-to-text``
+    (a fine-tuned seq2seq model writing its answers: its responses carry ``unparsable``),
+    or ``prompted LLM, k-shot`` (any other lm-eval model; ``k`` from lm-eval's ``n-shot``,
+    ``, chat`` when a chat template was applied). Retrieval leaves do not set ``k``."""
+    config = data.get("config") or {}
+    model = str(config.get("model") or "xtreme")
+    entries = {leaf: e for leaf, e in (data.get("results") or {}).items() if parse_leaf(leaf) and isinstance(e, Mapping)}
+    if model in _XTREME_MODELS:
+        generated = any(key.startswith("unparsable,") for entry in entries.values() for key in entry)
+        return TEXT_TO_TEXT if generated else FINE_TUNED
+    shots = [int(k) for leaf, k in (data.get("n-shot") or {}).items()
+             if leaf in entries and isinstance(k, int) and TASKS[parse_leaf(leaf)[0]].request_kind != "embed"]
+    return f"prompted LLM, {max(shots, default=0)}-shot" + (", chat" if data.get("chat_template") else "")
+
+
 def system_label(model_args: Mapping[str, Any]) -> str | None:
     """``system=NAME`` wins over ``pretrained=PATH`` (kept as written, so two checkpoints
     both called ``best`` in different folders stay apart)."""
@@ -78,6 +99,10 @@ class Run:
     #: leaf -> number of documents scored / in the data set (``n-samples``)
     n_samples: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: see :func:`run_protocol`
+    protocol: str = FINE_TUNED
+    #: leaf -> why its test set is not XTREME's (``configs.<leaf>.metadata.test_set``, written by the task)
+    nonstandard: dict[str, str] = field(default_factory=dict)
 
     def leaves(self) -> list[str]:
         return [TASKS[t].leaf(lang) for t, langs in self.metrics.items() for lang in langs]
@@ -134,7 +159,10 @@ def read_run(path: PathLike, label: str | None = None) -> Run:
         raise ReportError(f"{file} has no 'results' mapping; expected lm-eval's results_<date>.json")
     config = data.get("config") or {}
     model_args = parse_model_args(config.get("model_args"))
+    protocol = run_protocol(data)
     name = label or system_label(model_args) or data.get("model_name")
+    if name and not label and protocol not in (FINE_TUNED, TEXT_TO_TEXT):
+        name = f"{name} [{protocol}]"  # 0-shot and 5-shot runs of one LLM are two rows, never one
     if not name:
         raise ReportError(
             f"{file}: cannot tell which system this run is (no system= or pretrained= in config.model_args); "
@@ -153,11 +181,17 @@ def read_run(path: PathLike, label: str | None = None) -> Run:
     for leaf, counts in (data.get("n-samples") or {}).items():
         if isinstance(counts, Mapping):
             n_samples[leaf] = (counts.get("effective"), counts.get("original"))
+    nonstandard = {}
+    for leaf, task_config in (data.get("configs") or {}).items():
+        test_set = ((task_config or {}).get("metadata") or {}).get("test_set") if isinstance(task_config, Mapping) else None
+        if isinstance(test_set, Mapping) and test_set.get("standard") is False:
+            nonstandard[leaf] = str(test_set.get("note") or "test set differs from XTREME's")
     date = data.get("date")
     return Run(
         path=file, system=str(name), model_args=model_args,
         date=float(date) if isinstance(date, (int, float)) else file.stat().st_mtime,
-        limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data,
+        limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data, nonstandard=nonstandard,
+        protocol=protocol,
     )
 
 
@@ -210,13 +244,28 @@ class SystemRuns:
         """Runs made with ``--limit``: their numbers are not XTREME results."""
         return sorted({run.path for run in self.chosen.values() if run.limit not in (None, 0)})
 
+    def protocols(self) -> tuple[str, ...]:
+        """The protocols of the runs whose numbers the row uses (more than one: not comparable)."""
+        return tuple(sorted({run.protocol for run in self.chosen.values()}))
+
+    def nonstandard(self) -> list[str]:
+        """Leaves whose numbers come from a test set that is not XTREME's (see xtreme_tasks/fingerprints.py)."""
+        return sorted(leaf for leaf, run in self.chosen.items() if leaf in run.nonstandard)
+
     def scores(self) -> SystemScores:
         notes = list(self.notes)
+        protocols = self.protocols()
+        if len(protocols) > 1:
+            notes.append(f"{self.name}: its tasks were run under different protocols ({'; '.join(protocols)}); "
+                         "no XTREME score is given for a mix")
         limited = self.limited()
         if limited:
             notes.append(f"{self.name}: run(s) with --limit (not comparable to XTREME results): "
                          + ", ".join(str(p) for p in limited))
-        return score_system(self.name, self.metrics(), notes)
+        for leaf in self.nonstandard():
+            notes.append(f"{self.name}: {leaf} was scored on a test set that is not XTREME's (not comparable to "
+                         f"XTREME results): {self.chosen[leaf].nonstandard[leaf]}")
+        return score_system(self.name, self.metrics(), notes, protocols=protocols)
 
 
 def collect(arguments: Sequence[PathLike], label: str | None = None) -> dict[str, SystemRuns]:

@@ -138,6 +138,12 @@ class SystemScores:
     name: str
     tasks: dict[str, TaskResult]
     notes: tuple[str, ...] = field(default=())
+    #: how the numbers were obtained (fine-tuned, text-to-text, prompted LLM, k-shot); several = a mix
+    protocols: tuple[str, ...] = field(default=())
+
+    @property
+    def mixed(self) -> bool:
+        return len(set(self.protocols)) > 1
 
     @property
     def task_scores(self) -> dict[str, float | None]:
@@ -145,7 +151,8 @@ class SystemScores:
 
     @property
     def xtreme(self) -> float | None:
-        return xtreme_score(self.task_scores)
+        """The mean of the 9 task scores; none for a row mixing protocols (not comparable numbers)."""
+        return None if self.mixed else xtreme_score(self.task_scores)
 
     @property
     def categories(self) -> dict[str, float | None]:
@@ -161,6 +168,8 @@ class SystemScores:
 
     def status(self) -> str:
         """``complete``, or ``incomplete: ...`` naming absent tasks and tasks lacking languages."""
+        if self.mixed:
+            return "mixed protocols: " + "; ".join(self.protocols)
         if self.complete:
             return "complete"
         parts = []
@@ -174,10 +183,11 @@ class SystemScores:
         return "incomplete: " + "; ".join(parts)
 
 
-def score_system(name: str, metrics: Mapping[str, PerLanguage], notes: Iterable[str] = ()) -> SystemScores:
+def score_system(name: str, metrics: Mapping[str, PerLanguage], notes: Iterable[str] = (),
+                 protocols: Iterable[str] = ()) -> SystemScores:
     """``{task: {lang: {metric: value}}}`` -> a scored row (tasks outside the table are an error)."""
     unknown = sorted(set(metrics) - set(TASKS))
     if unknown:
         raise KeyError(f"unknown XTREME task(s) {unknown}; known: {', '.join(TASK_ORDER)}")
     tasks = {task: score_task(task, metrics[task]) for task in TASK_ORDER if task in metrics}
-    return SystemScores(name=name, tasks=tasks, notes=tuple(notes))
+    return SystemScores(name=name, tasks=tasks, notes=tuple(notes), protocols=tuple(protocols))

@@ -201,7 +201,7 @@ def read_csv(text: str) -> list[dict[str, str]]:
 def leaderboard_table(scores: Mapping[str, SystemScores]) -> Table:
     """Systems x (XTREME score, category scores, task scores, status); complete rows first, best first."""
     categories = list(category_tasks())
-    header = ["System", "XTREME"] + [CATEGORY_TITLES[c] for c in categories] + [TASKS[t].title for t in TASK_ORDER] + ["Status"]
+    header = ["System", "XTREME"] + [CATEGORY_TITLES[c] for c in categories] + [TASKS[t].title for t in TASK_ORDER] + ["Protocol", "Status"]
     table = Table("leaderboard", "XTREME leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
 
     def order(item: SystemScores) -> tuple:
@@ -210,7 +210,10 @@ def leaderboard_table(scores: Mapping[str, SystemScores]) -> Table:
     for row in sorted(scores.values(), key=order):
         cats = row.categories
         table.add([row.name, Cell.number(row.xtreme)] + [Cell.number(cats[c]) for c in categories]
-                  + [Cell.number(row.task_scores[t]) for t in TASK_ORDER] + [row.status()])
+                  + [Cell.number(row.task_scores[t]) for t in TASK_ORDER] + [" + ".join(row.protocols), row.status()])
+    if any("prompted" in p for s in scores.values() for p in s.protocols):
+        table.notes.append("Prompted-LLM rows (in-context, no fine-tuning) are not the fine-tuned XTREME protocol: "
+                           "compare them with each other at the same number of shots, not with fine-tuned rows.")
     if any(not s.complete for s in scores.values()):
         table.notes.append("An incomplete row has no XTREME score: it is the mean of all 9 task scores, "
                            "never of fewer; a category needs all its tasks.")

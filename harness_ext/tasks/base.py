@@ -17,13 +17,21 @@ from lm_eval.api.task import ConfigurableTask
 
 from harness_ext.requests import make_instance
 from harness_ext.tasks.prompting import PromptContext, check_fewshot
-from xtreme_tasks.data import load_docs
+from xtreme_tasks.data import DataError, load_checked
 from xtreme_tasks.table import TaskSpec, get_task
 
 log = logging.getLogger(__name__)
 
 #: diagnostic metrics where less is better (generated outputs that could not be read, answers not in the context)
 LOWER_IS_BETTER = frozenset({"unparsable", "not_in_context"})
+
+
+#: leaf task -> why its documents could not be read, for tasks built in this process and
+#: left out of the run (see ``XtremeTask.download``); read by the preflight and the CLI.
+UNAVAILABLE: dict[str, str] = {}
+#: leaf task -> request kind, for tasks whose requests were built and not yet answered:
+#: the model checks all their checkpoints before its first forward pass (preflight).
+PENDING: dict[str, str] = {}
 
 
 def parse_leaf_name(name: str) -> tuple[str, str]:
@@ -43,6 +51,28 @@ class DocList(list):
     @property
     def features(self) -> dict[str, None]:
         return dict.fromkeys(self[0]) if self else {}
+
+
+class NoDocs(DocList):
+    """The documents of a task left out for missing data: none, but lm-eval's constructor
+    peeks at document 0, so that one index answers an empty placeholder."""
+
+    def __getitem__(self, index):
+        if index == 0 and not len(self):
+            return {"label": "", "index": 0, "gold": [], "answers": {"text": []}, "tags": []}
+        return super().__getitem__(index)
+
+
+class NoInstances(list):
+    """The (no) requests of a task left out: lm-eval's evaluator reads the filter names
+    from instance 0, so that index answers a request with no filtered responses."""
+
+    def __getitem__(self, index):
+        if index == 0 and not len(self):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(filtered_resps={}, resps=[], doc_id=0, idx=0)
+        return super().__getitem__(index)
 
 
 def _unused_process_results(doc, results):  # placeholder so lm-eval skips metric-name lookups
@@ -82,9 +112,39 @@ class XtremeTask(ConfigurableTask):
 
     # ----------------------------------------------------------------- data
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs) -> None:
+        """Read the documents. A task whose data cannot be read is left out of the run
+        (no documents, recorded in ``UNAVAILABLE``) instead of stopping lm-eval while it
+        builds the other tasks: ``--tasks 'xtreme_*'`` runs what has data. The model's
+        preflight reports every such task before the first forward pass."""
         data_dir = (dataset_kwargs or {}).get("data_dir") or self.data_dir
-        docs = load_docs(self.spec.name, self.language, self.split, data_dir=data_dir)
-        self.dataset = {self.split: DocList(docs)}
+        try:
+            docs = DocList(self.read_docs(data_dir))
+            UNAVAILABLE.pop(self.config.task, None)
+        except DataError as err:
+            docs = NoDocs()
+            UNAVAILABLE[self.config.task] = str(err).splitlines()[0] if str(err) else type(err).__name__
+            log.warning("xtreme: %s left out (no data): %s", self.config.task, UNAVAILABLE[self.config.task])
+        self.dataset = {self.split: docs}
+
+    def build_all_requests(self, *args: Any, **kwargs: Any) -> None:
+        if self.config.task in UNAVAILABLE:  # left out: no requests, no metrics
+            self._instances = NoInstances()
+            metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
+            metadata["left_out"] = UNAVAILABLE[self.config.task]  # shows in the results JSON's configs
+            return None
+        PENDING[self.config.task] = self.REQUEST_KIND
+        return super().build_all_requests(*args, **kwargs)
+
+    def apply_filters(self) -> Any:
+        if self.config.task in UNAVAILABLE:
+            return None
+        return super().apply_filters()
+
+    def read_docs(self, data_dir: str | None) -> list[dict]:
+        docs, check = load_checked(self.spec.name, self.language, self.split, data_dir=data_dir)
+        # recorded in the results JSON (configs.<leaf>.metadata.test_set); the report reads it
+        self.config.metadata["test_set"] = check.as_metadata()
+        return docs
 
     def has_training_docs(self) -> bool:
         return False

@@ -42,7 +42,7 @@ from harness_ext.retrieval.mining import (
     write_submission,
 )
 from harness_ext.tasks.base import DocList, XtremeTask
-from xtreme_tasks.data import load_docs
+from xtreme_tasks.data import load_checked
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +246,14 @@ class BuccTask(XtremeTask):
             predictions_dir=metadata.get("predictions_dir") or os.environ.get(PREDICTIONS_DIR_ENV) or None,
         )
 
-    def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs) -> None:
+    def read_docs(self, data_dir: str | None) -> list[dict]:
         """Dev sentences always (the threshold is tuned on them), plus test when scoring test."""
-        data_dir = (dataset_kwargs or {}).get("data_dir") or self.data_dir
-        docs = load_docs(self.spec.name, self.language, "dev", data_dir=data_dir)
+        docs, check = load_checked(self.spec.name, self.language, "dev", data_dir=data_dir)
         if self.split not in ("dev", "validation", "sample"):
-            docs += load_docs(self.spec.name, self.language, "test", data_dir=data_dir)
-        self.dataset = {self.split: DocList(docs)}
+            test_docs, check = load_checked(self.spec.name, self.language, "test", data_dir=data_dir)
+            docs += test_docs
+        self.config.metadata["test_set"] = check.as_metadata()  # the scored split's check
+        return docs
 
     def request_arguments(self, doc: dict) -> list[tuple]:
         return [embed_args(doc["text"])]

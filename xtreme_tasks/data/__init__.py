@@ -68,8 +68,28 @@ def load_docs(
     lang: str,
     split: str | None = None,
     data_dir: str | Path | None = None,
+    *,
+    strict: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Load one task/language/split as documents (see the module docstring for shapes)."""
+    """Load one task/language/split as documents (see the module docstring for shapes).
+
+    The test set is checked against ``xtreme_tasks.fingerprints`` (a warning when it is not
+    XTREME's; a DataError in strict mode, ``strict=True`` or ``XTREME_STRICT_TEST_SETS=1``).
+    """
+    return load_checked(task, lang, split, data_dir, strict=strict)[0]
+
+
+def load_checked(
+    task: str,
+    lang: str,
+    split: str | None = None,
+    data_dir: str | Path | None = None,
+    *,
+    strict: bool | None = None,
+):
+    """``(documents, TestSetCheck)``: :func:`load_docs` plus the fingerprint check's result."""
+    from xtreme_tasks import fingerprints
+
     spec = get_task(task)
     check_language(task, lang)
     split = split or spec.split
@@ -86,7 +106,12 @@ def load_docs(
         docs = module.hub(task, lang, split, hub_revision())
     if not docs:
         raise DataError(f"{spec.title} {lang} {split}: no documents were read")
-    return docs
+    origin = "local" if root is not None else "hub"
+    known = ""
+    if origin == "hub" and hasattr(module, "hub_caveat"):
+        known = module.hub_caveat(lang)
+    result = fingerprints.check(task, lang, split, docs, origin, known_nonstandard=known)
+    return docs, fingerprints.enforce(result, strict)
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -30,16 +30,21 @@ builder keeps every CoNLL-U line whose FORM and UPOS are not ``_``. So it splits
 multi-word tokens into their syntactic words (``du`` -> ``de`` + ``le``; English
 ``don't`` -> ``do`` + ``n't``), keeps empty nodes that carry a UPOS (English-EWT's
 ``24.1``), and drops real ``_`` tokens. Scores on it are close to, not equal to,
-the official numbers; use the local layout for official numbers.
+the official numbers. It also pools treebanks by language *name* (``udpos.Greek`` holds
+Ancient Greek too). Only for the languages where none of this changes a sentence
+(``UDPOS_HUB_SAME`` in ``xtreme_tasks/fingerprints.py``: af bg eu hu id ko te th tl ur yo)
+is the hub copy read; elsewhere :func:`hub` refuses it unless ``XTREME_UDPOS_FROM_HUB=1``,
+and a run on it is recorded as not comparable.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from xtreme_tasks.data import DataError, DATA_DIR_ENV
-from xtreme_tasks.data.hub import load_dataset as hub_load
+from xtreme_tasks.data.hub import load_dataset as hub_load, use_local_instead
 from xtreme_tasks.data.conllu import ReadReport, read_word_tag_tsv, xtreme_sentences
 from xtreme_tasks.table import HUB_DATASET, UDPOS_HUB_NAMES, UPOS_TAGS
 
@@ -177,7 +182,33 @@ def drop_empty(rows: list, what: str) -> list:
     return kept
 
 
+HUB_OPT_IN_ENV = "XTREME_UDPOS_FROM_HUB"
+
+
+def hub_caveat(lang: str) -> str:
+    """Why the hub's ``udpos.<Language>`` is not XTREME's test set; "" where it holds the same sentences.
+
+    The fingerprint table knows, per language, whether the hub builder's rule gives XTREME's
+    sentences (``UDPOS_HUB_SAME``: no multi-word tokens, no extra treebanks, no spaces in words);
+    the text hash checked at load time confirms it on the real hub data.
+    """
+    from xtreme_tasks.fingerprints import UDPOS_HUB_SAME, fingerprint
+
+    if lang in UDPOS_HUB_SAME:
+        return ""
+    fp = fingerprint("udpos", lang)
+    return (fp.hub_caveat if fp and fp.hub_caveat else "") or f"the hub's udpos.{UDPOS_HUB_NAMES[lang]} is not XTREME's data"
+
+
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
+    """The hub's ``udpos.<Language>`` where it is XTREME's data; elsewhere refused unless ``XTREME_UDPOS_FROM_HUB=1``."""
     config = f"udpos.{UDPOS_HUB_NAMES[lang]}"
+    caveat = hub_caveat(lang)
+    if caveat and os.environ.get(HUB_OPT_IN_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+        raise DataError(
+            f"UD-POS {lang}: refusing the hub copy, it is not XTREME's test set ({caveat}); "
+            f"{use_local_instead(task, lang)}. To score on the hub copy anyway (recorded as not comparable), "
+            f"set {HUB_OPT_IN_ENV}=1"
+        )
     rows = list(hub_rows(task, lang, config, HUB_SPLITS.get(split, split), revision, "pos_tags", UPOS_TAGS))
     return _docs(drop_empty(rows, f"UD-POS {lang} {split} (hub {config})"), lang, split)

@@ -1,0 +1,250 @@
+"""Would a fast accelerator sit idle? The adapters against a simulated device F times faster than this CPU.
+
+    python bench/bench_overlap.py                          # F = 20, 50, 100; ~4 min on the shared box
+    python bench/bench_overlap.py --speedup 50 --kinds tag,extract_span --rounds 3
+
+On a GPU the forward pass gets 10-100x faster while tokenising, padding and
+decoding stay on the CPU; run in series with the model, they cap what the device
+can do. This script shows that on a CPU:
+
+1. **Calibration**: every adapter runs once with the real all-MiniLM-L6-v2 encoder
+   (random head of the right kind, seed 0) and the CPU time of each forward pass
+   (``time.thread_time`` around the model call, best of two runs) is recorded per
+   batch shape: the measured CPU floor.
+2. **Simulated accelerator**: the model is replaced by a stub that, for a batch of
+   that shape, **sleeps for floor / F** (``time.sleep`` releases the GIL, as a CUDA
+   kernel wait does) and returns outputs of the right shape (random values made
+   once, before timing). Everything else (tokenising, padding, copying, decoding)
+   is the adapter's real code.
+3. For each kind and F, three contenders on the same inputs, in rounds with the
+   order rotated, best round kept:
+   * ``before``: the adapter as it was before the pipeline (``--before-rev``, loaded
+     from git in this process),
+   * ``sequential``: today's adapter with ``pipeline=false`` (same stages, no threads),
+   * ``pipelined``: today's adapter (prepare ahead / finish behind on worker threads).
+
+Reported: **device busy = sum of simulated model time / wall time of the whole
+adapter call** (1.0 = the device never waits for the CPU; the issue's goal is
+>= 0.9 at F = 50). Wall time, because what matters on a GPU is how long the device
+idles; on a shared 2-core machine wall time also counts waiting for a core, so
+the load average is printed and the numbers are a lower bound for a quiet machine.
+What this does NOT model: host-to-device copy time, kernel-launch overhead on the
+caller's thread, and device-side reductions (pooling, argmax), which here run on
+the CPU inside the stub's caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import _common as c  # noqa: E402
+
+XNLI = {0: "entailment", 1: "neutral", 2: "contradiction"}
+UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X")
+#: the last commit before the pipeline (issue 15)
+BEFORE_REV = "d2ce538"
+MODULES = {"classify": "classify", "tag": "tag", "extract_span": "span", "embed": "embed"}
+
+
+# --------------------------------------------------------------------------- the adapters before
+def module_at(rev: str, name: str) -> Any:
+    """``harness_ext.adapters.<name>`` as it was at ``rev`` (read with git, imported under another name)."""
+    source = subprocess.run(["git", "-C", str(c.REPO), "show", f"{rev}:harness_ext/adapters/{name}.py"],
+                            check=True, capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader(f"_before_{name}", loader=None)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{rev}:harness_ext/adapters/{name}.py", "exec"), module.__dict__)  # our own code from git
+    return module
+
+
+# --------------------------------------------------------------------------- timing the real model
+class Timed:
+    """Wraps the real model: records the calling thread's CPU time of every forward pass, by batch shape."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.times, self.calls = model, {}, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        shape = tuple(kwargs["input_ids"].shape)
+        start = time.thread_time()
+        out = self.model(*args, **kwargs)
+        spent = time.thread_time() - start
+        self.times[shape] = min(spent, self.times.get(shape, float("inf")))
+        self.calls.append(shape)
+        return out
+
+
+class SimulatedDevice:
+    """Stands in for the model: sleeps floor(shape) / F, returns ready-made outputs of the right shape."""
+
+    def __init__(self, real: Any, head: str, times: dict[tuple[int, int], float], speedup: float) -> None:
+        import torch
+
+        self.config, self.head, self.times, self.speedup = real.config, head, times, speedup
+        tokens = sum(b * n for b, n in times)
+        self.per_token = sum(times.values()) / max(1, tokens)  # over distinct shapes  # for a shape not seen in calibration
+        max_b = max(b for b, _ in times)
+        max_l = max(n for _, n in times)
+        g = torch.Generator().manual_seed(0)
+        n_out = int(getattr(real.config, "num_labels", 2))
+        width = {"sequence-classification": (n_out,), "token-classification": (max_l, n_out),
+                 "question-answering": (max_l, 2), "encoder": (max_l, real.config.hidden_size)}[head]
+        self.buffer = torch.randn(max_b, *width, generator=g)
+        self.slept = 0.0
+        self.calls = 0
+        self.unseen = 0
+
+    def parameters(self):
+        import torch
+
+        yield torch.zeros(1)
+
+    def eval(self) -> "SimulatedDevice":
+        return self
+
+    def __call__(self, input_ids: Any, **kwargs: Any) -> Any:
+        b, n = input_ids.shape
+        floor = self.times.get((b, n))
+        if floor is None:
+            self.unseen += 1
+            floor = self.per_token * b * n
+        pause = floor / self.speedup
+        time.sleep(pause)  # releases the GIL, as waiting for a device does
+        self.slept += pause
+        self.calls += 1
+        buf = self.buffer
+        if self.head == "sequence-classification":
+            return SimpleNamespace(logits=buf[:b])
+        if self.head == "token-classification":
+            return SimpleNamespace(logits=buf[:b, :n])
+        if self.head == "question-answering":
+            return SimpleNamespace(start_logits=buf[:b, :n, 0], end_logits=buf[:b, :n, 1])
+        hidden = buf[:b, :n]
+        return SimpleNamespace(hidden_states=(hidden,) * (self.config.num_hidden_layers + 1), last_hidden_state=hidden)
+
+
+# --------------------------------------------------------------------------- the kinds
+def workload(kind: str, args: argparse.Namespace) -> tuple[Any, list, str, Callable[[Any], Any]]:
+    """(loaded real model, requests, head, settings factory) for one kind, inputs as in bench_adapters.py."""
+    from harness_ext.adapters.settings import AdapterSettings
+
+    def settings(pipelined: bool) -> AdapterSettings:
+        extra = {"pipeline": pipelined}
+        if kind == "embed":
+            return AdapterSettings(batch_size=None, use_cache=False, pooling="mean", extra=extra)
+        return AdapterSettings(batch_size=None, extra=extra)
+
+    if kind == "classify":
+        loaded = c.minilm_with_head("sequence-classification", XNLI)
+        requests = [c.Request(t, "", tuple(XNLI.values())) for t in c.tatoeba_english(args.data, args.n_classify)]
+        return loaded, requests, "sequence-classification", settings
+    if kind == "tag":
+        loaded = c.minilm_with_head("token-classification", dict(enumerate(UPOS)))
+        requests = [c.Request(" ".join(w), tuple(w), UPOS) for w in c.ud_sentences(args.data, args.n_tag)]
+        return loaded, requests, "token-classification", settings
+    if kind == "extract_span":
+        loaded = c.minilm_with_head("question-answering")
+        requests = [c.Request(q, ctx) for q, ctx in c.xquad_pairs(args.data, args.n_qa)]
+        return loaded, requests, "question-answering", settings
+    loaded = c.minilm_with_head("encoder")
+    requests = [c.Request(t) for t in c.tatoeba_pairs(args.data, args.n_embed)]
+    return loaded, requests, "encoder", settings
+
+
+def fresh(loaded: Any, model: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(loaded, model=model, extra={})
+
+
+def bench_kind(kind: str, args: argparse.Namespace, before: Any) -> list[str]:
+    now = importlib.import_module(f"harness_ext.adapters.{MODULES[kind]}")
+    loaded, requests, head, settings = workload(kind, args)
+
+    # 1. calibration: the real model's CPU time per batch shape (sequential, so the threads don't blur it)
+    timed = Timed(loaded.model)
+    for _ in range(2):
+        timed.calls = []
+        now.answer(fresh(loaded, timed), requests, settings(False))
+    floor = sum(timed.times[shape] for shape in timed.calls)
+    print(f"   {kind}: {len(requests)} requests, {len(timed.times)} batch shapes, CPU floor {floor:.2f} s "
+          f"(sum of forward passes, thread CPU time)", flush=True)
+
+    lines = [f"[{kind}] {len(requests)} requests; CPU floor (real MiniLM forward passes) {floor:.2f} s"]
+    for speedup in args.speedups:
+        device = SimulatedDevice(loaded.model, head, timed.times, speedup)
+        stub = fresh(loaded, device)
+        cases: dict[str, Callable[[], Any]] = {
+            "before": lambda: before.answer(fresh(stub, device), requests, settings(False)),
+            "sequential": lambda: now.answer(fresh(stub, device), requests, settings(False)),
+            "pipelined": lambda: now.answer(fresh(stub, device), requests, settings(True)),
+        }
+        for case in cases.values():  # warm-up (first-call imports, allocator)
+            case()
+        busy: dict[str, list[float]] = {name: [] for name in cases}
+        for r in range(args.rounds):
+            names = list(cases)
+            for name in names[r % 3:] + names[: r % 3]:
+                device.slept = 0.0
+                wall, _, _ = c.time_once(cases[name])
+                busy[name].append(device.slept / wall)
+        model_time = floor / speedup
+        best = {name: max(values) for name, values in busy.items()}
+        line = (f"F={speedup:g}: model time {model_time * 1000:.0f} ms; device busy (model time / wall, best of "
+                f"{args.rounds}): before {best['before']:.2f}, sequential {best['sequential']:.2f}, "
+                f"pipelined {best['pipelined']:.2f}  (goal >= 0.90 at F=50: "
+                f"{'met' if best['pipelined'] >= 0.9 else 'NOT met'})")
+        if device.unseen:
+            line += f" [{device.unseen} calls of an uncalibrated shape, timed by tokens]"
+        print(f"   {line}", flush=True)
+        lines.append(line)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kinds", default="classify,tag,extract_span,embed")
+    parser.add_argument("--speedup", default="20,50,100", help="F: the simulated device is F x this CPU's floor")
+    parser.add_argument("--n-classify", type=int, default=1000)
+    parser.add_argument("--n-tag", type=int, default=1000)
+    parser.add_argument("--n-qa", type=int, default=120)
+    parser.add_argument("--n-embed", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--before-rev", default=BEFORE_REV, help="git revision of the adapters 'before'")
+    parser.add_argument("--data", type=Path, default=c.DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    args.speedups = [float(x) for x in args.speedup.split(",")]
+    c.set_threads(args.threads)
+    c.quiet_transformers()
+    print(c.machine_line())
+    report: list[str] = []
+    for kind in args.kinds.split(","):
+        kind = kind.strip()
+        print(f"\n-- {kind}", flush=True)
+        report += bench_kind(kind, args, module_at(args.before_rev, MODULES[kind]))
+    print("\n== all results (device busy = simulated model time / wall time; 1.0 = never idle)")
+    print(c.machine_line())
+    for line in report:
+        print(f"   {line}")
+
+
+if __name__ == "__main__":
+    main()
