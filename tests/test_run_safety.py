@@ -184,3 +184,25 @@ def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path, capsys) -> 
     assert main(["--verbose", "sweep", str(path), "--out", str(tmp_path / "o")]) == 2
     loud = capsys.readouterr().err
     assert "Traceback" in loud and loud.strip().splitlines()[-1].startswith("error: ") and "duplicate key" in loud
+
+
+def test_lm_eval_command_line_stops_before_compute_and_ends_with_our_line(tmp_path, shared_data, minilm_path):
+    """The issue's reproduction through the real ``lm_eval`` command: Tatoeba + XQuAD with an
+    encoder lacking the QA head, plus BUCC without data. lm-eval prints the traceback itself;
+    its last line is our message, and the warning says BUCC was left out."""
+    import os
+    import subprocess
+
+    data = _data_with(tmp_path, shared_data, "tatoeba", "xquad")
+    env = {**os.environ, "XTREME_DATA_DIR": str(data)}
+    done = subprocess.run(
+        ["lm_eval", "run", "--model", "xtreme", "--model_args", f"pretrained={minilm_path},use_cache=false",
+         "--tasks", "xtreme-tatoeba-de,xtreme-xquad-en,xtreme-bucc2018-de", "--limit", "2", "--device", "cpu",
+         "--output_path", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness_ext.adapters.xtreme_lm.PreflightError: 1 checkpoint problem(s)"), done.stderr[-2000:]
+    assert "xtreme_xquad (1 language)" in last and "question-answering head" in last
+    assert "left out for missing data" in done.stderr and "xtreme_bucc2018 (1 language)" in done.stderr
+    assert not (tmp_path / "out").exists()

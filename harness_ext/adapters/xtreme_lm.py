@@ -299,6 +299,12 @@ class XtremeLM(LM):
                 )
             self._system = systems[system]
         self._check_outputs()
+        from harness_ext.tasks.base import PENDING, UNAVAILABLE
+
+        # lm-eval builds the model before the tasks: what earlier runs in this process left
+        # behind (a sweep runs many jobs in one process) must not be checked or reported here
+        PENDING.clear()
+        UNAVAILABLE.clear()
         self._keep_loaded = max(1, _as_int(keep_loaded, "keep_loaded") or 1)
         self._loaded: OrderedDict[CheckpointChoice, Any] = OrderedDict()
 
