@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -10,7 +11,7 @@ from harness_ext.cli import main
 
 
 @pytest.mark.slow
-def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys):
+def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys, caplog):
     code = main(["demo", "--out", str(tmp_path / "demo"), "--data-dir", str(shared_data),
                  "--limit", "3", "--only", "xnli", "--only", "udpos"])
     printed = capsys.readouterr().out
@@ -32,3 +33,5 @@ def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys):
     table = tmp_path / "demo" / "tables" / "demo_results.md"
     assert "xtreme-udpos-en" in table.read_text() and "NOT XTREME results" in table.read_text()
     assert f"tables: {table}" in printed
+    # the synthetic XNLI is labelled as such; no test-set size warning repeats it
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "XNLI" in r.getMessage()]

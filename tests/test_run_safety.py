@@ -167,3 +167,65 @@ def test_unwritable_outputs_are_found_before_any_work(tmp_path: Path, capsys, mo
         XtremeLM(pretrained="x", device="cpu")
     monkeypatch.setattr("sys.argv", ["lm_eval", "run", "--output_path", str(tmp_path / "fine" / "r.json")])
     XtremeLM(pretrained="x", device="cpu", use_cache=False)
+
+
+def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path, capsys) -> None:
+    from harness_ext.cli import main
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("systems:\n  a: {family: x, size: 1, encoder: e}\n  a: {family: x, size: 1, encoder: e}\n")
+    args = ["score", "--predictions", str(tmp_path / "nope"), "--labels", str(tmp_path / "nope")]
+    assert main(args) == 2
+    quiet = capsys.readouterr().err.strip().splitlines()
+    assert len(quiet) == 1 and quiet[0].startswith("error: ")
+    assert main(["--verbose", "checkpoints", "validate", str(path)]) == 1  # validate reports, exit 1
+    capsys.readouterr()
+    from harness_ext.systems import load_systems  # noqa: F401 - a raising command, verbose
+    assert main(["--verbose", "sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    loud = capsys.readouterr().err
+    assert "Traceback" in loud and loud.strip().splitlines()[-1].startswith("error: ") and "duplicate key" in loud
+
+
+def test_lm_eval_command_line_stops_before_compute_and_ends_with_our_line(tmp_path, shared_data, minilm_path):
+    """The issue's reproduction through the real ``lm_eval`` command: Tatoeba + XQuAD with an
+    encoder lacking the QA head, plus BUCC without data. lm-eval prints the traceback itself;
+    its last line is our message, and the warning says BUCC was left out."""
+    import os
+    import subprocess
+
+    data = _data_with(tmp_path, shared_data, "tatoeba", "xquad")
+    env = {**os.environ, "XTREME_DATA_DIR": str(data)}
+    done = subprocess.run(
+        ["lm_eval", "run", "--model", "xtreme", "--model_args", f"pretrained={minilm_path},use_cache=false",
+         "--tasks", "xtreme-tatoeba-de,xtreme-xquad-en,xtreme-bucc2018-de", "--limit", "2", "--device", "cpu",
+         "--output_path", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness_ext.adapters.xtreme_lm.PreflightError: 1 checkpoint problem(s)"), done.stderr[-2000:]
+    assert "xtreme_xquad (1 language)" in last and "question-answering head" in last
+    assert "left out for missing data" in done.stderr and "xtreme_bucc2018 (1 language)" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoints_validate_unreadable_files(tmp_path: Path, capsys) -> None:
+    """A folder where the weights file belongs and a config.json of garbage bytes: one line each."""
+    import textwrap
+
+    from harness_ext.systems import validate_command
+    from tests.helpers.tiny_models import tiny_xlmr
+
+    for name in ("a", "b"):
+        tiny_xlmr(tmp_path, head="sequence-classification", name=name)
+    (tmp_path / "a" / "model.safetensors").unlink()
+    (tmp_path / "a" / "model.safetensors").mkdir()
+    (tmp_path / "b" / "config.json").write_bytes(b"\xff\xfe garbage {")
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""
+        systems:
+          s: {family: x, size: 1, checkpoints: {xnli: ./a, pawsx: ./b}}
+        """))
+    assert validate_command(path) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": error: " in line]
+    assert len(lines) == 2
+    assert "model.safetensors: is a folder" in lines[0] and "b/config.json: cannot read the model config" in lines[1]
