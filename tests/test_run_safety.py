@@ -206,3 +206,26 @@ def test_lm_eval_command_line_stops_before_compute_and_ends_with_our_line(tmp_pa
     assert "xtreme_xquad (1 language)" in last and "question-answering head" in last
     assert "left out for missing data" in done.stderr and "xtreme_bucc2018 (1 language)" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_checkpoints_validate_unreadable_files(tmp_path: Path, capsys) -> None:
+    """A folder where the weights file belongs and a config.json of garbage bytes: one line each."""
+    import textwrap
+
+    from harness_ext.systems import validate_command
+    from tests.helpers.tiny_models import tiny_xlmr
+
+    for name in ("a", "b"):
+        tiny_xlmr(tmp_path, head="sequence-classification", name=name)
+    (tmp_path / "a" / "model.safetensors").unlink()
+    (tmp_path / "a" / "model.safetensors").mkdir()
+    (tmp_path / "b" / "config.json").write_bytes(b"\xff\xfe garbage {")
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""
+        systems:
+          s: {family: x, size: 1, checkpoints: {xnli: ./a, pawsx: ./b}}
+        """))
+    assert validate_command(path) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": error: " in line]
+    assert len(lines) == 2
+    assert "model.safetensors: is a folder" in lines[0] and "b/config.json: cannot read the model config" in lines[1]

@@ -179,19 +179,6 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     return dtype
 
 
-class _AcceleratorView:
-    """The two ``accelerate.Accelerator`` methods older lm-eval releases call, over our collectives."""
-
-    def __init__(self, lm: Any) -> None:
-        self._lm = lm
-
-    def gather(self, tensor):
-        return self._lm.all_gather(tensor)
-
-    def wait_for_everyone(self) -> None:
-        self._lm.barrier()
-
-
 def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
     """``"0:70GiB;1:70GiB;cpu:200GiB"`` -> ``((0, "70GiB"), (1, "70GiB"), ("cpu", "200GiB"))``."""
     pairs = []
@@ -551,12 +538,6 @@ class XtremeLM(LM):
     def barrier(self) -> None:
         if self._collectives is not None:
             self._collectives.barrier()
-
-    @property
-    def accelerator(self) -> "_AcceleratorView":
-        """lm-eval 0.4.9-0.4.11 gather through ``lm.accelerator.gather`` / ``wait_for_everyone``
-        in data-parallel runs (0.4.12 moved to ``all_gather`` / ``barrier``): the same collectives."""
-        return _AcceleratorView(self)
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
