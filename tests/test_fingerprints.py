@@ -122,6 +122,7 @@ def test_one_later_treebank_is_not_xtremes_pooled_ud_test_set(caplog):
         docs, result = load_checked("udpos", "en", data_dir=SHARED)
     assert len(docs) == 2077 and result.standard is False
     assert "2,077 sentences, XTREME's has 5,440" in caplog.text and "English-EWT" in caplog.text
+    assert "not every UD v2.5 treebank of the language" in caplog.text
 
 
 def test_the_udpos_hash_ignores_pooling_order():

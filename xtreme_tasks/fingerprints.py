@@ -339,6 +339,8 @@ def _likely_cause(fp: Fingerprint, origin: str) -> str:
         return fp.hub_caveat
     if origin == "hub":
         return "the hub copy differs from the official files (another revision?)"
+    if fp.task == "udpos":
+        return "not every UD v2.5 treebank of the language is there, or the files come from another UD release"
     return "a different release, a partial or edited file, or a reader that dropped lines (check the file)"
 
 
