@@ -97,9 +97,9 @@ def _prompted_method(kind: str) -> Callable:
     return method
 
 
-def _with_options(factory: classmethod, takes_string: bool) -> classmethod:
-    """Wrap ``LM.create_from_arg_*`` so ``xtreme_*`` options are set on the instance, not passed to the class."""
-    original = factory.__func__
+def _with_options(create_from_dict: Callable, takes_string: bool) -> classmethod:
+    """``LM.create_from_arg_*`` that set our ``xtreme_*`` options on the instance instead of
+    passing them to the model class (``HFLM`` would hand them to ``from_pretrained``)."""
 
     def create(cls, args, additional_config=None):
         from harness_ext.adapters.prompted import split_options
@@ -109,18 +109,13 @@ def _with_options(factory: classmethod, takes_string: bool) -> classmethod:
 
             args = simple_parse_args_string(args)
         own, ours = split_options(dict(args or {}))
-        lm = original(cls, own, additional_config) if not takes_string else _from_dict(cls, own, additional_config)
+        lm = create_from_dict(cls, own, additional_config)  # lm-eval's own create_from_arg_obj
         if ours:
             lm._xtreme_options = ours
         return lm
 
-    create.__wrapped__ = original  # type: ignore[attr-defined]
+    create.__wrapped__ = create_from_dict  # type: ignore[attr-defined]
     return classmethod(create)
-
-
-def _from_dict(cls, args: dict, additional_config=None):
-    additional = {k: v for k, v in (additional_config or {}).items() if v is not None}
-    return cls(**args, **additional)
 
 
 def _patch_lm(module) -> None:
@@ -130,8 +125,9 @@ def _patch_lm(module) -> None:
     for kind in REQUEST_KINDS:
         if not hasattr(lm_cls, kind):
             setattr(lm_cls, kind, _prompted_method(kind))
-    lm_cls.create_from_arg_string = _with_options(lm_cls.__dict__["create_from_arg_string"], takes_string=True)
-    lm_cls.create_from_arg_obj = _with_options(lm_cls.__dict__["create_from_arg_obj"], takes_string=False)
+    from_dict = lm_cls.__dict__["create_from_arg_obj"].__func__
+    lm_cls.create_from_arg_string = _with_options(from_dict, takes_string=True)
+    lm_cls.create_from_arg_obj = _with_options(from_dict, takes_string=False)
     lm_cls._xtreme_patched = True
 
 

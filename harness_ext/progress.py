@@ -17,11 +17,15 @@ left alone (it offers no switch).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 from typing import Any, Iterator
 
 ENV = "XTREME_PROGRESS"
+#: inside a :func:`phase`, an inner bar (one language's batches) is drawn only this long
+INNER_MIN_TOTAL = 2000
+_IN_PHASE: contextvars.ContextVar[bool] = contextvars.ContextVar("xtreme_in_phase", default=False)
 
 
 def enabled() -> bool:
@@ -38,10 +42,28 @@ def bar(total: int | None, desc: str, *, unit: str = "it", min_total: int = 2, s
     """
     from tqdm.auto import tqdm
 
+    if _IN_PHASE.get():  # the phase's own bar counts the steps; only a long step gets a second line
+        min_total = max(min_total, INNER_MIN_TOTAL)
     visible = show and enabled() and (total is None or total >= min_total)
     if not getattr(sys.stderr, "isatty", lambda: False)():
         kwargs.setdefault("mininterval", 30.0)
     return tqdm(total=total, desc=desc, unit=unit, leave=leave, disable=not visible, dynamic_ncols=True, **kwargs)
+
+
+@contextlib.contextmanager
+def phase(total: int, desc: str, *, unit: str = "it", min_total: int = 2) -> Iterator[Any]:
+    """One bar for a phase made of steps (e.g. every language of an ``embed`` call).
+
+    Inside it, bars of single steps (the batch pipeline's) are drawn only for a step of at
+    least ``INNER_MIN_TOTAL`` items, so a run over 36 short languages shows one line with
+    its ETA, and a single long language still shows its own progress below it.
+    """
+    with bar(total, desc, unit=unit, min_total=min_total) as shown:
+        token = _IN_PHASE.set(True)
+        try:
+            yield shown
+        finally:
+            _IN_PHASE.reset(token)
 
 
 @contextlib.contextmanager

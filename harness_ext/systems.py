@@ -411,7 +411,9 @@ def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[t
     except NotChecked as exc:
         return [("warning", f"{ref.source}: not checked: {exc}")]
     except CheckpointError as exc:
-        return out + [("error", str(exc))]
+        return out + [("error", " ".join(str(exc).split()))]
+    except OSError as exc:  # a file that cannot be read (permissions, a folder where a file belongs)
+        return out + [("error", f"{ref.source}: cannot be read: {exc.strerror or exc} ({getattr(exc, 'filename', '')})")]
     if ref.head != "encoder" and info.saved_head not in (None, ref.head):
         return [("error", f"{ref.source}: carries a {info.saved_head} head; {task} needs {ref.head}")]
     labels = TASKS[task].labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -10,7 +11,7 @@ from harness_ext.cli import main
 
 
 @pytest.mark.slow
-def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys):
+def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys, caplog):
     code = main(["demo", "--out", str(tmp_path / "demo"), "--data-dir", str(shared_data),
                  "--limit", "3", "--only", "xnli", "--only", "udpos"])
     printed = capsys.readouterr().out
@@ -24,3 +25,16 @@ def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys):
     xnli = json.loads((tmp_path / "demo" / "results" / "xtreme-xnli-en.json").read_text())
     correct = xnli["results"]["xtreme-xnli-en"]["acc,none"] * 3 / 100  # --limit 3 synthetic pairs
     assert correct == pytest.approx(round(correct)) and 0 <= round(correct) <= 3
+    # the real treebanks are read in place from the flat folder: no staged copy, no links
+    assert not [f for f in (tmp_path / "demo").rglob("*") if f.is_symlink() or f.suffix == ".conllu"]
+    for name in ("en_ewt-ud-test.conllu", "fr_gsd-ud-test.conllu"):
+        path = str(shared_data.resolve() / "udpos" / name)
+        assert path in udpos["data"] and path in printed  # said at the end, path whole
+    table = tmp_path / "demo" / "tables" / "demo_results.md"
+    assert "xtreme-udpos-en" in table.read_text() and "NOT XTREME results" in table.read_text()
+    assert f"tables: {table}" in printed
+    # the demo says it runs subsets (synthetic XNLI, one treebank per language); no test-set size
+    # warning repeats it, and each check is still recorded in the results
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "test set has" in r.getMessage()]
+    assert "not XTREME's pooled UD v2.5 test set" in printed
+    assert udpos["test_sets"]["xtreme-udpos-en"]["standard"] is False

@@ -109,11 +109,26 @@ def test_strict_mode_refuses_with_both_numbers(tmp_path, monkeypatch, how):
 
 def test_unknown_sizes_and_other_splits_are_unchecked_not_flagged(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        _, result = load_checked("udpos", "en", data_dir=SHARED)
-    assert result.standard is None and "unknown" in result.message
+        result = fingerprints.enforce(fingerprints.check("udpos", "de", "test", [{}] * 3, "local"))
+    assert result.standard is None and "unknown" in result.message and "German-HDT" in result.message
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("xtreme_tasks")]
     result = fingerprints.check("xnli", "de", "validation", [{}] * 3, "local")
     assert result.standard is None
+
+
+def test_one_later_treebank_is_not_xtremes_pooled_ud_test_set(caplog):
+    # ../shared/data/udpos holds EWT alone, and a later release than v2.5: flagged, not refused
+    with caplog.at_level(logging.WARNING, logger="xtreme_tasks.fingerprints"):
+        docs, result = load_checked("udpos", "en", data_dir=SHARED)
+    assert len(docs) == 2077 and result.standard is False
+    assert "2,077 sentences, XTREME's has 5,440" in caplog.text and "English-EWT" in caplog.text
+    assert "not every UD v2.5 treebank of the language" in caplog.text
+
+
+def test_the_udpos_hash_ignores_pooling_order():
+    docs = [{"words": ["a"], "tags": ["X"]}, {"words": ["b", "c"], "tags": ["X", "NOUN"]}]
+    assert fingerprints.digest("udpos", docs) == fingerprints.digest("udpos", docs[::-1])
+    assert fingerprints.digest("udpos", docs) != fingerprints.digest("udpos", docs[:1])
 
 
 def test_a_full_test_set_is_standard(tmp_path):
@@ -139,6 +154,11 @@ def test_hub_udpos_is_refused_unless_asked_for_and_then_marked(monkeypatch):
     monkeypatch.setenv("XTREME_UDPOS_FROM_HUB", "1")
     docs, result = load_checked("udpos", "el")
     assert len(docs) == 1 and result.standard is False and result.origin == "hub"
+    # where the hub holds XTREME's sentences (Hungarian: one treebank, no multi-word tokens) it is read,
+    # and the count and text hash decide: this fake one-sentence copy is flagged
+    monkeypatch.delenv("XTREME_UDPOS_FROM_HUB")
+    docs, result = load_checked("udpos", "hu")
+    assert len(docs) == 1 and result.standard is False and "1 sentences, XTREME's has 449" in result.message
 
 
 # ------------------------------------------------------------------ results JSON, report, model argument

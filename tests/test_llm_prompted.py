@@ -303,16 +303,12 @@ def test_fewshot_generations_and_generated_labels(llama_run):
 # ---------------------------------------------------------------------------------- lm-eval's dummy model (API-style)
 @pytest.fixture(scope="module")
 def dummy_results(data):
-    import lm_eval
-
     from harness_ext import api
 
     os.environ["XTREME_DATA_DIR"] = str(data)
     try:
-        return lm_eval.simple_evaluate(
-            model="dummy", tasks=["xtreme-xnli-en", "xtreme-udpos-en", "xtreme-xquad-en"], limit=2,
-            task_manager=api.xtreme_task_manager(), log_samples=True, bootstrap_iters=0,
-        )
+        return api.evaluate(["xtreme-xnli-en", "xtreme-udpos-en", "xtreme-xquad-en"], model="dummy", limit=2,
+                            log_samples=True, bootstrap_iters=0)
     finally:
         del os.environ["XTREME_DATA_DIR"]
 
@@ -529,3 +525,30 @@ def test_local_completions_model_answers_over_http(completions_stub, data, tmp_p
     with pytest.raises(prompted.PromptedError, match="LocalCompletionsAPI does not expose"):
         lm_eval.simple_evaluate(model="local-completions", model_args=model_args, limit=2, bootstrap_iters=0,
                                 tasks=["xtreme-tatoeba-de"], task_manager=api.xtreme_task_manager())
+
+
+def test_embed_leaves_bos_out_and_padding_changes_nothing(tmp_path):
+    """Llama-style model whose tokenizer adds BOS: the vector is the mean over the text's tokens
+    of the chosen layer (BOS in the input, not in the mean); batching pads on the right only."""
+    import types
+
+    import torch
+
+    model, tok = load(tiny_decoder(tmp_path / "llama", "llama", seed=3))
+    bos = tok.bos_token_id
+
+    class BosTokenizer:  # as Llama tokenizers do: BOS first
+        bos_token_id, model_max_length = bos, 4096
+
+        def __call__(self, texts, **kwargs):
+            return {"input_ids": [[bos] + row for row in tok(texts, add_special_tokens=False)["input_ids"]]}
+
+    texts = ["John lives in Paris", "le chat", "der Hund und die Katze sind in Berlin"]
+    lm = types.SimpleNamespace(model=model, tokenizer=BosTokenizer(), _xtreme_options={"layer": 0, "embed_batch_size": 3})
+    vectors = prompted.embed_texts(lm, texts)
+    for text, vector in zip(texts, vectors):
+        ids = torch.tensor([[bos] + tok(text, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            hidden = model(ids, output_hidden_states=True).hidden_states[1][0]  # layer 0 = block 0's output
+        np.testing.assert_allclose(vector, hidden[1:].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+    assert prompted.default_layer(32) == 16 and prompted.default_layer(3) == 1

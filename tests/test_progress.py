@@ -65,3 +65,15 @@ def test_loading_and_writing_a_tiny_checkpoint_prints_no_bars(tmp_path, capfd, m
     load_checkpoint(str(folder), "token-classification")
     err = capfd.readouterr().err
     assert "Writing model shards" not in err and "Loading weights" not in err, err
+
+
+def test_a_phase_of_many_short_steps_is_one_bar(capsys):
+    """36 short languages: one line for the phase, none for each language's batches."""
+    plan = BatchPlan(batch_size=4)
+    with progress.phase(3, "embed", unit="task") as shown:
+        for _ in range(3):
+            run_pipelined(list(range(20)), [3] * 20, plan, lambda batch: batch, desc="inner")
+            shown.update(1)
+    err = capsys.readouterr().err
+    assert "embed" in err and "/3" in err
+    assert "inner" not in err  # a 20-item step stays silent inside a phase

@@ -141,3 +141,91 @@ def test_bad_model_args_are_one_line_user_errors(tmp_path: Path, args: str, expe
     with pytest.raises(ValueError) as err:
         XtremeLM.create_from_arg_string(args.format(yaml=yaml_file, dir=tmp_path / "d"), {"device": "cpu"})
     assert is_user_error(err.value) and expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unwritable_outputs_are_found_before_any_work(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--out`` of sweep/report/export and lm-eval's ``--output_path`` are checked first:
+    one line, exit 2, nothing run (lm-eval itself would only warn after the run)."""
+    from harness_ext.adapters.xtreme_lm import XtremeLM
+    from harness_ext.cli import main
+    from harness_ext.outputs import OutputError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = blocker / "out"
+    fixtures = Path(__file__).parent / "fixtures" / "results"
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("systems:\n  a: {family: x, size: 1, encoder: ./enc}\n")
+    for argv in (["sweep", str(yaml_file), "--out", str(bad)], ["report", str(fixtures), "--out", str(bad)],
+                 ["export", str(fixtures), "--out", str(bad)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--out" in err[0] and str(bad) in err[0] and "a file, not a folder" in err[0], err
+    assert not (tmp_path / "a-file").is_dir()
+    monkeypatch.setattr("sys.argv", ["lm_eval", "run", "--model", "xtreme", "--output_path", str(bad)])
+    with pytest.raises(OutputError, match="--output_path"):
+        XtremeLM(pretrained="x", device="cpu")
+    monkeypatch.setattr("sys.argv", ["lm_eval", "run", "--output_path", str(tmp_path / "fine" / "r.json")])
+    XtremeLM(pretrained="x", device="cpu", use_cache=False)
+
+
+def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path, capsys) -> None:
+    from harness_ext.cli import main
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("systems:\n  a: {family: x, size: 1, encoder: e}\n  a: {family: x, size: 1, encoder: e}\n")
+    args = ["score", "--predictions", str(tmp_path / "nope"), "--labels", str(tmp_path / "nope")]
+    assert main(args) == 2
+    quiet = capsys.readouterr().err.strip().splitlines()
+    assert len(quiet) == 1 and quiet[0].startswith("error: ")
+    assert main(["--verbose", "checkpoints", "validate", str(path)]) == 1  # validate reports, exit 1
+    capsys.readouterr()
+    from harness_ext.systems import load_systems  # noqa: F401 - a raising command, verbose
+    assert main(["--verbose", "sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    loud = capsys.readouterr().err
+    assert "Traceback" in loud and loud.strip().splitlines()[-1].startswith("error: ") and "duplicate key" in loud
+
+
+def test_lm_eval_command_line_stops_before_compute_and_ends_with_our_line(tmp_path, shared_data, minilm_path):
+    """The issue's reproduction through the real ``lm_eval`` command: Tatoeba + XQuAD with an
+    encoder lacking the QA head, plus BUCC without data. lm-eval prints the traceback itself;
+    its last line is our message, and the warning says BUCC was left out."""
+    import os
+    import subprocess
+
+    data = _data_with(tmp_path, shared_data, "tatoeba", "xquad")
+    env = {**os.environ, "XTREME_DATA_DIR": str(data)}
+    done = subprocess.run(
+        ["lm_eval", "run", "--model", "xtreme", "--model_args", f"pretrained={minilm_path},use_cache=false",
+         "--tasks", "xtreme-tatoeba-de,xtreme-xquad-en,xtreme-bucc2018-de", "--limit", "2", "--device", "cpu",
+         "--output_path", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness_ext.adapters.xtreme_lm.PreflightError: 1 checkpoint problem(s)"), done.stderr[-2000:]
+    assert "xtreme_xquad (1 language)" in last and "question-answering head" in last
+    assert "left out for missing data" in done.stderr and "xtreme_bucc2018 (1 language)" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoints_validate_unreadable_files(tmp_path: Path, capsys) -> None:
+    """A folder where the weights file belongs and a config.json of garbage bytes: one line each."""
+    import textwrap
+
+    from harness_ext.systems import validate_command
+    from tests.helpers.tiny_models import tiny_xlmr
+
+    for name in ("a", "b"):
+        tiny_xlmr(tmp_path, head="sequence-classification", name=name)
+    (tmp_path / "a" / "model.safetensors").unlink()
+    (tmp_path / "a" / "model.safetensors").mkdir()
+    (tmp_path / "b" / "config.json").write_bytes(b"\xff\xfe garbage {")
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""
+        systems:
+          s: {family: x, size: 1, checkpoints: {xnli: ./a, pawsx: ./b}}
+        """))
+    assert validate_command(path) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": error: " in line]
+    assert len(lines) == 2
+    assert "model.safetensors: is a folder" in lines[0] and "b/config.json: cannot read the model config" in lines[1]

@@ -25,6 +25,7 @@ Sources, cited per entry:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -164,10 +165,52 @@ XQUAD_FILES = {  # lang: (questions, digest) counted/hashed from deepmind/xquad 
     "zh": (1190, "e78ff88cf9604ea9"),
 }
 
+#: XTREME's UD-POS test sets counted from UD v2.5 (see UDPOS_SOURCE): lang -> (sentences, digest, treebanks)
+UDPOS_V25: dict[str, tuple[int, str, tuple[str, ...]]] = {
+    "af": (425, "bd59afbc6b48944c", ('Afrikaans-AfriBooms',)),
+    "bg": (1116, "35a24f6ce5aea353", ('Bulgarian-BTB',)),
+    "el": (456, "2d06228a534f16bf", ('Greek-GDT',)),
+    "en": (5440, "b5b5608caf7b4177", ('English-ESL', 'English-EWT', 'English-GUM', 'English-LinES', 'English-ParTUT', 'English-Pronouns', 'English-PUD')),
+    "es": (3147, "2f25a09acf6090fd", ('Spanish-AnCora', 'Spanish-GSD', 'Spanish-PUD')),
+    "et": (3760, "c9bfe7c6c942cb91", ('Estonian-EDT', 'Estonian-EWT')),
+    "eu": (1799, "5a20795b673658df", ('Basque-BDT',)),
+    "fa": (600, "cc4fdc4ca814a3c1", ('Persian-Seraji',)),
+    "fi": (4422, "5d4ad3c1e7b76ef7", ('Finnish-FTB', 'Finnish-PUD', 'Finnish-TDT')),
+    "fr": (5009, "637bb3d4d3fb4224", ('French-FQB', 'French-FTB', 'French-GSD', 'French-ParTUT', 'French-PUD', 'French-Sequoia', 'French-Spoken')),
+    "he": (491, "4f2d7427acac9bbe", ('Hebrew-HTB',)),
+    "hu": (449, "64ee704c2f5cccee", ('Hungarian-Szeged',)),
+    "id": (1557, "d3347d5860177b36", ('Indonesian-GSD', 'Indonesian-PUD')),
+    "it": (3518, "65d7d512c1f85c58", ('Italian-ISDT', 'Italian-ParTUT', 'Italian-PoSTWITA', 'Italian-PUD', 'Italian-TWITTIRO', 'Italian-VIT')),
+    "kk": (1047, "bb0ca1113113ceb1", ('Kazakh-KTB',)),
+    "ko": (4276, "2311efaa08ddf2e2", ('Korean-GSD', 'Korean-Kaist', 'Korean-PUD')),
+    "mr": (47, "67eacd26e749ef33", ('Marathi-UFAL',)),
+    "nl": (1471, "206ed7d5d3793186", ('Dutch-Alpino', 'Dutch-LassySmall')),
+    "pt": (2681, "1581ba3dcc034bfe", ('Portuguese-Bosque', 'Portuguese-GSD', 'Portuguese-PUD')),
+    "ta": (120, "18333281c13bdba1", ('Tamil-TTB',)),
+    "te": (146, "d13ad611b90d6f33", ('Telugu-MTG',)),
+    "th": (1000, "5920da8ca168ef1e", ('Thai-PUD',)),
+    "tl": (55, "889e372eb2fd60f0", ('Tagalog-TRG',)),
+    "tr": (4785, "aa3c871fb4010daf", ('Turkish-GB', 'Turkish-IMST', 'Turkish-PUD')),
+    "ur": (535, "35843e7d91d18253", ('Urdu-UDTB',)),
+    "vi": (800, "47d5495e4424fc1e", ('Vietnamese-VTB',)),
+    "yo": (100, "cac30e466c42f5f0", ('Yoruba-YTB',)),
+    "zh": (3455, "564004936b54ee72", ('Chinese-CFL', 'Chinese-GSD', 'Chinese-GSDSimp', 'Chinese-HK', 'Chinese-PUD')),
+}
+#: languages whose hub config, simulated on the same r2.5 files, holds exactly XTREME's sentences
+UDPOS_HUB_SAME = frozenset({"af", "bg", "eu", "hu", "id", "ko", "te", "th", "tl", "ur", "yo"})
+#: languages whose count is unknown: the r2.5 test file of this treebank was not in the snapshot available
+UDPOS_ABSENT = {"ar": "Arabic-PADT", "de": "German-HDT", "hi": "Hindi-HDTB", "ja": "Japanese-BCCWJ", "ru": "Russian-SynTagRus"}
+UDPOS_SOURCE = (
+    "sentences of XTREME's pooled UD v2.5 test set ({treebanks}), counted from each treebank's test file at git "
+    "tag r2.5 of github.com/UniversalDependencies/UD_<treebank> with this project's reproduction of XTREME's "
+    "conversion (sentences with hidden forms dropped, as udpos_preprocess does); the hub builder's rule applied "
+    "to the same files gives the hub card's {hub:,}, so no treebank of the release is missing"
+)
 UDPOS_HUB_CAVEAT = (
     "the hub's udpos.{name} test has {n} sentences ({card}); its builder pools every UD v2.5 treebank whose "
-    "path contains '_{name}' (XTREME selects by the file's language code, e.g. {lang}_*-ud-test.conllu) "
-    "and splits multi-word tokens into syntactic words, so it is not XTREME's data"
+    "path contains '_{name}' (XTREME selects by the file's language code, e.g. {lang}_*-ud-test.conllu), "
+    "splits multi-word tokens into syntactic words and keeps spaces inside words, so for this language it "
+    "is not XTREME's data"
 )
 #: what the name rule is known to pull in (Ancient Greek: UD_Ancient_Greek-PROIEL/-Perseus contain "_Greek")
 UDPOS_HUB_EXTRA = {"el": "; udpos.Greek includes the Ancient Greek treebanks (grc_proiel, grc_perseus)"}
@@ -207,11 +250,18 @@ def _build() -> dict[tuple[str, str], Fingerprint]:
     for lang in TASKS["udpos"].languages:
         name = UDPOS_HUB_NAMES[lang]
         n = HUB_TEST_SIZES[f"udpos.{name}"]
-        add("udpos", lang, None, "sentences",
-            "unknown: no source found for the size of XTREME's pooled UD v2.5 test set for this language "
-            "(the hub's udpos configs select treebanks differently, so their sizes are not it)",
-            hub_caveat=UDPOS_HUB_CAVEAT.format(name=name, n=f"{n:,}", card=_card(f"udpos.{name}"), lang=lang)
+        caveat = "" if lang in UDPOS_HUB_SAME else (
+            UDPOS_HUB_CAVEAT.format(name=name, n=f"{n:,}", card=_card(f"udpos.{name}"), lang=lang)
             + UDPOS_HUB_EXTRA.get(lang, ""))
+        if lang in UDPOS_V25:
+            count, dg, treebanks = UDPOS_V25[lang]
+            add("udpos", lang, count, "sentences", UDPOS_SOURCE.format(treebanks=", ".join(treebanks), hub=n),
+                digest=dg, hub_caveat=caveat)
+        else:
+            add("udpos", lang, None, "sentences",
+                f"unknown: the UD v2.5 (git tag r2.5) test file of UD_{UDPOS_ABSENT[lang]} was not in the repository "
+                f"snapshot available to us, so XTREME's pooled test set could not be counted",
+                hub_caveat=caveat)
     for lang in TASKS["panx"].languages:
         add("panx", lang, HUB_TEST_SIZES[f"PAN-X.{lang}"], "sentences",
             _card(f"PAN-X.{lang}") + "; the builder reads the Rahimi et al. (2019) split files that XTREME uses")
@@ -267,6 +317,11 @@ def digest(task: str, docs: list[dict]) -> str | None:
         return _short_sha(f"{d['src']}\t{d['tgt']}" for d in docs)
     if task == "xquad":
         return _short_sha(sorted(f"{d['id']}\t{d['question'].strip()}" for d in docs))
+    if task == "udpos":  # order-free: the hub pools treebanks in archive order, XTREME in file-name order
+        return _short_sha(sorted(
+            hashlib.sha256(json.dumps([d["words"], d["tags"]], ensure_ascii=False).encode("utf-8")).hexdigest()
+            for d in docs
+        ))
     return None
 
 
@@ -284,6 +339,8 @@ def _likely_cause(fp: Fingerprint, origin: str) -> str:
         return fp.hub_caveat
     if origin == "hub":
         return "the hub copy differs from the official files (another revision?)"
+    if fp.task == "udpos":
+        return "not every UD v2.5 treebank of the language is there, or the files come from another UD release"
     return "a different release, a partial or edited file, or a reader that dropped lines (check the file)"
 
 

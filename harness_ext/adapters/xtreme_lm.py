@@ -179,19 +179,6 @@ def _resolve_dtype(dtype: str | None, device: str) -> str:
     return dtype
 
 
-class _AcceleratorView:
-    """The two ``accelerate.Accelerator`` methods older lm-eval releases call, over our collectives."""
-
-    def __init__(self, lm: Any) -> None:
-        self._lm = lm
-
-    def gather(self, tensor):
-        return self._lm.all_gather(tensor)
-
-    def wait_for_everyone(self) -> None:
-        self._lm.barrier()
-
-
 def parse_max_memory(value: str) -> tuple[tuple[int | str, str], ...]:
     """``"0:70GiB;1:70GiB;cpu:200GiB"`` -> ``((0, "70GiB"), (1, "70GiB"), ("cpu", "200GiB"))``."""
     pairs = []
@@ -311,6 +298,13 @@ class XtremeLM(LM):
                     f"known systems: {', '.join(sorted(systems)) or '(none)'}"
                 )
             self._system = systems[system]
+        self._check_outputs()
+        from harness_ext.tasks.base import PENDING, UNAVAILABLE
+
+        # lm-eval builds the model before the tasks: what earlier runs in this process left
+        # behind (a sweep runs many jobs in one process) must not be checked or reported here
+        PENDING.clear()
+        UNAVAILABLE.clear()
         self._keep_loaded = max(1, _as_int(keep_loaded, "keep_loaded") or 1)
         self._loaded: OrderedDict[CheckpointChoice, Any] = OrderedDict()
 
@@ -400,6 +394,26 @@ class XtremeLM(LM):
 
         return replace(self.settings, **dict(choice.settings))
 
+    def _check_outputs(self) -> None:
+        """Before any task is built: lm-eval's ``--output_path`` must be writable (lm-eval
+        itself only warns at the end, having saved nothing); an unwritable embedding cache
+        warns once and the run goes on uncached."""
+        from harness_ext.outputs import output_path_from_argv, require_writable
+
+        if Path(str(sys.argv[0] if sys.argv else "")).name in ("lm_eval", "lm-eval", "xtreme-eval", "__main__.py"):
+            target = output_path_from_argv(sys.argv[1:])
+            if target:
+                folder = Path(target)
+                require_writable(folder.parent if folder.suffix == ".json" else folder, "--output_path")
+        if self.settings.use_cache:
+            from harness_ext.retrieval.cache import default_cache_dir, warn_unwritable
+            from harness_ext.outputs import writable_dir
+
+            root = default_cache_dir(self.settings.cache_dir)
+            problem = writable_dir(root)
+            if problem:
+                warn_unwritable(root, problem)
+
     # ------------------------------------------------------------ preflight
     def preflight(self) -> None:
         """Check the checkpoint of every task whose requests lm-eval has built, before the
@@ -478,19 +492,24 @@ class XtremeLM(LM):
 
             for task_name in by_task:
                 refuse_if_nonstandard(*parse_leaf_name(task_name))
-        for task_name, indices in by_task.items():
-            choice = self.checkpoint_for(task_name, kind)
-            loaded = self.load(choice)
-            if getattr(loaded, "head", choice.head) == "seq2seq":
-                module = importlib.import_module(TEXT2TEXT_MODULE)
-                answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
-            else:
-                module = importlib.import_module(ADAPTER_MODULES[kind])
-                answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
-            if len(answers) != len(indices):
-                raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
-            for i, answer in zip(indices, answers):
-                responses[i] = answer
+        from harness_ext.progress import phase
+
+        with phase(len(by_task), kind, unit="task") as shown:  # one line with an ETA over all languages
+            for task_name, indices in by_task.items():
+                shown.set_postfix_str(task_name, refresh=False)
+                choice = self.checkpoint_for(task_name, kind)
+                loaded = self.load(choice)
+                if getattr(loaded, "head", choice.head) == "seq2seq":
+                    module = importlib.import_module(TEXT2TEXT_MODULE)
+                    answers = module.answer(kind, loaded, [requests[i] for i in indices], self.settings_for(choice))
+                else:
+                    module = importlib.import_module(ADAPTER_MODULES[kind])
+                    answers = module.answer(loaded, [requests[i] for i in indices], self.settings_for(choice))
+                if len(answers) != len(indices):
+                    raise RuntimeError(f"{module.__name__} answered {len(answers)} of {len(indices)} {kind} requests")
+                for i, answer in zip(indices, answers):
+                    responses[i] = answer
+                shown.update(1)
         return responses
 
     def classify(self, requests: list[Instance]) -> list[str]:
@@ -519,12 +538,6 @@ class XtremeLM(LM):
     def barrier(self) -> None:
         if self._collectives is not None:
             self._collectives.barrier()
-
-    @property
-    def accelerator(self) -> "_AcceleratorView":
-        """lm-eval 0.4.9-0.4.11 gather through ``lm.accelerator.gather`` / ``wait_for_everyone``
-        in data-parallel runs (0.4.12 moved to ``all_gather`` / ``barrier``): the same collectives."""
-        return _AcceleratorView(self)
 
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):

@@ -130,7 +130,10 @@ def load_tokenizer(candidates: Iterable[str | Path | None], where: str, option: 
         try:
             return AutoTokenizer.from_pretrained(str(option), local_files_only=hub_offline() or Path(str(option)).exists())
         except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
-            raise CheckpointError(f"{where}: cannot load tokenizer {option!r}: {exc}") from exc
+            missing = sentencepiece_missing()
+            hint = (f" (if its tokenizer is a sentencepiece model, as mT5's is, it needs '{missing}': "
+                    "pip install 'xtreme-harness[sentencepiece]')") if missing else ""
+            raise CheckpointError(f"{where}: cannot load tokenizer {option!r}: {exc}{hint}") from exc
     tried = []
     for cand in candidates:
         if not cand:
@@ -140,6 +143,7 @@ def load_tokenizer(candidates: Iterable[str | Path | None], where: str, option: 
         if path.is_dir():
             if not any((path / f).exists() for f in TOKENIZER_FILES):
                 continue
+            require_sentencepiece(path)
             try:
                 return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             except Exception as exc:  # noqa: BLE001
@@ -280,6 +284,35 @@ def apply_label_names(config: Any, head: str, names: Iterable[str] | None, where
         raise CheckpointError(f"{where}: {len(names)} label names {names} for a head with {config.num_labels} outputs")
     config.id2label = dict(enumerate(names))
     config.label2id = {n: i for i, n in enumerate(names)}
+
+
+#: a tokenizer shipped only as a sentencepiece model (mT5's spiece.model, XLM-R's
+#: sentencepiece.bpe.model) with no tokenizer.json beside it
+SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model")
+
+
+def sentencepiece_missing() -> str | None:
+    """``"sentencepiece"`` or ``"protobuf"`` when that package is not installed, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("sentencepiece") is None:
+        return "sentencepiece"
+    try:
+        protobuf = importlib.util.find_spec("google.protobuf")
+    except ModuleNotFoundError:  # no "google" namespace at all
+        protobuf = None
+    return None if protobuf is not None else "protobuf"
+
+
+def require_sentencepiece(folder: Path) -> None:
+    """A sentencepiece-only tokenizer needs ``sentencepiece`` and ``protobuf`` (transformers
+    converts it to a fast tokenizer with both); without them transformers 5 fails with an
+    unrelated message (``tiktoken is required``), so name the extra first."""
+    if (folder / "tokenizer.json").exists() or not any((folder / f).exists() for f in SENTENCEPIECE_FILES):
+        return
+    missing = sentencepiece_missing()
+    if missing:
+        raise missing_extra("sentencepiece", missing, f"{folder} (tokenizer: a sentencepiece model, no tokenizer.json)")
 
 
 def missing_extra(extra: str, module: str, where: str) -> CheckpointError:

@@ -106,8 +106,9 @@ def torch_load(path: Path, what: str = "a torch.save file", mmap: bool = False) 
             if _root(name) not in STAND_IN_ROOTS:
                 raise refuse(path, what, name) from None
             allowed.append((_stand_in(name), name))
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: truncated or corrupted file (expected {what}): {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - torch's readers raise anything on garbage (struct, Index, OS...)
+            raise CheckpointError(f"{path}: truncated or corrupted file (expected {what}): "
+                                  f"{type(exc).__name__}: {_first_line(exc)}") from exc
     raise CheckpointError(f"{path}: cannot read {what}: too many foreign classes")
 
 
@@ -173,8 +174,9 @@ def check_complete(path: Path, what: str) -> None:
     try:
         with zipfile.ZipFile(path) as z:  # CRC-check what is cheap to read; the directory always
             bad = z.testzip() if path.stat().st_size < 2**31 else (z.infolist() and None)
-    except zipfile.BadZipFile as exc:
-        raise CheckpointError(f"{path}: truncated or corrupted file (expected {what}): {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, OSError (bad seek), struct/zlib errors
+        raise CheckpointError(f"{path}: truncated or corrupted file (expected {what}): "
+                              f"{type(exc).__name__}: {_first_line(exc)}") from exc
     if bad is not None:
         raise CheckpointError(f"{path}: corrupted entry {bad} (expected {what})")
 

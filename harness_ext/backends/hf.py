@@ -110,10 +110,15 @@ def check_weight_files(folder: Path) -> None:
         f = Path(name)
         if not f.exists():
             raise CheckpointError(f"{f}: shard listed in the index is missing")
-        if f.suffix == ".safetensors":
-            check_safetensors(f)
-        elif f.suffix == ".bin":
-            check_torch_zip(f)
+        if not f.is_file():
+            raise CheckpointError(f"{f}: is a folder, not a weights file")
+        try:
+            if f.suffix == ".safetensors":
+                check_safetensors(f)
+            elif f.suffix == ".bin":
+                check_torch_zip(f)
+        except OSError as exc:
+            raise CheckpointError(f"{f}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from exc
 
 
 def _index_map(index: Path) -> dict[str, str]:

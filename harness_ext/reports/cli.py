@@ -25,6 +25,14 @@ def _exit(code: int) -> None:
         raise SystemExit(code)
 
 
+def _writable(out: Optional[Path]) -> None:
+    """Check ``--out`` before reading or running anything."""
+    if out is not None:
+        from harness_ext.outputs import require_writable
+
+        require_writable(out, "--out")
+
+
 def _formats(value: str) -> list[str]:
     from harness_ext.reports.tables import FORMATS
 
@@ -42,6 +50,7 @@ def report(
     formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
 ) -> None:
     """Leaderboard (XTREME score, categories, tasks) and per-language tables from lm-eval results."""
+    _writable(out)
     from harness_ext.reports.results import all_scores, collect
     from harness_ext.reports.tables import combined_markdown, report_tables, write_tables
 
@@ -63,6 +72,7 @@ def efficacy(
     formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
 ) -> None:
     """Gain of intermediate-task training over each system's baseline, by size and seed, with paired bootstrap CIs."""
+    _writable(out)
     from harness_ext.reports.efficacy import compute_efficacy, efficacy_tables, metadata_from_systems
     from harness_ext.reports.official import ReportError
     from harness_ext.reports.results import all_scores, collect
@@ -99,6 +109,7 @@ def export(
     allow_partial: bool = typer.Option(False, "--allow-partial", help="also write languages evaluated with --limit"),
 ) -> None:
     """Write predictions in the official XTREME submission layout from lm-eval samples files."""
+    _writable(out)
     from harness_ext.reports.export import export_predictions
     from harness_ext.reports.results import collect
 
@@ -126,6 +137,7 @@ def sweep(
     model_args: Optional[str] = typer.Option(None, "--model-args", help="more --model_args for every job, k=v,k=v (e.g. max_length=256)"),
 ) -> None:
     """Run every system x task of checkpoints.yaml; finished jobs are skipped, failures reported per job."""
+    _writable(out)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

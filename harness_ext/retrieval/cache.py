@@ -14,6 +14,12 @@ chunk files ``<uuid>.vectors.npy`` + ``<uuid>.keys.npy``. A chunk is written as
 temporary files renamed into place with ``os.replace``, keys last: a reader
 only sees chunks whose keys file exists, so a crash or a concurrent writer never
 leaves a half-written entry visible. Vectors are read through ``mmap``.
+
+Entries are verified before use: each chunk has a ``<uuid>.check.json`` (shape, dtype and
+SHA-1 of the vector bytes as written), and on first use in a process its vectors must match
+it, be float32, have as many rows as its keys and be finite. A chunk that fails (edited,
+truncated, deleted, NaN, wrong width) is dropped with one warning and its texts are embedded
+again. A cache folder that cannot be written warns once; the run goes on uncached.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from harness_ext.outputs import writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +129,10 @@ class CacheNamespace:
     _chunks: list[Path] = field(default_factory=list, repr=False)
     _arrays: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _seen_files: set[str] = field(default_factory=set, repr=False)
+    _keys: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _verified: dict[int, bool] = field(default_factory=dict, repr=False)
+    _width: int | None = field(default=None, repr=False)
+    _unwritable: bool = field(default=False, repr=False)
 
     def refresh(self) -> None:
         """Pick up chunks written since the last look (by us or another process)."""
@@ -141,15 +153,77 @@ class CacheNamespace:
             if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
                 log.warning("embedding cache: skipping %s (not a %d-byte key table)", keys_file, KEY_BYTES)
                 continue
+            self._keys[chunk] = keys
             for row, key in enumerate(keys):
                 self._index.setdefault(key.tobytes(), (chunk, row))
+
+    def _check(self, chunk: int) -> bool:
+        """True when the chunk's vectors are what was written (once per process per chunk);
+        otherwise its entries leave the index, with one warning, to be embedded again."""
+        if chunk in self._verified:
+            return self._verified[chunk]
+        vectors_file = self._chunks[chunk]
+        problem = self._problem(chunk, vectors_file)
+        self._verified[chunk] = problem is None
+        if problem is None:
+            return True
+        log.warning("embedding cache: %s is damaged (%s); its %d entries are embedded again",
+                    vectors_file, problem, len(self._keys.get(chunk, ())))
+        for row, key in enumerate(self._keys.get(chunk, ())):
+            if self._index.get(key.tobytes()) == (chunk, row):
+                del self._index[key.tobytes()]
+        self._arrays.pop(chunk, None)
+        for path in (vectors_file, _check_file(vectors_file), vectors_file.with_name(
+                vectors_file.name.replace(".vectors.npy", ".keys.npy"))):
+            try:  # remove it so later runs do not warn again; a read-only cache keeps it
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        return False
+
+    def _problem(self, chunk: int, vectors_file: Path) -> str | None:
+        try:
+            array = np.load(vectors_file, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            return "vectors file missing"
+        except Exception as err:  # noqa: BLE001 - truncated/empty/garbled .npy: EOF, ValueError, ...
+            return f"unreadable: {type(err).__name__}: {str(err)[:120]}"
+        rows = len(self._keys.get(chunk, ()))
+        if array.dtype != np.float32 or array.ndim != 2:
+            return f"expected a float32 matrix, found {array.dtype} with shape {array.shape}"
+        if array.shape[0] != rows:
+            return f"{array.shape[0]} vectors for {rows} keys"
+        try:
+            check = json.loads(_check_file(vectors_file).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            check = None  # written before checksums existed: shape and values are still checked
+        except (OSError, ValueError) as err:
+            return f"unreadable checksum file: {err}"
+        digest = hashlib.sha1()
+        finite = True
+        for start in range(0, array.shape[0], 65536):
+            block = np.ascontiguousarray(array[start:start + 65536])
+            digest.update(block.tobytes())
+            finite = finite and bool(np.isfinite(block).all())
+        if isinstance(check, dict):
+            if list(check.get("shape", [])) != list(array.shape) or check.get("dtype") != "float32":
+                return f"shape {list(array.shape)}, written as {check.get('shape')}"
+            if check.get("sha1") != digest.hexdigest():
+                return "checksum differs from the one written (the bytes were changed)"
+        if not finite:
+            return "holds NaN or infinite values"
+        if self._width is not None and array.shape[1] != self._width:
+            return f"vectors of width {array.shape[1]}, the namespace's are {self._width}"
+        self._width = array.shape[1]
+        self._arrays[chunk] = array
+        return None
 
     def __len__(self) -> int:
         return len(self._index)
 
     def _array(self, chunk: int) -> np.ndarray:
-        if chunk not in self._arrays:
-            self._arrays[chunk] = np.load(self._chunks[chunk], mmap_mode="r")
+        if chunk not in self._arrays:  # normally filled by _check
+            self._arrays[chunk] = np.load(self._chunks[chunk], mmap_mode="r", allow_pickle=False)
         return self._arrays[chunk]
 
     def get(self, texts: Sequence[str]) -> tuple[np.ndarray | None, list[int]]:
@@ -161,6 +235,9 @@ class CacheNamespace:
         """
         self.refresh()
         located = [self._index.get(text_key(text)) for text in texts]
+        bad = {c for c in {w[0] for w in located if w is not None} if not self._check(c)}
+        if bad:
+            located = [None if w is not None and w[0] in bad else w for w in located]
         missing = [i for i, where in enumerate(located) if where is None]
         if len(missing) == len(texts):
             return None, missing
@@ -185,15 +262,24 @@ class CacheNamespace:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[0] != len(texts):
             raise ValueError(f"{len(texts)} texts but {vectors.shape[0]} vectors")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        meta = self.folder / "namespace.json"
-        if not meta.exists():
-            _atomic_write_bytes(meta, json.dumps(dict(self.key), indent=1, sort_keys=True, default=str).encode())
+        if self._unwritable:
+            return
         # raw bytes as uint8 rows: a numpy "S20" string would drop a digest's trailing NUL bytes
         keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype=np.uint8).reshape(len(texts), KEY_BYTES)
         name = uuid.uuid4().hex
-        _atomic_save(self.folder / f"{name}.vectors.npy", vectors)
-        _atomic_save(self.folder / f"{name}.keys.npy", keys)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            meta = self.folder / "namespace.json"
+            if not meta.exists():
+                _atomic_write_bytes(meta, json.dumps(dict(self.key), indent=1, sort_keys=True, default=str).encode())
+            vectors_file = self.folder / f"{name}.vectors.npy"
+            _atomic_save(vectors_file, vectors)
+            check = {"shape": list(vectors.shape), "dtype": "float32", "sha1": hashlib.sha1(vectors.tobytes()).hexdigest()}
+            _atomic_write_bytes(_check_file(vectors_file), json.dumps(check).encode())
+            _atomic_save(self.folder / f"{name}.keys.npy", keys)
+        except OSError as err:
+            self._unwritable = True
+            warn_unwritable(self.folder.parent, err)
 
 
 class EmbeddingCache:
@@ -202,13 +288,35 @@ class EmbeddingCache:
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = default_cache_dir(root)
         self._namespaces: dict[str, CacheNamespace] = {}
+        problem = writable_dir(self.root)
+        self.writable = problem is None
+        if problem:  # found before any embedding; cached entries are still read
+            warn_unwritable(self.root, problem)
 
     def namespace(self, identity: Mapping[str, Any], **settings: Any) -> CacheNamespace:
         key = {"checkpoint": dict(identity), **settings}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
         if digest not in self._namespaces:
-            self._namespaces[digest] = CacheNamespace(self.root / digest, key)
+            self._namespaces[digest] = CacheNamespace(self.root / digest, key, _unwritable=not self.writable)
         return self._namespaces[digest]
+
+
+_WARNED: set[str] = set()
+
+
+def warn_unwritable(folder: Path, err: BaseException | str) -> None:
+    """One warning per cache root and process: the run goes on without caching."""
+    root = str(folder)
+    if root in _WARNED:
+        return
+    _WARNED.add(root)
+    reason = getattr(err, "strerror", None) or str(err)
+    log.warning("embedding cache: cannot write to %s (%s); continuing without caching "
+                "(set cache_dir= in --model_args or $%s to a writable folder)", root, reason, CACHE_ENV)
+
+
+def _check_file(vectors_file: Path) -> Path:
+    return vectors_file.with_name(vectors_file.name.replace(".vectors.npy", ".check.json"))
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

@@ -124,6 +124,8 @@ def faiss_info() -> FaissInfo:
     if info.problem:
         fallback = "faiss CPU" if info.module is not None else "torch exact search"
         log.warning("%s. Retrieval continues on %s (same neighbours, slower).", info.problem, fallback)
+    elif info.module is None:
+        log.info("faiss is not installed: retrieval uses torch's exact search ('.[cpu]' or '.[gpu]' adds faiss)")
     return info
 
 

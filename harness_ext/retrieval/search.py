@@ -48,6 +48,8 @@ DEFAULT_BLOCK_SIZE = 65536
 #: torch backend: most query x database similarities computed at once (float32: 256 MiB);
 #: measured (bench/bench_retrieval_scale.py, docs/benchmarks.md): N=20k x 20k peaked at 1.8 GiB before
 TORCH_MAX_SCORES = 1 << 26
+#: the same on a GPU (1 GiB of scores): fewer, larger matmul + topk launches for BUCC-size databases
+TORCH_MAX_SCORES_GPU = 1 << 28
 
 
 def as_float32(x: np.ndarray) -> np.ndarray:
@@ -208,7 +210,8 @@ def torch_topk(block: np.ndarray, database, k: int) -> tuple[np.ndarray, np.ndar
     """
     import torch
 
-    rows = max(1, TORCH_MAX_SCORES // max(1, len(database)))
+    budget = TORCH_MAX_SCORES_GPU if database.device.type == "cuda" else TORCH_MAX_SCORES
+    rows = max(1, budget // max(1, len(database)))
     values, indices = [], []
     precision = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")

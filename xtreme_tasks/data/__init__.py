@@ -108,9 +108,8 @@ def load_checked(
         raise DataError(f"{spec.title} {lang} {split}: no documents were read")
     origin = "local" if root is not None else "hub"
     known = ""
-    if origin == "hub" and getattr(module, "HUB_IS_NOT_XTREME", False):
-        fp = fingerprints.fingerprint(task, lang)
-        known = fp.hub_caveat if fp and fp.hub_caveat else f"the hub copy of {spec.title} is not XTREME's data"
+    if origin == "hub" and hasattr(module, "hub_caveat"):
+        known = module.hub_caveat(lang)
     result = fingerprints.check(task, lang, split, docs, origin, known_nonstandard=known)
     return docs, fingerprints.enforce(result, strict)
 
