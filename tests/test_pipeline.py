@@ -38,7 +38,8 @@ def _workers_alive() -> list[str]:
 
 
 def _settings(pipelined: bool, **kwargs) -> AdapterSettings:
-    return AdapterSettings(extra={"pipeline": pipelined}, **kwargs)
+    # waves as on an accelerator (the CPU default is one wave), so the tests cover them
+    return AdapterSettings(extra={"pipeline": pipelined, "waves": True}, **kwargs)
 
 
 def _minilm(minilm_path: Path, head: str, labels=None) -> LoadedCheckpoint:
@@ -330,3 +331,33 @@ def test_qa_windows_cut_from_one_context_encoding_equal_per_question_windows(min
     monkeypatch.setattr(span, "_cut_windows", lambda *a: cut_calls.append(1) or original(*a))
     span.encode_windows(tokenizer, questions, contexts, 128, 100)
     assert cut_calls
+
+
+def test_text2text_pipelined_equals_sequential(tmp_path, shared_data):
+    """mT5-style checkpoints (a tiny random mT5): rank scores and greedy generations are the same."""
+    from test_t2t_adapter import tiny_t2t_mt5
+
+    from harness_ext.adapters import text2text
+    from harness_ext.backends import load_checkpoint
+
+    loaded = load_checkpoint(str(tiny_t2t_mt5(tmp_path / "mt5")), "seq2seq")
+    texts = [f"xnli premise: {t} hypothesis: {t[::-1]}" for t in _tatoeba(shared_data, 40)]
+    targets = [loaded.tokenizer(t)["input_ids"] for t in ("entailment", "neutral", "contradiction")]
+    out = {}
+    for pipelined in (False, True):
+        runner = text2text.Seq2SeqRunner(loaded, _settings(pipelined, batch_size=4))
+        inputs, _ = runner.encode(texts, [256] * len(texts))
+        out[pipelined] = (runner.score(inputs, targets), runner.generate(inputs[:12], [6] * 12))
+    assert out[True] == out[False]
+    assert len(out[True][0]) == len(texts) and len(out[True][1]) == 12
+
+
+def test_requests_come_in_waves_on_an_accelerator_and_in_one_on_the_cpu():
+    from harness_ext.adapters.pipeline import request_waves, wave_bounds
+
+    assert wave_bounds(1000, 64) == [(0, 64), (64, 192), (192, 448), (448, 960), (960, 1000)]
+    assert request_waves(1000, 64, AdapterSettings(), "cpu") == [(0, 1000)]
+    assert request_waves(1000, 64, AdapterSettings(), "cuda:0") == wave_bounds(1000, 64)
+    assert request_waves(1000, 64, AdapterSettings(extra={"waves": "true"}), "cpu") == wave_bounds(1000, 64)
+    assert request_waves(1000, 64, AdapterSettings(extra={"waves": "false"}), "cuda") == [(0, 1000)]
+    assert request_waves(0, 64, AdapterSettings(), "cpu") == []

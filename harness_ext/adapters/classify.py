@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 #: spellings of the same label found in public checkpoints -> our canonical name
@@ -103,7 +103,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         return [index_to_label[i] for i in predicted.tolist()]
 
     waves = run_waves(
-        wave_bounds(len(requests), first_wave(plan)), encode, plan, forward, prepare=prepare, finish=finish,
+        request_waves(len(requests), first_wave(plan), settings, device), encode, plan, forward, prepare=prepare, finish=finish,
         overlap=overlap_enabled(settings), desc="classify", total=len(requests),
     )
     return [label for _, labels in waves for label in labels]

@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from harness_ext.retrieval.mining import unique_texts
@@ -387,7 +387,7 @@ class Embedder:
                     flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
                     state["pending"], state["vectors"] = [], {index: [] for index in layers}
 
-        bounds = wave_bounds(len(texts), first_wave(self.batch_plan))
+        bounds = request_waves(len(texts), first_wave(self.batch_plan), self.settings, self.device)
         run_waves(
             bounds, encode, self.batch_plan, lambda padded: self._forward_device(padded, layers),
             prepare=prepare, finish=finish, collect=collect, overlap=overlap_enabled(self.settings),

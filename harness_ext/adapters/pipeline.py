@@ -29,6 +29,7 @@ exit the workers are stopped after their current item (queues are bounded by
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections import deque
 from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,8 @@ from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_mem
 
 #: batches prepared ahead of / finished behind the one running
 DEFAULT_DEPTH = 2
+#: seconds a thread may hold the GIL while another wants it, during a pipelined run (Python's default: 0.005)
+SWITCH_INTERVAL = 0.0005
 
 
 class _Done:
@@ -106,9 +109,28 @@ def wave_bounds(n: int, first: int, largest: int = 8192) -> list[tuple[int, int]
     return bounds
 
 
+def request_waves(n: int, first: int, settings: Any, device: Any, largest: int = 8192) -> list[tuple[int, int]]:
+    """:func:`wave_bounds` on an accelerator; one wave (everything tokenised first, one global
+    length sort) on the CPU, or as ``--model_args waves=true|false`` says.
+
+    Why not waves on the CPU: there the tokeniser and the model share the same cores, so
+    there is nothing to hide, while smaller sorted pools make batches of more mixed
+    lengths: bench_adapters' classify went from 1.01x to 0.82-0.90x the floor with
+    waves on this CPU."""
+    from harness_ext.adapters.autobatch import is_gpu
+
+    extra = getattr(settings, "extra", None) or {}
+    value = extra.get("waves")
+    if value is None:
+        on = is_gpu(device)
+    else:
+        on = value if isinstance(value, bool) else str(value).strip().lower() not in ("0", "false", "no", "off")
+    return wave_bounds(n, first, largest) if on else ([(0, n)] if n else [])
+
+
 def first_wave(plan: BatchPlan) -> int:
-    """Requests in the first wave: two full batches of the plan, at most 256 (so the device starts soon)."""
-    return max(32, min(256, 2 * plan.batch_size))
+    """Requests in the first wave: one full batch of the plan, at most 256 (so the device starts soon)."""
+    return max(32, min(256, plan.batch_size))
 
 
 def run_waves(
@@ -147,6 +169,12 @@ def run_waves(
         if executor is None:
             return _Done(_call(fn, *args))
         return executor.submit(_call, fn, *args)
+
+    # the workers run Python (tokeniser glue, padding, decoding) while the caller waits for the device;
+    # with the default 5 ms switch interval the caller can wait that long for the GIL after each batch
+    switch_interval = sys.getswitchinterval()
+    if overlap:
+        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
 
     waves: list[Wave] = []
     orders: list[list[int]] = []
@@ -236,6 +264,7 @@ def run_waves(
         for executor in pools:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(switch_interval)
     return list(zip(waves, results))
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_pipelined, run_waves, wave_bounds
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_pipelined, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 #: official run_squad.py defaults
@@ -457,7 +457,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     prepare, forward, finish = _stages(
         loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length))
     # a question has ~1-2 windows of up to 384 tokens: small waves, so the device starts early
-    bounds = wave_bounds(len(questions), max(4, first_wave(plan) // 8), largest=2048)
+    bounds = request_waves(len(questions), max(4, first_wave(plan) // 8), settings, settings.device, largest=2048)
     waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="extract_span", progress=len(questions) > 64)
     spans = [span for wave, found in waves for span in spans_of(wave.extra, found)]

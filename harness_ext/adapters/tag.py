@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import chunks, host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, run_waves, wave_bounds
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -372,9 +372,11 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
         part = sentences[lo:hi]  # the word lists themselves are shared: unknown-token stand-ins land in place
         words = _encode_words(tokenizer, part)
         windows = _make_windows(tokenizer, part, words, max_length, overlap)
-        for window in windows:
+        by_sentence: dict[int, list[int]] = {}
+        for index, window in enumerate(windows):
             window.sentence += lo
-        return Wave(windows, [len(w.features["input_ids"]) for w in windows], words.lengths)
+            by_sentence.setdefault(window.sentence, []).append(index)
+        return Wave(windows, [len(w.features["input_ids"]) for w in windows], (words.lengths, by_sentence))
 
     device = next(model.parameters()).device
     n_out = int(model.config.num_labels)
@@ -383,7 +385,8 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     tagset_index = {tagset: k for k, tagset in enumerate(tagset_list)}
     # per tagset: head outputs outside the task (never predicted), and head output -> tag index
     blocked = torch.tensor([[m is None for m in mappings[t]] for t in tagset_list], dtype=torch.bool)
-    to_tag = [np.asarray([-1 if m is None else m for m in mappings[t]], dtype=np.int64) for t in tagset_list]
+    # head output -> tag name (never-predicted outputs are masked before the argmax)
+    to_tag = [np.asarray([t[m] if m is not None else "" for m in mappings[t]], dtype=object) for t in tagset_list]
     blocked_on_device = blocked.to(device) if blocked.any() else None
 
     def prepare(batch: list[_Window]) -> tuple[dict, Any, Any, Any]:  # worker thread
@@ -410,32 +413,28 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
             scores = scores.masked_fill(blocked_on_device[index["tagset"]], float("-inf"))
         return scores.argmax(dim=-1), counts, kinds
 
-    def finish(rows: list[_Window], result: tuple) -> list[np.ndarray]:  # worker thread: one device sync per batch
+    def finish(rows: list[_Window], result: tuple) -> list[list[str]]:  # worker thread: one device sync per batch
         best, counts, kinds = result
         flat = best.cpu().numpy()
         bounds = np.cumsum([0, *counts])
-        return [to_tag[kinds[k]][flat[bounds[k] : bounds[k + 1]]] for k in range(len(rows))]
+        return [to_tag[kinds[k]][flat[bounds[k] : bounds[k + 1]]].tolist() for k in range(len(rows))]
 
     plan = plan_for(loaded, settings)
-    bounds = wave_bounds(len(sentences), first_wave(plan))
+    bounds = request_waves(len(sentences), first_wave(plan), settings, device)
     waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="tag", progress=len(sentences) > plan.batch_size)
     responses: list[list[str]] = []
     for (lo, hi), (wave, window_tags) in zip(bounds, waves):
-        windows, lengths = wave.items, wave.extra
-        by_sentence: dict[int, list[int]] = {}
-        for index, window in enumerate(windows):
-            by_sentence.setdefault(window.sentence, []).append(index)
+        windows, (lengths, by_sentence) = wave.items, wave.extra
         for s in range(lo, hi):
             own = by_sentence.get(s, [])
-            tagset = tagsets[s]
             if len(own) == 1:  # the common case: one window holds the whole sentence
-                responses.append([tagset[j] for j in window_tags[own[0]].tolist()])
+                responses.append(window_tags[own[0]])
                 continue
             choice = best_windows([(windows[i].start, windows[i].end) for i in own], lengths[s - lo]) if own else []
             tags = []
             for word in range(len(sentences[s])):
                 window = windows[own[choice[word]]]
-                tags.append(tagset[int(window_tags[own[choice[word]]][word - window.start])])
+                tags.append(window_tags[own[choice[word]]][word - window.start])
             responses.append(tags)
     return responses
