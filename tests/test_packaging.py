@@ -165,15 +165,20 @@ def test_sentencepiece_only_tokenizer_names_its_extra(tmp_path, monkeypatch, abs
     say which extra to install, not transformers 5's unrelated 'tiktoken is required'."""
     import importlib.util
 
+    from harness_ext.backends import _common
     from harness_ext.backends.base import CheckpointError
-    from harness_ext.backends._common import load_tokenizer
 
-    (tmp_path / "spiece.model").write_bytes(b"not read: the check comes first")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
-    with pytest.raises(CheckpointError, match=r"pip install 'xtreme-harness\[sentencepiece\]'"):
-        load_tokenizer([tmp_path], str(tmp_path))
+    with monkeypatch.context() as patched:  # only around our check: transformers caches what it finds
+        patched.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+        missing = _common.sentencepiece_missing()
+    assert missing == {"sentencepiece": "sentencepiece", "google.protobuf": "protobuf"}[absent]
+    assert _common.sentencepiece_missing() is None  # CI installs both
 
-    # a hub id whose download fails the same way gets the same hint
+    monkeypatch.setattr(_common, "sentencepiece_missing", lambda: missing)
+    (tmp_path / "spiece.model").write_bytes(b"not read: the check comes first")
+    with pytest.raises(CheckpointError, match=r"pip install 'xtreme-harness\[sentencepiece\]'"):
+        _common.load_tokenizer([tmp_path], str(tmp_path))
+    # a hub id that fails to load gets the same hint
     with pytest.raises(CheckpointError, match=r"xtreme-harness\[sentencepiece\]"):
-        load_tokenizer([], "google/mt5-small", str(tmp_path / "absent-folder-or-hub-id"))
+        _common.load_tokenizer([], "google/mt5-small", str(tmp_path / "absent-folder-or-hub-id"))

@@ -453,7 +453,10 @@ class XtremeLM(LM):
         if choice.source.startswith("<"):
             return choice.source[1:-1]
         try:
-            backend = choice.backend or detect_backend(choice.source)
+            try:
+                backend = choice.backend or detect_backend(choice.source)
+            except CheckpointError:
+                backend = None  # let the loader itself say what it cannot read
             if backend != "hf":
                 self.load(choice)
                 return None
