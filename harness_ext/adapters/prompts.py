@@ -37,14 +37,11 @@ default; for tagging it grows with the sentence).
 
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Mapping
 
-from harness_ext.adapters.t2t_parse import TAG_FORMATS, normalize
-from harness_ext.adapters.templates import PLACEHOLDERS, TemplateError
+from harness_ext.adapters.templates import PLACEHOLDERS, TemplateError, TemplateFamily, check_answers, check_input, load_family
 from xtreme_tasks.table import TASKS, UPOS_TAGS
 
 #: generation budget per request kind when a template sets none (tagging: from the sentence)
@@ -124,74 +121,25 @@ _FIELDS = {f.name for f in fields(PromptTemplate)} - {"task"}
 
 
 def check(template: PromptTemplate, where: str) -> PromptTemplate:
-    """Refuse placeholders the task cannot fill, missing or clashing targets, unknown formats."""
-    spec = TASKS[template.task]
-    allowed = PLACEHOLDERS[spec.request_kind]
-    for name in ("input", "instruction"):
-        text = getattr(template, name)
-        try:
-            used = {n for _, n, _, _ in string.Formatter().parse(text) if n is not None}
-        except ValueError as exc:
-            raise TemplateError(f"{where}: {template.task}.{name} {text!r} is not a valid template: {exc}") from None
-        if name == "instruction":
-            if used:
-                raise TemplateError(f"{where}: {template.task}.instruction is fixed English text; it may not use {sorted(used)}")
-            continue
-        unknown = sorted(used - allowed)
-        if unknown or "" in used:
-            raise TemplateError(
-                f"{where}: {template.task}.input uses {unknown or ['{}']}; {spec.title} prompts may use "
-                + ", ".join("{" + p + "}" for p in sorted(allowed))
-            )
-    if spec.request_kind == "classify":
-        missing = [label for label in spec.labels if label not in template.targets]
-        extra = sorted(set(template.targets) - set(spec.labels))
-        if missing or extra:
-            raise TemplateError(
-                f"{where}: {template.task}.targets must map every label {list(spec.labels)} to a verbalisation; "
-                f"missing {missing}, unknown {extra}"
-            )
-        texts = [normalize(str(t)) for t in template.targets.values()]
-        if len(set(texts)) != len(texts) or not all(texts):
-            raise TemplateError(f"{where}: {template.task}.targets must be distinct, non-empty texts: {dict(template.targets)}")
-    if spec.request_kind == "tag" and template.format not in TAG_FORMATS:
-        raise TemplateError(f"{where}: {template.task}.format {template.format!r}; expected one of {', '.join(TAG_FORMATS)}")
-    value = template.max_new_tokens
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise TemplateError(f"{where}: {template.task}.max_new_tokens must be a positive integer, got {value!r}")
+    """Refuse placeholders the task cannot fill, missing or clashing targets, unknown formats;
+    the instruction is fixed English text (the same for every language)."""
+    try:
+        used = {n for _, n, _, _ in string.Formatter().parse(template.instruction) if n is not None}
+    except ValueError as exc:
+        raise TemplateError(
+            f"{where}: {template.task}.instruction {template.instruction!r} is not a valid template: {exc}"
+        ) from None
+    if used:
+        raise TemplateError(f"{where}: {template.task}.instruction is fixed English text; it may not use {sorted(used)}")
+    check_input(template, template.input, "input", where, noun="prompts")
+    check_answers(template, where, "verbalisation", ("max_new_tokens",))
     return template
 
 
-def _override(base: PromptTemplate, body: Any, where: str) -> PromptTemplate:
-    if isinstance(body, str):
-        body = {"input": body}
-    if not isinstance(body, Mapping):
-        raise TemplateError(f"{where}: {base.task}: expected a mapping of {sorted(_FIELDS)} or an input string")
-    unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise TemplateError(f"{where}: {base.task}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
-    values = dict(body)
-    if "targets" in values:
-        targets = values["targets"]
-        if not isinstance(targets, Mapping):
-            raise TemplateError(f"{where}: {base.task}.targets must map label names to verbalisations")
-        booleans = sorted(str(k) for k, v in targets.items() if isinstance(v, bool) or isinstance(k, bool))
-        if booleans:
-            raise TemplateError(
-                f"{where}: {base.task}.targets {booleans}: YAML reads yes/no/on/off/true/false as booleans; "
-                "quote them (e.g. '1': 'yes')"
-            )
-        values["targets"] = {str(k): str(v) for k, v in targets.items()}
-    return replace(base, **values)
-
-
-def _read_file(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        return json.loads(text)
-    import yaml
-
-    return yaml.safe_load(text)
+FAMILY = TemplateFamily(
+    noun="prompt", presets=PRESETS, default=DEFAULT_PRESET, tasks=PROMPT_TASKS, fields=frozenset(_FIELDS), check=check,
+    spec_option="xtreme_prompts=", task_option="xtreme_prompt_", quote_example="quote them (e.g. '1': 'yes')",
+)
 
 
 def load_prompts(spec: str | Mapping[str, Any] | None = None,
@@ -199,41 +147,7 @@ def load_prompts(spec: str | Mapping[str, Any] | None = None,
     """Prompt templates for every prompted task: ``spec`` is ``None`` (the default
     preset), a preset name, a YAML/JSON file or a mapping shaped like it;
     ``overrides`` (``{task: input string or mapping}``) are applied last."""
-    where = "prompts"
-    body: Any = {}
-    if spec is None or (isinstance(spec, str) and spec in PRESETS):
-        preset = spec or DEFAULT_PRESET
-    elif isinstance(spec, str):
-        path = Path(spec).expanduser()
-        where = str(path)
-        if not path.is_file():
-            raise TemplateError(f"xtreme_prompts={spec}: not a prompt preset ({', '.join(PRESETS)}) nor an existing file")
-        try:
-            body = _read_file(path) or {}
-        except Exception as exc:  # noqa: BLE001 - YAML/JSON/OS errors
-            raise TemplateError(f"{path}: cannot read prompts: {exc}") from None
-        preset = str(body.get("preset", DEFAULT_PRESET)) if isinstance(body, Mapping) else DEFAULT_PRESET
-    elif isinstance(spec, Mapping):
-        body = spec
-        preset = str(spec.get("preset", DEFAULT_PRESET))
-    else:
-        raise TemplateError(f"prompts: expected a preset name, a file or a mapping, got {type(spec).__name__}")
-    if not isinstance(body, Mapping):
-        raise TemplateError(f"{where}: expected a mapping of task -> prompt, got {type(body).__name__}")
-    if preset not in PRESETS:
-        raise TemplateError(f"{where}: unknown prompt preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    templates = dict(PRESETS[preset])
-    for key, value in body.items():
-        if key == "preset":
-            continue
-        if key not in templates:
-            raise TemplateError(f"{where}: unknown task {key!r}; expected preset or one of {', '.join(PROMPT_TASKS)}")
-        templates[key] = _override(templates[key], value, where)
-    for key, value in (overrides or {}).items():
-        if key not in templates:
-            raise TemplateError(f"xtreme_prompt_{key}: unknown task {key!r}; expected one of {', '.join(PROMPT_TASKS)}")
-        templates[key] = _override(templates[key], value, "--model_args")
-    return {task: check(t, where) for task, t in templates.items()}
+    return load_family(spec, overrides, FAMILY)
 
 
 # --------------------------------------------------------------------------- rendering documents

@@ -42,7 +42,7 @@ import json
 import string
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from harness_ext.adapters.t2t_parse import TAG_FORMATS, normalize
 from xtreme_tasks.table import TASKS
@@ -112,26 +112,32 @@ DEFAULT_PRESET = "mt5"
 _FIELDS = {f.name for f in fields(TaskTemplate)} - {"task"}
 
 
-def check(template: TaskTemplate, where: str) -> TaskTemplate:
-    """Refuse placeholders the task cannot fill, missing or clashing targets, unknown formats."""
+def check_input(template: Any, text: str, name: str, where: str, noun: str = "templates") -> None:
+    """Refuse a malformed format string, or placeholders the task cannot fill."""
     spec = TASKS[template.task]
     allowed = PLACEHOLDERS[spec.request_kind]
     try:
-        used = {name for _, name, _, _ in string.Formatter().parse(template.input) if name is not None}
+        used = {n for _, n, _, _ in string.Formatter().parse(text) if n is not None}
     except ValueError as exc:
-        raise TemplateError(f"{where}: {template.task}.input {template.input!r} is not a valid template: {exc}") from None
+        raise TemplateError(f"{where}: {template.task}.{name} {text!r} is not a valid template: {exc}") from None
     unknown = sorted(used - allowed)
     if unknown or "" in used:
         raise TemplateError(
-            f"{where}: {template.task}.input uses {unknown or ['{}']}; {spec.title} templates may use "
+            f"{where}: {template.task}.{name} uses {unknown or ['{}']}; {spec.title} {noun} may use "
             + ", ".join("{" + p + "}" for p in sorted(allowed))
         )
+
+
+def check_answers(template: Any, where: str, target_noun: str, positive: tuple[str, ...]) -> None:
+    """Checks shared by mT5 templates and LLM prompts: every label has one distinct,
+    non-empty target; tagging formats are known; token budgets are positive integers."""
+    spec = TASKS[template.task]
     if spec.request_kind == "classify":
         missing = [label for label in spec.labels if label not in template.targets]
         extra = sorted(set(template.targets) - set(spec.labels))
         if missing or extra:
             raise TemplateError(
-                f"{where}: {template.task}.targets must map every label {list(spec.labels)} to a target text; "
+                f"{where}: {template.task}.targets must map every label {list(spec.labels)} to a {target_noun}; "
                 f"missing {missing}, unknown {extra}"
             )
         texts = [normalize(str(t)) for t in template.targets.values()]
@@ -139,39 +145,56 @@ def check(template: TaskTemplate, where: str) -> TaskTemplate:
             raise TemplateError(f"{where}: {template.task}.targets must be distinct, non-empty texts: {dict(template.targets)}")
     if spec.request_kind == "tag" and template.format not in TAG_FORMATS:
         raise TemplateError(f"{where}: {template.task}.format {template.format!r}; expected one of {', '.join(TAG_FORMATS)}")
-    for name in ("max_new_tokens", "max_input_tokens"):
+    for name in positive:
         value = getattr(template, name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise TemplateError(f"{where}: {template.task}.{name} must be a positive integer, got {value!r}")
+
+
+def check(template: TaskTemplate, where: str) -> TaskTemplate:
+    """Refuse placeholders the task cannot fill, missing or clashing targets, unknown formats."""
+    check_input(template, template.input, "input", where)
+    check_answers(template, where, "target text", ("max_new_tokens", "max_input_tokens"))
     return template
 
 
-def _override(base: TaskTemplate, body: Any, where: str) -> TaskTemplate:
+@dataclass(frozen=True)
+class TemplateFamily:
+    """What differs between reading mT5 templates and LLM prompts; one reader serves both."""
+
+    noun: str  # "template" | "prompt"
+    presets: Mapping[str, Mapping[str, Any]]
+    default: str
+    tasks: tuple[str, ...]
+    fields: frozenset[str]
+    check: Callable[[Any, str], Any]
+    spec_option: str = ""  # how a spec that is neither preset nor file is named, e.g. "xtreme_prompts="
+    task_option: str = "template_"  # prefix of the per-task --model_args override
+    quote_example: str = "quote the target texts (e.g. entailment: 'yes')"
+
+
+def override(base: Any, body: Any, where: str, family: TemplateFamily) -> Any:
+    """``base`` with the fields of ``body`` (a mapping, or a bare input string)."""
     if isinstance(body, str):
         body = {"input": body}
     if not isinstance(body, Mapping):
-        raise TemplateError(f"{where}: {base.task}: expected a mapping of {sorted(_FIELDS)} or an input string")
-    unknown = sorted(set(body) - _FIELDS)
+        raise TemplateError(f"{where}: {base.task}: expected a mapping of {sorted(family.fields)} or an input string")
+    unknown = sorted(set(body) - family.fields)
     if unknown:
-        raise TemplateError(f"{where}: {base.task}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
+        raise TemplateError(f"{where}: {base.task}: unknown field(s) {unknown}; expected some of {sorted(family.fields)}")
     values = dict(body)
     if "targets" in values:
-        if not isinstance(values["targets"], Mapping):
-            raise TemplateError(f"{where}: {base.task}.targets must map label names to target texts")
-        booleans = sorted(str(k) for k, v in values["targets"].items() if isinstance(v, bool) or isinstance(k, bool))
+        targets = values["targets"]
+        if not isinstance(targets, Mapping):
+            raise TemplateError(f"{where}: {base.task}.targets must map label names to texts")
+        booleans = sorted(str(k) for k, v in targets.items() if isinstance(v, bool) or isinstance(k, bool))
         if booleans:
             raise TemplateError(
                 f"{where}: {base.task}.targets {booleans}: YAML reads yes/no/on/off/true/false as booleans; "
-                "quote the target texts (e.g. entailment: 'yes')"
+                + family.quote_example
             )
-        values["targets"] = {str(k): str(v) for k, v in values["targets"].items()}
+        values["targets"] = {str(k): str(v) for k, v in targets.items()}
     return replace(base, **values)
-
-
-def _preset(name: str, where: str) -> dict[str, TaskTemplate]:
-    if name not in PRESETS:
-        raise TemplateError(f"{where}: unknown template preset {name!r}; expected one of {', '.join(PRESETS)} or a file")
-    return dict(PRESETS[name])
 
 
 def _read_file(path: Path) -> Any:
@@ -183,6 +206,60 @@ def _read_file(path: Path) -> Any:
     return yaml.safe_load(text)
 
 
+def load_family(spec: str | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None,
+                family: TemplateFamily) -> dict[str, Any]:
+    """Every task's template of ``family``: ``spec`` is ``None`` (the default preset), a
+    preset name, a YAML/JSON file or a mapping shaped like it; ``overrides``
+    (``{task: input string or mapping}``) are applied last."""
+    noun = family.noun
+    where = f"{noun}s"
+    body: Any = {}
+    if spec is None or (isinstance(spec, str) and spec in family.presets):
+        preset = spec or family.default
+    elif isinstance(spec, str):
+        path = Path(spec).expanduser()
+        where = str(path)
+        if not path.is_file():
+            raise TemplateError(
+                f"{family.spec_option}{spec}: not a {noun} preset ({', '.join(family.presets)}) nor an existing file"
+            )
+        try:
+            body = _read_file(path) or {}
+        except Exception as exc:  # noqa: BLE001 - YAML/JSON/OS errors
+            raise TemplateError(f"{path}: cannot read {noun}s: {exc}") from None
+        preset = str(body.get("preset", family.default)) if isinstance(body, Mapping) else family.default
+    elif isinstance(spec, Mapping):
+        body = spec
+        preset = str(spec.get("preset", family.default))
+    else:
+        raise TemplateError(f"{noun}s: expected a preset name, a file or a mapping, got {type(spec).__name__}")
+    if not isinstance(body, Mapping):
+        raise TemplateError(f"{where}: expected a mapping of task -> {noun}, got {type(body).__name__}")
+    if preset not in family.presets:
+        raise TemplateError(
+            f"{where}: unknown {noun} preset {preset!r}; expected one of {', '.join(family.presets)} or a file"
+        )
+    templates = dict(family.presets[preset])
+    for key, value in body.items():
+        if key == "preset":
+            continue
+        if key not in templates:
+            raise TemplateError(f"{where}: unknown task {key!r}; expected preset or one of {', '.join(family.tasks)}")
+        templates[key] = override(templates[key], value, where, family)
+    for key, value in (overrides or {}).items():
+        if key not in templates:
+            raise TemplateError(
+                f"{family.task_option}{key}: unknown task {key!r}; expected one of {', '.join(family.tasks)}"
+            )
+        templates[key] = override(templates[key], value, "--model_args", family)
+    return {task: family.check(t, where) for task, t in templates.items()}
+
+
+MT5_FAMILY = TemplateFamily(
+    noun="template", presets=PRESETS, default=DEFAULT_PRESET, tasks=TEXT_TASKS, fields=frozenset(_FIELDS), check=check,
+)
+
+
 def load_templates(spec: str | Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> dict[str, TaskTemplate]:
     """Templates for every text-to-text task.
 
@@ -190,40 +267,7 @@ def load_templates(spec: str | Mapping[str, Any] | None, overrides: Mapping[str,
     mapping shaped like that file. ``overrides``: ``{task: input string or mapping}``
     applied last (e.g. from ``--model_args template_xnli=...``).
     """
-    where = "templates"
-    body: Mapping[str, Any] = {}
-    if spec is None or (isinstance(spec, str) and spec in PRESETS):
-        preset = spec or DEFAULT_PRESET
-    elif isinstance(spec, str):
-        path = Path(spec).expanduser()
-        where = str(path)
-        if not path.is_file():
-            raise TemplateError(f"{spec}: not a template preset ({', '.join(PRESETS)}) nor an existing file")
-        try:
-            loaded = _read_file(path)
-        except Exception as exc:  # noqa: BLE001 - YAML/JSON/OS errors
-            raise TemplateError(f"{path}: cannot read templates: {exc}") from None
-        body = loaded or {}
-        preset = str(body.get("preset", DEFAULT_PRESET)) if isinstance(body, Mapping) else DEFAULT_PRESET
-    elif isinstance(spec, Mapping):
-        body = spec
-        preset = str(spec.get("preset", DEFAULT_PRESET))
-    else:
-        raise TemplateError(f"templates: expected a preset name, a file or a mapping, got {type(spec).__name__}")
-    if not isinstance(body, Mapping):
-        raise TemplateError(f"{where}: expected a mapping of task -> template, got {type(body).__name__}")
-    templates = _preset(preset, where)
-    for key, value in body.items():
-        if key == "preset":
-            continue
-        if key not in templates:
-            raise TemplateError(f"{where}: unknown task {key!r}; expected preset or one of {', '.join(TEXT_TASKS)}")
-        templates[key] = _override(templates[key], value, where)
-    for key, value in (overrides or {}).items():
-        if key not in templates:
-            raise TemplateError(f"template_{key}: unknown task {key!r}; expected one of {', '.join(TEXT_TASKS)}")
-        templates[key] = _override(templates[key], value, "--model_args")
-    return {task: check(t, where) for task, t in templates.items()}
+    return load_family(spec, overrides, MT5_FAMILY)
 
 
 # --------------------------------------------------------------------------- targets (for fine-tuning data)
