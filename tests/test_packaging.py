@@ -182,3 +182,33 @@ def test_sentencepiece_only_tokenizer_names_its_extra(tmp_path, monkeypatch, abs
     # a hub id that fails to load gets the same hint
     with pytest.raises(CheckpointError, match=r"xtreme-harness\[sentencepiece\]"):
         _common.load_tokenizer([], "google/mt5-small", str(tmp_path / "absent-folder-or-hub-id"))
+
+
+def _undeclared(folders: list[str], requirements: list[str]) -> list[str]:
+    """Third-party top-level modules imported in ``folders`` that no distribution reachable
+    from ``requirements`` provides (a module installed here by chance, not by the extra)."""
+    import sys
+
+    reachable = set(resolve(requirements))
+    local = {p.stem for folder in folders for p in (ROOT / folder).rglob("*.py")} | {
+        p.name for folder in folders for p in (ROOT / folder).iterdir() if p.is_dir()}
+    ours = {"harness_ext", "xtreme_tasks", "tests", "bench"} | local
+    providers = md.packages_distributions()
+    missing = []
+    for module in sorted(_imported_modules(folders) - ours - set(sys.stdlib_module_names)):
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        if not dists & reachable:
+            missing.append(f"{module} (from {sorted(dists) or 'no installed distribution'})")
+    return missing
+
+
+def test_every_module_the_tests_import_is_declared_in_the_test_extra():
+    """CI installs only '.[test]' on a clean machine: a test importing a package that is merely
+    installed here (hypothesis once was) must fail this check, not CI's collection."""
+    test_install = PYPROJECT["dependencies"] + PYPROJECT["optional-dependencies"]["test"]
+    missing = _undeclared(["tests", "bench"], test_install)
+    assert not missing, f"imported by tests/ or bench/ but not installed by '.[test]': {missing}"
+
+
+def test_the_undeclared_import_check_catches_one():
+    assert any(m.startswith("hypothesis") for m in _undeclared(["tests"], PYPROJECT["dependencies"]))
