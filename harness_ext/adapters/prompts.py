@@ -41,16 +41,15 @@ import string
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from harness_ext.adapters.templates import PLACEHOLDERS, TemplateError, TemplateFamily, check_answers, check_input, load_family
+from harness_ext.adapters.templates import (PLACEHOLDERS, TemplateError, TemplateFamily,
+                                           TemplateMethods, check_answers, check_input, load_family)
 from xtreme_tasks.table import TASKS, UPOS_TAGS
 
-#: generation budget per request kind when a template sets none (tagging: from the sentence)
-DEFAULT_MAX_NEW_TOKENS: dict[str, int | None] = {"classify": 16, "tag": None, "extract_span": 64}
 PROMPT_TASKS: tuple[str, ...] = tuple(n for n, s in TASKS.items() if s.request_kind in PLACEHOLDERS)
 
 
 @dataclass(frozen=True)
-class PromptTemplate:
+class PromptTemplate(TemplateMethods):
     """How one task's documents become an LLM prompt, and what a right answer looks like."""
 
     task: str
@@ -65,15 +64,6 @@ class PromptTemplate:
     empty: str = ""
     max_new_tokens: int | None = None
 
-    @property
-    def kind(self) -> str:
-        return TASKS[self.task].request_kind
-
-    def render(self, **values: str) -> str:
-        return self.input.format(**values)
-
-    def budget(self) -> int | None:
-        return self.max_new_tokens if self.max_new_tokens is not None else DEFAULT_MAX_NEW_TOKENS[self.kind]
 
 
 _QA = PromptTemplate(

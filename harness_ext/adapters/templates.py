@@ -64,8 +64,29 @@ class TemplateError(ValueError):
     """A template preset, file or override is unusable; the message names where and why."""
 
 
+class TemplateMethods:
+    """What mT5 templates and LLM prompts share: the request kind, rendering and the
+    generation budget (both are frozen dataclasses with ``task``, ``input`` and
+    ``max_new_tokens``)."""
+
+    task: str
+    input: str
+    max_new_tokens: int | None
+
+    @property
+    def kind(self) -> str:
+        return TASKS[self.task].request_kind
+
+    def render(self, **values: str) -> str:
+        """The model input for one request."""
+        return self.input.format(**values)
+
+    def budget(self) -> int | None:
+        return self.max_new_tokens if self.max_new_tokens is not None else DEFAULT_MAX_NEW_TOKENS[self.kind]
+
+
 @dataclass(frozen=True)
-class TaskTemplate:
+class TaskTemplate(TemplateMethods):
     """How one task's requests become model input, and what the model answers."""
 
     task: str
@@ -80,16 +101,6 @@ class TaskTemplate:
     max_new_tokens: int | None = None
     max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
 
-    @property
-    def kind(self) -> str:
-        return TASKS[self.task].request_kind
-
-    def render(self, **values: str) -> str:
-        """The model input for one request."""
-        return self.input.format(**values)
-
-    def budget(self) -> int | None:
-        return self.max_new_tokens if self.max_new_tokens is not None else DEFAULT_MAX_NEW_TOKENS[self.kind]
 
 
 _QA = "question: {question} context: {context}"
