@@ -158,23 +158,41 @@ def plan_batches(settings: Any, model: Any = None, device: Any = None) -> BatchP
     return automatic_plan(device, model, max_batch)
 
 
-def plan_for(loaded: Any, settings: Any) -> BatchPlan:
-    """The plan for one loaded checkpoint, kept in ``loaded.extra`` so an OOM halving is
-    remembered for the rest of the run (the next language does not OOM again)."""
-    model = getattr(loaded, "model", None)
+def _plan_device(loaded: Any, settings: Any) -> Any:
     device = getattr(settings, "device", None)
+    model = getattr(loaded, "model", None)
     if device is None and model is not None:
         try:
             device = next(model.parameters()).device
         except (AttributeError, StopIteration, TypeError):
             device = "cpu"
+    return device
+
+
+def _plan_key(device: Any, settings: Any) -> tuple:
+    return ("_batch_plan", str(device), getattr(settings, "batch_size", None), getattr(settings, "max_batch_size", None))
+
+
+def plan_for(loaded: Any, settings: Any) -> BatchPlan:
+    """The plan for one loaded checkpoint, kept in ``loaded.extra`` so an OOM halving is
+    remembered for the rest of the run (the next language does not OOM again)."""
+    model = getattr(loaded, "model", None)
+    device = _plan_device(loaded, settings)
     memo = getattr(loaded, "extra", None)
     if not isinstance(memo, dict):
         return plan_batches(settings, model, device)
-    key = ("_batch_plan", str(device), getattr(settings, "batch_size", None), getattr(settings, "max_batch_size", None))
+    key = _plan_key(device, settings)
     if key not in memo:
         memo[key] = plan_batches(settings, model, device)
     return memo[key]
+
+
+def remember_plan(loaded: Any, settings: Any, plan: BatchPlan) -> None:
+    """Make :func:`plan_for` return ``plan`` for this checkpoint and settings (e.g. a
+    benchmark that simulates an accelerator on the CPU runs the accelerator's plan)."""
+    if not isinstance(getattr(loaded, "extra", None), dict):
+        raise TypeError(f"{type(loaded).__name__} has no 'extra' dict to keep a batch plan in")
+    loaded.extra[_plan_key(_plan_device(loaded, settings), settings)] = plan
 
 
 def find_batch_size(probe: Callable[[int], R], start: int, minimum: int = 1) -> int:

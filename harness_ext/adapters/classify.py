@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 #: spellings of the same label found in public checkpoints -> our canonical name
@@ -75,13 +75,16 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
 
     tokenizer, model = loaded.tokenizer, loaded.model
     max_length = settings.max_length or min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
-    firsts = [r.args[0] for r in requests]
-    seconds = [r.args[1] or None for r in requests]
+    plan = plan_for(loaded, settings)
+    device = settings.device
+    # on an accelerator, waves of requests sorted by characters (pipeline.WavePlan): tight padding, early start
+    waves_plan = plan_waves([len(r.args[0]) + len(r.args[1] or "") for r in requests], first_wave(plan), settings, device)
+    ordered = waves_plan.arrange(requests)
+    firsts = [r.args[0] for r in ordered]
+    seconds = [r.args[1] or None for r in ordered]
     pair = any(s is not None for s in seconds)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     pads = {"input_ids": pad_id, "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0}
-    device = settings.device
-    plan = plan_for(loaded, settings)
 
     def encode(lo: int, hi: int) -> Wave:  # encoding worker: one batched Rust call per wave
         encoding = tokenizer(
@@ -103,7 +106,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         return [index_to_label[i] for i in predicted.tolist()]
 
     waves = run_waves(
-        request_waves(len(requests), first_wave(plan), settings, device), encode, plan, forward, prepare=prepare, finish=finish,
+        waves_plan.bounds, encode, plan, forward, prepare=prepare, finish=finish,
         overlap=overlap_enabled(settings), desc="classify", total=len(requests),
     )
-    return [label for _, labels in waves for label in labels]
+    return waves_plan.restore([label for _, labels in waves for label in labels])

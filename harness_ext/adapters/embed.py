@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from harness_ext.retrieval.mining import unique_texts
@@ -349,6 +349,10 @@ class Embedder:
         through :func:`harness_ext.adapters.pipeline.run_waves`: padding ahead of and
         the pooled vectors' copy back behind the forward passes; an out-of-memory batch
         halves :attr:`batch_plan`, which later calls keep."""
+        # on an accelerator, waves of texts sorted by characters (pipeline.WavePlan): tight padding, early start
+        waves_plan = plan_waves([len(t) for t in texts], first_wave(self.batch_plan), self.settings, self.device)
+        texts = waves_plan.arrange(texts)
+        bounds = waves_plan.bounds
         inputs = [t.lower() for t in texts] if self.plan.lowercase else texts
         layers = self._layers_to_pool()
         state: dict[str, Any] = {"result": None, "pending": [], "vectors": {index: [] for index in layers}}
@@ -387,7 +391,6 @@ class Embedder:
                     flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
                     state["pending"], state["vectors"] = [], {index: [] for index in layers}
 
-        bounds = request_waves(len(texts), first_wave(self.batch_plan), self.settings, self.device)
         run_waves(
             bounds, encode, self.batch_plan, lambda padded: self._forward_device(padded, layers),
             prepare=prepare, finish=finish, collect=collect, overlap=overlap_enabled(self.settings),
@@ -396,7 +399,11 @@ class Embedder:
         if flush is not None and state["pending"]:
             flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
         assert state["result"] is not None
-        return state["result"]
+        if waves_plan.order is None:
+            return state["result"]
+        restored = np.empty_like(state["result"])
+        restored[np.asarray(waves_plan.order)] = state["result"]
+        return restored
 
     def _forward_device(self, padded: dict, layers: list[int]) -> dict[int, Any]:
         """One padded batch (CPU tensors) -> pooled float32 vectors per hidden-state index, on the device."""

@@ -5,18 +5,18 @@ Why: on an accelerator the forward pass is fast, and the CPU work around it
 with it unless it overlaps (docs/benchmarks.md, "keeping an accelerator busy").
 :func:`run_pipelined` therefore splits a batch's work in three stages:
 
-* ``prepare(items) -> P`` on a worker thread, up to ``depth`` batches ahead:
-  padding, numpy -> tensors, pinning on CUDA (no device work, so it cannot run out
-  of device memory);
+* ``prepare(items) -> P`` on a worker thread, up to ``depth`` batches ahead: cutting
+  the next batch from the plan, padding, numpy -> tensors, pinning on CUDA (no
+  device work, so it cannot run out of device memory);
 * ``forward(P) -> O`` on the calling thread: copy to the device, the model, the
   small device-side reductions (argmax, gathers). On CUDA this only queues
   kernels, so the loop moves on to the next batch at once;
 * ``finish(items, O) -> list`` on a second worker thread, up to ``depth`` batches
   behind: ``.cpu()`` (the wait for the device) and the Python decoding.
 
-Batches are cut from a :class:`~harness_ext.adapters.autobatch.BatchPlan` on the
-calling thread, longest first, so the order and composition of batches are exactly
-those of the sequential loop (``overlap=False`` runs the same stages inline, one
+Batches are cut from a :class:`~harness_ext.adapters.autobatch.BatchPlan` in
+order, longest first within a wave, so the order and composition of batches are
+exactly those of the sequential loop (``overlap=False`` runs the same stages inline, one
 after the other, and is what the tests compare against). Results come back in
 input order. An out-of-memory error in ``forward`` halves the plan's token budget,
 drops the batches prepared from the old plan and re-cuts from the failed batch
@@ -29,11 +29,13 @@ exit the workers are stopped after their current item (queues are bounded by
 from __future__ import annotations
 
 import contextlib
+import queue
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_memory
 
@@ -56,6 +58,9 @@ class _Done:
 
     def cancel(self) -> bool:
         return False
+
+    def done(self) -> bool:
+        return True
 
 
 def _no_grad() -> contextlib.AbstractContextManager:
@@ -129,8 +134,126 @@ def request_waves(n: int, first: int, settings: Any, device: Any, largest: int =
 
 
 def first_wave(plan: BatchPlan) -> int:
-    """Requests in the first wave: one full batch of the plan, at most 256 (so the device starts soon)."""
-    return max(32, min(256, plan.batch_size))
+    """Requests in the first wave: 16 (fewer if the plan's batches are smaller), so the device starts soon.
+
+    Why so few: everything in the first wave is tokenised before the first forward
+    pass, and the waves are sorted longest first, so the first wave holds the most
+    expensive requests: the 64 longest UD sentences took 21 ms to tokenise on one
+    core here (WordPiece, pre-split words), the 16 longest ~5 ms. The waves double
+    after it, so the plan's full batches come a few batches later."""
+    return max(1, min(16, plan.batch_size))
+
+
+@dataclass
+class WavePlan:
+    """Which requests go into which wave: ``bounds`` are ranges of ``order``, the requests
+    sorted by an estimate of their size, largest first (``order`` is None for one wave).
+
+    Why sorted: batches are length-sorted only *within* a wave. Waves cut from the input
+    order hold every length, so a wave of one or two full accelerator batches (up to 512
+    examples) is padded to its longest input: 2-3x the padded tokens of a global sort for
+    Tatoeba-like lengths. Waves cut from an estimate-sorted order (characters, known
+    without tokenising) keep the padding of a global sort and the longest-first order
+    that makes an out-of-memory error happen on the first batch."""
+
+    bounds: list[tuple[int, int]]
+    order: list[int] | None = None
+
+    def arrange(self, values: Sequence[Any]) -> list:
+        """``values`` (one per request, input order) in wave order."""
+        return list(values) if self.order is None else [values[i] for i in self.order]
+
+    def restore(self, values: Sequence[Any]) -> list:
+        """Results in wave order -> input order."""
+        if self.order is None:
+            return list(values)
+        if len(values) != len(self.order):
+            raise RuntimeError(f"{len(values)} results for {len(self.order)} requests")
+        out: list = [None] * len(values)
+        for position, request in enumerate(self.order):
+            out[request] = values[position]
+        return out
+
+
+def plan_waves(
+    sizes: Sequence[int], first: int, settings: Any, device: Any, largest: int = 8192
+) -> WavePlan:
+    """:func:`request_waves` for requests of estimated ``sizes`` (e.g. characters); with more
+    than one wave, the waves are cut from the requests sorted by size, largest first
+    (stable). One wave keeps the input order, so the CPU default is unchanged."""
+    bounds = request_waves(len(sizes), first, settings, device, largest)
+    if len(bounds) <= 1:
+        return WavePlan(bounds)
+    return WavePlan(bounds, sorted(range(len(sizes)), key=list(sizes).__getitem__, reverse=True))  # stable
+
+
+class _Feed:
+    """Runs a generator of prepared batches on a worker thread, at most ``depth`` batches ahead.
+
+    Why a thread of its own that cuts *and* prepares: when only the calling thread
+    cut batches (between two forward passes), nothing was prepared while the
+    device ran, and the first batch of every wave waited for that wave's encoding
+    even when a batch was ready (bench_overlap: 8 ms of a 100 ms run before the
+    first forward pass). The worker keeps ``depth`` batches ready; the calling
+    thread only takes them."""
+
+    def __init__(self, batches: Iterator[Any], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(batches,), name="xtreme-prepare", daemon=True)
+        self._thread.start()
+
+    def _put(self, message: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(message, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, batches: Iterator[Any]) -> None:
+        try:
+            with _no_grad():
+                for entry in batches:
+                    if not self._put(("batch", entry)):
+                        return
+            self._put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, re-raised there as itself
+            self._put(("error", exc))
+
+    def get(self) -> Any:
+        """The next prepared batch, or None after the last; a worker's exception is re-raised as itself."""
+        kind, value = self._queue.get()
+        if kind == "error":
+            raise value
+        return value if kind == "batch" else None
+
+    def close(self) -> None:
+        """Stop after the current item and wait for the thread (batches already prepared are dropped)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.01)
+        self._thread.join()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+
+
+class _Inline:
+    """The same interface as :class:`_Feed`, with the batches made on the calling thread (sequential mode)."""
+
+    def __init__(self, batches: Iterator[Any], depth: int) -> None:
+        self._batches = batches
+
+    def get(self) -> Any:
+        return next(self._batches, None)
+
+    def close(self) -> None:
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
 
 
 def run_waves(
@@ -160,15 +283,8 @@ def run_waves(
 
     prepare = prepare or _identity
     depth = max(1, int(depth))
-    pools: list[ThreadPoolExecutor | None] = [None, None, None]
-    if overlap:
-        pools = [ThreadPoolExecutor(1, thread_name_prefix=f"xtreme-{name}") for name in ("encode", "prepare", "finish")]
-
-    def submit(pool: int, fn: Callable, *args: Any) -> Future | _Done:
-        executor = pools[pool]
-        if executor is None:
-            return _Done(_call(fn, *args))
-        return executor.submit(_call, fn, *args)
+    encoder = ThreadPoolExecutor(1, thread_name_prefix="xtreme-encode") if overlap else None
+    finisher = ThreadPoolExecutor(1, thread_name_prefix="xtreme-finish") if overlap else None
 
     # the workers run Python (tokeniser glue, padding, decoding) while the caller waits for the device;
     # with the default 5 ms switch interval the caller can wait that long for the GIL after each batch
@@ -176,28 +292,50 @@ def run_waves(
     if overlap:
         sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
 
+    # written only by the batch maker (the feed's thread, or the caller in sequential mode); the caller
+    # reads wave k only after receiving one of its batches, and restarts the maker only after stopping it
     waves: list[Wave] = []
     orders: list[list[int]] = []
     results: list[list] = []
     encoding: deque[Any] = deque()  # encode futures of the next waves
     next_wave = 0
 
+    def submit_encode(lo: int, hi: int) -> Future | _Done:
+        if encoder is None:
+            return _Done(_call(encode, lo, hi))
+        return encoder.submit(_call, encode, lo, hi)
+
     def wave(k: int) -> bool:
         """Make wave ``k`` available (encoding one more ahead); False past the last."""
         nonlocal next_wave
         while len(waves) <= k:
             while next_wave < len(bounds) and len(encoding) < 2:
-                encoding.append(submit(0, encode, *bounds[next_wave]))
+                encoding.append(submit_encode(*bounds[next_wave]))
                 next_wave += 1
             if not encoding:
                 return False
-            w = encoding.popleft().result()  # a worker's exception is re-raised here as itself
+            w = encoding.popleft().result()  # an encoding error is re-raised here as itself
             if len(w.items) != len(w.lengths):
                 raise RuntimeError(f"wave has {len(w.items)} items but {len(w.lengths)} lengths")
-            waves.append(w)
-            orders.append(longest_first(w.lengths))
             results.append([] if collect is not None else [None] * len(w.items))
+            orders.append(longest_first(w.lengths))
+            waves.append(w)
         return True
+
+    def batches(k: int, pos: int) -> Iterator[tuple[int, int, list[int], Any]]:
+        """Prepared batches from position ``pos`` of wave ``k`` on, each cut from ``plan`` as it stands."""
+        while wave(k):
+            order, lengths = orders[k], waves[k].lengths
+            if pos >= len(order):
+                k, pos = k + 1, 0
+                continue
+            batch = order[pos : pos + plan.size_for(lengths[order[pos]], len(order) - pos)]
+            items = waves[k].items
+            yield k, pos, batch, _call(prepare, [items[i] for i in batch])
+            pos += len(batch)
+
+    def start(k: int, pos: int) -> _Feed | _Inline:
+        return (_Feed if overlap else _Inline)(batches(k, pos), depth)
 
     def store(k: int, batch: list[int], outputs: Any) -> None:
         if collect is not None:
@@ -208,27 +346,18 @@ def run_waves(
         for i, out in zip(batch, outputs):
             results[k][i] = out
 
-    ahead: deque[tuple[int, int, list[int], Any]] = deque()  # (wave, start in its order, batch, prepared)
     behind: deque[tuple[int, list[int], Any]] = deque()  # (wave, batch, finishing)
-    cut = [0, 0]  # next batch to cut: wave, position in its order
     show = progress and (total is None or total > plan.batch_size)
+    feed: _Feed | _Inline | None = None
+    clean = False
     try:
         with _progress_bar(total, desc, show) as bar:
+            feed = start(0, 0)
             while True:
-                while len(ahead) < depth and wave(cut[0]):
-                    k, pos = cut
-                    order, lengths = orders[k], waves[k].lengths
-                    if pos >= len(order):
-                        cut[:] = [k + 1, 0]
-                        continue
-                    batch = order[pos : pos + plan.size_for(lengths[order[pos]], len(order) - pos)]
-                    cut[1] = pos + len(batch)
-                    items = waves[k].items
-                    ahead.append((k, pos, batch, submit(1, prepare, [items[i] for i in batch])))
-                if not ahead:
+                entry = feed.get()
+                if entry is None:
                     break
-                k, pos, batch, pending = ahead.popleft()
-                prepared = pending.result()  # a worker's exception is re-raised here as itself
+                k, pos, batch, prepared = entry
                 out_of_memory = False
                 try:
                     outputs = _call(forward, prepared)
@@ -237,19 +366,19 @@ def run_waves(
                         raise
                     out_of_memory = True
                 if out_of_memory:  # outside the except block, so the failed batch's tensors are freed
-                    del prepared
-                    for *_, stale in ahead:
-                        stale.cancel()
-                    ahead.clear()
+                    del prepared, entry
+                    feed.close()  # drops the batches prepared from the old plan
                     release_device_memory()
                     plan.shrink(len(batch), len(batch) * max(1, waves[k].lengths[batch[0]]))
-                    cut[:] = [k, pos]  # re-cut from the failed batch with the smaller plan
+                    feed = start(k, pos)  # re-cut from the failed batch with the smaller plan
                     continue
-                del prepared
-                if finish is None:
+                del prepared, entry
+                if finisher is None:
+                    store(k, batch, outputs if finish is None else _call(finish, [waves[k].items[i] for i in batch], outputs))
+                elif finish is None:
                     store(k, batch, outputs)
                 else:
-                    behind.append((k, batch, submit(2, finish, [waves[k].items[i] for i in batch], outputs)))
+                    behind.append((k, batch, finisher.submit(_call, finish, [waves[k].items[i] for i in batch], outputs)))
                     while len(behind) > depth:
                         k0, b0, f0 = behind.popleft()
                         store(k0, b0, f0.result())
@@ -257,13 +386,15 @@ def run_waves(
             while behind:
                 k0, b0, f0 = behind.popleft()
                 store(k0, b0, f0.result())
+        clean = True
     finally:
-        for queue in (ahead, behind, encoding):
-            for entry in queue:
-                (entry[-1] if isinstance(entry, tuple) else entry).cancel()
-        for executor in pools:
+        if feed is not None:
+            feed.close()
+        for future in [*encoding, *(entry[-1] for entry in behind)]:
+            future.cancel()
+        for executor in (encoder, finisher):
             if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+                executor.shutdown(wait=True, cancel_futures=not clean)
         sys.setswitchinterval(switch_interval)
     return list(zip(waves, results))
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_pipelined, run_waves
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_pipelined, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 #: official run_squad.py defaults
@@ -442,11 +442,17 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     """One answer string per request, each a substring of its context."""
     if not requests:
         return []
-    questions, contexts = zip(*(_pair(r) for r in requests))
+    pairs = [_pair(r) for r in requests]
     extra = settings.extra or {}
     tokenizer, max_length = loaded.tokenizer, window_length(loaded, settings)
     max_query_length = int(extra.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
     plan = plan_for(loaded, settings)
+    # a question has ~1-2 windows of up to 384 tokens: small waves, so the device starts early; on an
+    # accelerator cut from the questions sorted by context length (stable: a paragraph's questions stay
+    # together, so each context is still encoded once)
+    waves_plan = plan_waves([len(context) for _, context in pairs], max(4, first_wave(plan) // 8), settings,
+                            settings.device, largest=2048)
+    questions, contexts = zip(*waves_plan.arrange(pairs))
 
     def encode(lo: int, hi: int) -> Wave:  # encoding worker: this wave's questions, each context once
         windows = encode_windows(tokenizer, questions[lo:hi], contexts[lo:hi], max_length, settings.stride,
@@ -456,9 +462,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
 
     prepare, forward, finish = _stages(
         loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length))
-    # a question has ~1-2 windows of up to 384 tokens: small waves, so the device starts early
-    bounds = request_waves(len(questions), max(4, first_wave(plan) // 8), settings, settings.device, largest=2048)
-    waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
+    waves = run_waves(waves_plan.bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="extract_span", progress=len(questions) > 64)
     spans = [span for wave, found in waves for span in spans_of(wave.extra, found)]
-    return [span_text(context, span) for context, span in zip(contexts, spans)]
+    return waves_plan.restore([span_text(context, span) for context, span in zip(contexts, spans)])

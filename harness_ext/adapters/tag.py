@@ -36,7 +36,7 @@ import numpy as np
 
 from harness_ext.adapters.autobatch import plan_for
 from harness_ext.adapters.batching import chunks, host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, request_waves, run_waves
+from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
 from harness_ext.adapters.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
@@ -361,6 +361,11 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     tokenizer, model = loaded.tokenizer, loaded.model
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{loaded.source}: tagging needs a fast tokenizer (word_ids); found {type(tokenizer).__name__}")
+    plan = plan_for(loaded, settings)
+    # on an accelerator, waves of sentences sorted by characters (pipeline.WavePlan): tight padding, early start
+    waves_plan = plan_waves([sum(map(len, r.args[1])) + len(r.args[1]) for r in requests], first_wave(plan), settings,
+                            settings.device)
+    requests = waves_plan.arrange(requests)
     tagsets = [tuple(r.args[2]) for r in requests]
     mappings = {tagset: head_to_tagset(loaded, tagset) for tagset in set(tagsets)}
     sentences = [list(r.args[1]) for r in requests]
@@ -419,8 +424,7 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
         bounds = np.cumsum([0, *counts])
         return [to_tag[kinds[k]][flat[bounds[k] : bounds[k + 1]]].tolist() for k in range(len(rows))]
 
-    plan = plan_for(loaded, settings)
-    bounds = request_waves(len(sentences), first_wave(plan), settings, device)
+    bounds = waves_plan.bounds
     waves = run_waves(bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="tag", progress=len(sentences) > plan.batch_size)
     responses: list[list[str]] = []
@@ -437,4 +441,4 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
                 window = windows[own[choice[word]]]
                 tags.append(window_tags[own[choice[word]]][word - window.start])
             responses.append(tags)
-    return responses
+    return waves_plan.restore(responses)
