@@ -59,6 +59,12 @@ UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART
 #: is ~6 ms of the caller's CPU per 512-text batch here, which no GPU run spends. Narrow hidden states keep
 #: the pooling's code path and shapes (batch x tokens) while taking its cost off the simulated critical path.
 SIMULATED_HIDDEN = 16
+#: requests per kind: the defaults of the first runs, and what ONE task of one language sends to the adapter
+#: (lm-eval hands the adapter each task's requests in one call: harness_ext/adapters/xtreme_lm.py)
+SIZES = {
+    "small": {"n_classify": 1000, "n_tag": 1000, "n_qa": 120, "n_embed": 1000},
+    "task": {"n_classify": 5010, "n_tag": 2077, "n_qa": 1190, "n_embed": 2000},
+}
 #: the last commit before the pipeline (issue 15)
 BEFORE_REV = "d2ce538"
 MODULES = {"classify": "classify", "tag": "tag", "extract_span": "span", "embed": "embed"}
@@ -95,7 +101,6 @@ class StageClock:
 
     def reset(self) -> None:
         self.worker_cpu: dict[str, float] = {}
-        self.first: dict[str, float] = {}
 
     def _call(self, fn: Callable, *args: Any) -> Any:
         import threading
@@ -109,20 +114,17 @@ class StageClock:
             if name.startswith("xtreme-"):
                 with self.lock:
                     self.worker_cpu[name] = self.worker_cpu.get(name, 0.0) + spent
-                    self.first.setdefault(name, spent)
 
 
 def projected_wall(model_time: float, main_cpu: float, process_cpu: float, clock: StageClock, pipelined: bool) -> float:
     """Wall time on an idle machine with a core per thread, from CPU times.
 
-    In series: model time + all CPU time. Pipelined: the first wave's encoding and first
-    batch's padding (the device waits for them), then the calling thread's CPU plus the
-    model time, unless a worker needs longer than that."""
+    In series: model time + all CPU time. Pipelined: the calling thread's CPU (which
+    includes the first wave's encoding and first batch's padding, made there before the
+    device starts) plus the model time, unless a worker needs longer than that."""
     if not pipelined:
         return model_time + process_cpu
-    start = clock.first.get("xtreme-encode", 0.0) + clock.first.get("xtreme-prepare", 0.0)
-    loop = model_time + main_cpu
-    return start + max(loop, *clock.worker_cpu.values(), 0.0)
+    return max(model_time + main_cpu, *clock.worker_cpu.values(), 0.0)
 
 
 # --------------------------------------------------------------------------- timing the real model
@@ -267,7 +269,9 @@ def bench_kind(kind: str, args: argparse.Namespace, before: Any) -> list[str]:
     timed = Timed(loaded.model)
     cpu_settings = settings(False)
     cpu_settings.extra["waves"] = False
-    for module in (before, now, now):  # the batch shapes of both; the floor of today's batches
+    # --plan cpu times every batch by its calibrated shape, so both contenders' shapes are needed;
+    # --plan gpu times batches by tokens at the floor's rate, so today's floor is enough
+    for module in (before, now, now) if args.plan == "cpu" else (now,):
         timed.calls = []
         module.answer(fresh(loaded, timed), requests, cpu_settings)
     floor = sum(timed.times[shape] for shape in timed.calls)
@@ -293,7 +297,7 @@ def bench_kind(kind: str, args: argparse.Namespace, before: Any) -> list[str]:
         for case in cases.values():  # warm-up (first-call imports, allocator)
             case()
         busy: dict[str, list[float]] = {name: [] for name in cases}
-        vs_floor: dict[str, list[float]] = {name: [] for name in cases}
+        device_time: dict[str, float] = {}
         projected: dict[str, list[float]] = {name: [] for name in cases}
         for r in range(args.rounds):
             names = list(cases)
@@ -312,17 +316,17 @@ def bench_kind(kind: str, args: argparse.Namespace, before: Any) -> list[str]:
                 wall, cpu, _ = c.time_once(timed_case)
                 main_cpu = main[0]
                 busy[name].append(device.slept / wall)
-                vs_floor[name].append(floor / speedup / wall)
+                device_time[name] = device.slept
                 idle_wall = projected_wall(device.slept, main_cpu, cpu, clock, name == "pipelined")
                 projected[name].append(device.slept / idle_wall)
         model_time = floor / speedup
         best = {name: max(values) for name, values in busy.items()}
-        ideal = {name: max(values) for name, values in vs_floor.items()}
         proj = {name: max(values) for name, values in projected.items()}
-        line = (f"F={speedup:g}: floor model time {model_time * 1000:.0f} ms; device busy, measured here (its model "
-                f"time / wall, best of {args.rounds}): before {best['before']:.2f}, sequential "
-                f"{best['sequential']:.2f}, pipelined {best['pipelined']:.2f}; floor model time / wall: before "
-                f"{ideal['before']:.2f}, sequential {ideal['sequential']:.2f}, pipelined {ideal['pipelined']:.2f}; "
+        line = (f"F={speedup:g}: floor / F {model_time * 1000:.0f} ms; model time of its batches: before "
+                f"{device_time['before'] * 1000:.0f} ms, sequential {device_time['sequential'] * 1000:.0f} ms, "
+                f"pipelined {device_time['pipelined'] * 1000:.0f} ms; device busy, measured here (model time / "
+                f"wall, best of {args.rounds}): before {best['before']:.2f}, sequential "
+                f"{best['sequential']:.2f}, pipelined {best['pipelined']:.2f}; "
                 f"projected for an idle machine from CPU times: before "
                 f"{proj['before']:.2f}, sequential {proj['sequential']:.2f}, pipelined {proj['pipelined']:.2f}")
         if device.unseen:
@@ -336,10 +340,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kinds", default="classify,tag,extract_span,embed")
     parser.add_argument("--speedup", default="20,50,100", help="F: the simulated device is F x this CPU's floor")
-    parser.add_argument("--n-classify", type=int, default=1000)
-    parser.add_argument("--n-tag", type=int, default=1000)
-    parser.add_argument("--n-qa", type=int, default=120)
-    parser.add_argument("--n-embed", type=int, default=1000)
+    parser.add_argument("--sizes", choices=tuple(SIZES), default="small",
+                        help="requests per kind: 'small' (1000 / 1000 / 120 / 1000) or 'task' (what one task of "
+                             "one language sends to the adapter: an XNLI language's 5010 pairs, English EWT's 2077 "
+                             "sentences, an XQuAD language's 1190 questions, both sides of a Tatoeba pair)")
+    parser.add_argument("--n-classify", type=int)
+    parser.add_argument("--n-tag", type=int)
+    parser.add_argument("--n-qa", type=int)
+    parser.add_argument("--n-embed", type=int)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--before-rev", default=BEFORE_REV, help="git revision of the adapters 'before'")
@@ -347,6 +355,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="batch plan of the simulated runs: an accelerator's (default) or the CPU's small batches")
     parser.add_argument("--data", type=Path, default=c.DEFAULT_DATA)
     args = parser.parse_args(argv)
+    for name, value in SIZES[args.sizes].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     args.speedups = [float(x) for x in args.speedup.split(",")]
     global clock
     clock = StageClock()

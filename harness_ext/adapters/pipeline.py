@@ -200,8 +200,14 @@ class _Feed:
     def __init__(self, batches: Iterator[Any], depth: int) -> None:
         self._queue: queue.Queue = queue.Queue(max(1, depth))
         self._stop = threading.Event()
+        self._ended = threading.Event()
+        self._go = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(batches,), name="xtreme-prepare", daemon=True)
         self._thread.start()
+
+    def go(self) -> None:
+        """Let the worker take over ``batches`` (the caller may pull items from it until then)."""
+        self._go.set()
 
     def _put(self, message: tuple[str, Any]) -> bool:
         while not self._stop.is_set():
@@ -213,14 +219,22 @@ class _Feed:
         return False
 
     def _run(self, batches: Iterator[Any]) -> None:
+        while not self._go.wait(0.05):
+            if self._stop.is_set():
+                return
         try:
             with _no_grad():
                 for entry in batches:
                     if not self._put(("batch", entry)):
                         return
-            self._put(("end", None))
+            if self._put(("end", None)):
+                self._ended.set()
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, re-raised there as itself
             self._put(("error", exc))
+
+    def exhausted(self) -> bool:
+        """True when all that is left is the end (so the batch just run was the last)."""
+        return self._ended.is_set() and self._queue.qsize() == 1
 
     def get(self) -> Any:
         """The next prepared batch, or None after the last; a worker's exception is re-raised as itself."""
@@ -246,6 +260,12 @@ class _Inline:
 
     def __init__(self, batches: Iterator[Any], depth: int) -> None:
         self._batches = batches
+
+    def go(self) -> None:
+        pass
+
+    def exhausted(self) -> bool:
+        return False
 
     def get(self) -> Any:
         return next(self._batches, None)
@@ -309,12 +329,16 @@ def run_waves(
         """Make wave ``k`` available (encoding one more ahead); False past the last."""
         nonlocal next_wave
         while len(waves) <= k:
+            if not encoding and next_wave < len(bounds):  # nothing under way (the start): encode it here,
+                w = _call(encode, *bounds[next_wave])  # then start the encoder on the next ones (not before:
+                next_wave += 1  # on a small machine they would share the cores while the device waits)
+            elif not encoding:
+                return False
+            else:
+                w = encoding.popleft().result()  # an encoding error is re-raised here as itself
             while next_wave < len(bounds) and len(encoding) < 2:
                 encoding.append(submit_encode(*bounds[next_wave]))
                 next_wave += 1
-            if not encoding:
-                return False
-            w = encoding.popleft().result()  # an encoding error is re-raised here as itself
             if len(w.items) != len(w.lengths):
                 raise RuntimeError(f"wave has {len(w.items)} items but {len(w.lengths)} lengths")
             results.append([] if collect is not None else [None] * len(w.items))
@@ -334,8 +358,23 @@ def run_waves(
             yield k, pos, batch, _call(prepare, [items[i] for i in batch])
             pos += len(batch)
 
-    def start(k: int, pos: int) -> _Feed | _Inline:
-        return (_Feed if overlap else _Inline)(batches(k, pos), depth)
+    def start(k: int, pos: int) -> tuple[Any, _Feed | _Inline]:
+        """The first batch from (``k``, ``pos``), made on this thread, and a feed for the rest.
+
+        Why the first here: handing it over from a worker that has just started costs
+        a thread start and two wake-ups before the device has anything to do. The
+        worker is started first but waits until the first batch is made: started after
+        it, its first steps held the GIL while the caller still waited in
+        ``Thread.start`` (1-3.5 ms before the first forward pass on the 2-core box)."""
+        made = batches(k, pos)
+        feed = (_Feed if overlap else _Inline)(made, depth)
+        try:
+            first = next(made, None)
+        except BaseException:
+            feed.close()
+            raise
+        feed.go()
+        return first, feed
 
     def store(k: int, batch: list[int], outputs: Any) -> None:
         if collect is not None:
@@ -352,9 +391,8 @@ def run_waves(
     clean = False
     try:
         with _progress_bar(total, desc, show) as bar:
-            feed = start(0, 0)
+            entry, feed = start(0, 0)
             while True:
-                entry = feed.get()
                 if entry is None:
                     break
                 k, pos, batch, prepared = entry
@@ -370,19 +408,25 @@ def run_waves(
                     feed.close()  # drops the batches prepared from the old plan
                     release_device_memory()
                     plan.shrink(len(batch), len(batch) * max(1, waves[k].lengths[batch[0]]))
-                    feed = start(k, pos)  # re-cut from the failed batch with the smaller plan
+                    entry, feed = start(k, pos)  # re-cut from the failed batch with the smaller plan
                     continue
-                del prepared, entry
-                if finisher is None:
-                    store(k, batch, outputs if finish is None else _call(finish, [waves[k].items[i] for i in batch], outputs))
-                elif finish is None:
+                del prepared
+                entry = None
+                last = feed.exhausted()
+                if finish is None:
                     store(k, batch, outputs)
+                elif finisher is None or last:  # the last batch: nothing left to overlap, no hand-off
+                    while behind:
+                        k0, b0, f0 = behind.popleft()
+                        store(k0, b0, f0.result())
+                    store(k, batch, _call(finish, [waves[k].items[i] for i in batch], outputs))
                 else:
                     behind.append((k, batch, finisher.submit(_call, finish, [waves[k].items[i] for i in batch], outputs)))
                     while len(behind) > depth:
                         k0, b0, f0 = behind.popleft()
                         store(k0, b0, f0.result())
                 bar.update(len(batch))
+                entry = feed.get()
             while behind:
                 k0, b0, f0 = behind.popleft()
                 store(k0, b0, f0.result())
@@ -392,9 +436,11 @@ def run_waves(
             feed.close()
         for future in [*encoding, *(entry[-1] for entry in behind)]:
             future.cancel()
-        for executor in (encoder, finisher):
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=not clean)
+        executors = [executor for executor in (encoder, finisher) if executor is not None]
+        for executor in executors:  # wake them all, then wait: one wake-up latency, not one each
+            executor.shutdown(wait=False, cancel_futures=not clean)
+        for executor in executors:
+            executor.shutdown(wait=True)
         sys.setswitchinterval(switch_interval)
     return list(zip(waves, results))
 
