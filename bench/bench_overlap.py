@@ -1,21 +1,27 @@
 """Would a fast accelerator sit idle? The adapters against a simulated device F times faster than this CPU.
 
-    python bench/bench_overlap.py                          # F = 20, 50, 100; ~4 min on the shared box
-    python bench/bench_overlap.py --speedup 50 --kinds tag,extract_span --rounds 3
+    python bench/bench_overlap.py                          # F = 20, 50, 100; ~3 min on the 2-core box
+    python bench/bench_overlap.py --speedup 50 --sizes task   # one task's requests per kind; ~5 min
+    python bench/bench_overlap.py --speedup 50 --plan cpu     # the CPU's small batches instead
 
 On a GPU the forward pass gets 10-100x faster while tokenising, padding and
 decoding stay on the CPU; run in series with the model, they cap what the device
 can do. This script shows that on a CPU:
 
 1. **Calibration**: every adapter runs once with the real all-MiniLM-L6-v2 encoder
-   (random head of the right kind, seed 0) and the CPU time of each forward pass
-   (``time.thread_time`` around the model call, best of two runs) is recorded per
-   batch shape: the measured CPU floor.
-2. **Simulated accelerator**: the model is replaced by a stub that, for a batch of
-   that shape, **sleeps for floor / F** (``time.sleep`` releases the GIL, as a CUDA
-   kernel wait does) and returns outputs of the right shape (random values made
-   once, before timing). Everything else (tokenising, padding, copying, decoding)
-   is the adapter's real code.
+   (random head of the right kind, seed 0) with the CPU's own batch plan and one
+   global length sort, and the CPU time of each forward pass (``time.thread_time``
+   around the model call, best of two runs) is recorded: the measured CPU floor,
+   per batch shape and per padded token.
+2. **Simulated accelerator**: the model is replaced by a stub that **sleeps for
+   (CPU time of this batch) / F** (``time.sleep`` releases the GIL, as a CUDA wait
+   does) and returns outputs of the right shape (random values made once, before
+   timing). Everything else (tokenising, padding, copying, decoding) is the
+   adapter's real code. The batches are those the adapters make on an accelerator
+   (``--plan gpu``, the default: the CUDA automatic plan, up to 512 examples and
+   65536 padded tokens, waves of requests as on CUDA), each timed as padded tokens
+   x the floor's CPU time per padded token / F; ``--plan cpu`` keeps the CPU's small
+   batches, each timed by its calibrated shape.
 3. For each kind and F, three contenders on the same inputs, in rounds with the
    order rotated, best round kept:
    * ``before``: the adapter as it was before the pipeline (``--before-rev``, loaded
@@ -23,14 +29,28 @@ can do. This script shows that on a CPU:
    * ``sequential``: today's adapter with ``pipeline=false`` (same stages, no threads),
    * ``pipelined``: today's adapter (prepare ahead / finish behind on worker threads).
 
-Reported: **device busy = sum of simulated model time / wall time of the whole
-adapter call** (1.0 = the device never waits for the CPU; the issue's goal is
->= 0.9 at F = 50). Wall time, because what matters on a GPU is how long the device
-idles; on a shared 2-core machine wall time also counts waiting for a core, so
-the load average is printed and the numbers are a lower bound for a quiet machine.
-What this does NOT model: host-to-device copy time, kernel-launch overhead on the
-caller's thread, and device-side reductions (pooling, argmax), which here run on
-the CPU inside the stub's caller.
+Reported: **device busy = the contender's simulated model time / wall time of the
+whole adapter call** (1.0 = the device never waits for the CPU; the issue's goal is
+>= 0.9 at F = 50), next to each contender's model time (so a contender that pads
+more shows it). Wall time, because what matters on a GPU is how long the device
+idles; on a shared 2-core machine wall time also counts waiting for a core, so the
+load average is printed, and a projection from CPU times for an idle machine with a
+core per thread is printed too.
+
+Fidelity choices (each one removes a cost that the CPU simulation has and a GPU
+run does not; none of them touches the adapters' own work):
+
+* the stub's thread asks Linux for a 1 ns timer slack (``precise_sleep``): with the
+  default 50 us slack a sleep here wakes ~135 us late (median), per batch;
+* the stub's hidden states are :data:`SIMULATED_HIDDEN` wide: the embedder's pooling
+  runs on the calling thread, which on a GPU only queues a kernel.
+
+What this does NOT model: host-to-device copy time (pinned and non-blocking in the
+code), kernel-launch time of a real forward pass on the caller's thread (queued
+ahead of the device on CUDA; here the stub's sleep is synchronous, so every
+microsecond the caller spends between batches counts as device idle time: a
+pessimistic simplification), and a GPU's better efficiency on large batches (time
+here is linear in padded tokens).
 """
 
 from __future__ import annotations

@@ -161,3 +161,15 @@ def test_split_on_oom_without_a_plan_still_halves():
     device = FakeDevice(capacity_tokens=100, lengths=[40] * 8)
     assert split_on_oom(device, list(range(8)), lambda a, b: a + b) == [i * 10 for i in range(8)]
     assert device.ooms == 3  # 8 -> 4 -> 2 fits: one OOM at 8, two at 4
+
+
+def test_remember_plan_makes_plan_for_return_it():
+    """What bench_overlap uses to run the accelerator's plan on the CPU; per checkpoint and settings."""
+    loaded = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(hidden_size=384)), extra={})
+    settings = AdapterSettings(batch_size=None)
+    gpu = automatic_plan("cuda")
+    autobatch.remember_plan(loaded, settings, gpu)
+    assert plan_for(loaded, settings) is gpu
+    assert plan_for(loaded, AdapterSettings(batch_size=8)) is not gpu  # other settings, their own plan
+    with pytest.raises(TypeError, match="no 'extra' dict"):
+        autobatch.remember_plan(SimpleNamespace(model=None, extra=None), settings, gpu)

@@ -1,29 +1,39 @@
 """The one loop over batches: prepare ahead, run on the caller's thread, finish behind.
 
 Why: on an accelerator the forward pass is fast, and the CPU work around it
-(padding and pinning a batch, copying results back, decoding them) runs in series
-with it unless it overlaps (docs/benchmarks.md, "keeping an accelerator busy").
-:func:`run_pipelined` therefore splits a batch's work in three stages:
+(tokenising, padding and pinning a batch, copying results back, decoding them)
+runs in series with it unless it overlaps (docs/benchmarks.md, "keeping an
+accelerator busy"). :func:`run_waves` therefore splits the work in stages:
 
-* ``prepare(items) -> P`` on a worker thread, up to ``depth`` batches ahead: cutting
-  the next batch from the plan, padding, numpy -> tensors, pinning on CUDA (no
-  device work, so it cannot run out of device memory);
+* ``encode(lo, hi) -> Wave``: tokenising a wave of requests, on an encoding worker
+  one wave ahead (the first wave on the thread that needs it, so nothing waits for
+  a thread to start);
+* ``prepare(items) -> P`` on a prepare worker that **cuts the next batch from the
+  plan and pads it**, keeping up to ``depth`` batches ready: padding, numpy ->
+  tensors, pinning on CUDA (no device work, so it cannot run out of device memory).
+  The first batch is made on the calling thread while the worker waits at a gate,
+  so the device starts after one small wave's tokenising and nothing else;
 * ``forward(P) -> O`` on the calling thread: copy to the device, the model, the
   small device-side reductions (argmax, gathers). On CUDA this only queues
-  kernels, so the loop moves on to the next batch at once;
-* ``finish(items, O) -> list`` on a second worker thread, up to ``depth`` batches
-  behind: ``.cpu()`` (the wait for the device) and the Python decoding.
+  kernels, so the loop takes the next prepared batch at once;
+* ``finish(items, O) -> list`` on a finishing worker, up to ``depth`` batches
+  behind: ``.cpu()`` (the wait for the device) and the Python decoding. The last
+  batch is finished on the calling thread (nothing is left to overlap).
 
-Batches are cut from a :class:`~harness_ext.adapters.autobatch.BatchPlan` in
-order, longest first within a wave, so the order and composition of batches are
-exactly those of the sequential loop (``overlap=False`` runs the same stages inline, one
-after the other, and is what the tests compare against). Results come back in
+On an accelerator the requests come in **waves** (:func:`plan_waves`): a first wave
+of 16, then doubling, cut from the requests sorted by an estimate of their size
+(characters), so batches stay as tightly padded as with one global sort while the
+device starts early. On the CPU there is one wave in input order (the batches of
+before). Batches are cut from a :class:`~harness_ext.adapters.autobatch.BatchPlan`
+in order, longest first within a wave, so the order and composition of batches are
+exactly those of the sequential loop (``overlap=False`` runs the same stages inline,
+one after the other, and is what the tests compare against). Results come back in
 input order. An out-of-memory error in ``forward`` halves the plan's token budget,
-drops the batches prepared from the old plan and re-cuts from the failed batch
-(the plan object keeps the smaller budget for later calls). An exception in a
-worker is re-raised on the calling thread as the same exception object; on any
-exit the workers are stopped after their current item (queues are bounded by
-``depth``, so nothing waits forever).
+stops the prepare worker (dropping the batches prepared from the old plan) and
+re-cuts from the failed batch (the plan object keeps the smaller budget for later
+calls). An exception in a worker is re-raised on the calling thread as the same
+exception object; on any exit the workers are stopped after their current item
+(queues are bounded by ``depth``, so nothing waits forever).
 """
 
 from __future__ import annotations
