@@ -175,12 +175,20 @@ def test_an_exception_in_any_stage_surfaces_as_itself_without_hanging(stage):
         check("finish", rows)
         return [r * 2 for r in rows]
 
+    _raises_as_itself_without_hanging(
+        lambda: run_pipelined(list(range(100)), [1] * 100, BatchPlan(10), forward, prepare=prepare, finish=finish,
+                              progress=False),
+        raised,
+    )
+
+
+def _raises_as_itself_without_hanging(run, raised: Exception) -> None:
+    """``run()`` on a thread of its own: it must end within 30 s, with ``raised`` itself, and no worker left."""
     outcome = {}
 
     def call():
         try:
-            run_pipelined(list(range(100)), [1] * 100, BatchPlan(10), forward, prepare=prepare, finish=finish,
-                          progress=False)
+            run()
         except Exception as exc:  # noqa: BLE001
             outcome["error"] = exc
 
@@ -188,7 +196,7 @@ def test_an_exception_in_any_stage_surfaces_as_itself_without_hanging(stage):
     thread.start()
     thread.join(timeout=30)
     assert not thread.is_alive(), "the pipeline hung"
-    assert outcome["error"] is raised
+    assert outcome.get("error") is raised
     assert not _workers_alive()
 
 

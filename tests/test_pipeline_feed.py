@@ -23,7 +23,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_pipeline import _minilm, _requests, _tatoeba, _ud, _workers_alive, _xquad  # noqa: E402
+from test_pipeline import (  # noqa: E402
+    _minilm, _raises_as_itself_without_hanging, _requests, _tatoeba, _ud, _workers_alive, _xquad)
 
 from harness_ext.adapters import classify, embed, span, tag  # noqa: E402
 from harness_ext.adapters.autobatch import BatchPlan  # noqa: E402
@@ -146,21 +147,11 @@ def test_an_encoding_error_in_the_first_or_a_later_wave_surfaces_as_itself(faili
             raise raised
         return Wave(list(range(lo, hi)), [3] * (hi - lo))
 
-    outcome = {}
-
-    def call():
-        try:
-            run_waves(bounds, encode, BatchPlan(4), lambda b: b, prepare=list, finish=lambda b, o: o,
-                      progress=False)
-        except Exception as exc:  # noqa: BLE001
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "the pipeline hung"
-    assert outcome["error"] is raised
-    assert not _workers_alive()
+    _raises_as_itself_without_hanging(
+        lambda: run_waves(bounds, encode, BatchPlan(4), lambda b: b, prepare=list, finish=lambda b, o: o,
+                          progress=False),
+        raised,
+    )
 
 
 @pytest.mark.parametrize("overlap", [True, False])
