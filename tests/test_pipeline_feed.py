@@ -47,6 +47,7 @@ def test_wave_plan_sorts_by_size_stably_and_restores_input_order():
     assert plan.bounds == wave_bounds(6, 2)
     assert plan.arrange("abcdef") == ["b", "e", "f", "a", "c", "d"]
     assert plan.restore(plan.arrange("abcdef")) == list("abcdef")
+    assert np.array_equal(plan.restore(np.asarray(plan.arrange(range(6)))), np.arange(6))  # rows of an array
     one = plan_waves(sizes, 2, AdapterSettings(), "cpu")  # the CPU default: one wave, input order untouched
     assert one.order is None and one.bounds == [(0, 6)] and one.arrange("abcdef") == list("abcdef")
     with pytest.raises(RuntimeError, match="5 results for 6 requests"):

@@ -402,11 +402,7 @@ class Embedder:
         if flush is not None and state["pending"]:
             flush([texts[i] for i in state["pending"]], {i: np.concatenate(v) for i, v in state["vectors"].items()})
         assert state["result"] is not None
-        if waves_plan.order is None:
-            return state["result"]
-        restored = np.empty_like(state["result"])
-        restored[np.asarray(waves_plan.order)] = state["result"]
-        return restored
+        return waves_plan.restore(state["result"])
 
     def _forward_device(self, padded: dict, layers: list[int]) -> dict[int, Any]:
         """One padded batch (CPU tensors) -> pooled float32 vectors per hidden-state index, on the device."""

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
 from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_memory
 
 #: batches prepared ahead of / finished behind the one running
@@ -68,9 +70,6 @@ class _Done:
 
     def cancel(self) -> bool:
         return False
-
-    def done(self) -> bool:
-        return True
 
 
 def _no_grad() -> contextlib.AbstractContextManager:
@@ -173,12 +172,16 @@ class WavePlan:
         """``values`` (one per request, input order) in wave order."""
         return list(values) if self.order is None else [values[i] for i in self.order]
 
-    def restore(self, values: Sequence[Any]) -> list:
-        """Results in wave order -> input order."""
+    def restore(self, values: Any) -> Any:
+        """Results in wave order -> input order: a list, or the rows of an array (then an array)."""
         if self.order is None:
-            return list(values)
+            return values if isinstance(values, np.ndarray) else list(values)
         if len(values) != len(self.order):
             raise RuntimeError(f"{len(values)} results for {len(self.order)} requests")
+        if isinstance(values, np.ndarray):
+            rows = np.empty_like(values)
+            rows[np.asarray(self.order)] = values
+            return rows
         out: list = [None] * len(values)
         for position, request in enumerate(self.order):
             out[request] = values[position]
