@@ -54,7 +54,7 @@ UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART
 def prebuilt_batches(columns: dict[str, list[list[int]]], batches: list[list[int]], device: str, pad_id: int,
                      pad_to: int | None = None) -> list[dict[str, Any]]:
     """Tensors of every batch, built before timing (the floor pays for nothing but the model)."""
-    from harness_ext.adapters.batching import pad_columns, to_device
+    from harness_ext.adapters.runtime.batching import pad_columns, to_device
 
     out = []
     for rows in batches:
@@ -87,8 +87,8 @@ def floor_runner(model: Any, batches: list[dict[str, Any]], output: str) -> Call
 
 def batch_plans(lengths: list[int], loaded: Any, settings: Any, sizes: dict[str, int | None]) -> dict[str, list[list[int]]]:
     """Batches (index lists) for each named batch size; None = our automatic plan."""
-    from harness_ext.adapters.autobatch import plan_batches
-    from harness_ext.adapters.batching import length_sorted_batches
+    from harness_ext.adapters.runtime.autobatch import plan_batches
+    from harness_ext.adapters.runtime.batching import length_sorted_batches
 
     out = {}
     for name, size in sizes.items():
@@ -101,8 +101,8 @@ def batch_plans(lengths: list[int], loaded: Any, settings: Any, sizes: dict[str,
 def bench_classify(args: argparse.Namespace) -> list[str]:
     from transformers import pipeline
 
-    from harness_ext.adapters import classify
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.encoder import classify
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     loaded = c.minilm_with_head("sequence-classification", XNLI, device=args.device, size=args.size)
     c.set_dtype(loaded, args.dtype)
@@ -146,8 +146,8 @@ def bench_classify(args: argparse.Namespace) -> list[str]:
 def bench_tag(args: argparse.Namespace) -> list[str]:
     from transformers import pipeline
 
-    from harness_ext.adapters import tag
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.encoder import tag
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     id2label = dict(enumerate(UPOS))
     loaded = c.minilm_with_head("token-classification", id2label, device=args.device, size=args.size)
@@ -208,8 +208,8 @@ def qa_by_hand(model: Any, tok: Any, pairs: list[tuple[str, str]], device: str) 
 
 
 def bench_qa(args: argparse.Namespace) -> list[str]:
-    from harness_ext.adapters import span
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.encoder import span
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     loaded = c.minilm_with_head("question-answering", device=args.device, size=args.size)
     c.set_dtype(loaded, args.dtype)

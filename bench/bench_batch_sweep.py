@@ -40,8 +40,8 @@ def inputs(data: Path, tokenizer: Any) -> dict[str, dict[str, list[list[int]]]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from harness_ext.adapters.autobatch import BatchPlan
-    from harness_ext.adapters.batching import length_sorted_batches
+    from harness_ext.adapters.runtime.autobatch import BatchPlan
+    from harness_ext.adapters.runtime.batching import length_sorted_batches
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="8,16,32,64,128,256", help="fixed examples per batch")

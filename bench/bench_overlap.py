@@ -105,7 +105,7 @@ def module_at(rev: str, name: str) -> Any:
 
 # --------------------------------------------------------------------------- CPU accounting per thread
 class StageClock:
-    """Wraps :func:`harness_ext.adapters.pipeline._call` to add up each thread's CPU time per stage.
+    """Wraps :func:`harness_ext.adapters.runtime.pipeline._call` to add up each thread's CPU time per stage.
 
     With these, the wall time of a pipelined call on an idle machine can be projected from
     CPU times, which a busy shared machine does not distort much (wall times it does)."""
@@ -113,7 +113,7 @@ class StageClock:
     def __init__(self) -> None:
         import threading
 
-        from harness_ext.adapters import pipeline
+        from harness_ext.adapters.runtime import pipeline
 
         self.pipeline, self.original, self.lock = pipeline, pipeline._call, threading.Lock()
         self.reset()
@@ -228,7 +228,7 @@ class SimulatedDevice:
 # --------------------------------------------------------------------------- the kinds
 def workload(kind: str, args: argparse.Namespace) -> tuple[Any, list, str, Callable[[Any], Any]]:
     """(loaded real model, requests, head, settings factory) for one kind, inputs as in bench_adapters.py."""
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     def settings(pipelined: bool) -> AdapterSettings:
         extra = {"pipeline": pipelined, "waves": True}  # as on an accelerator (on the CPU: one wave)
@@ -258,7 +258,7 @@ def fresh(loaded: Any, model: Any, settings: Any = None, plan: str = "cpu") -> A
     as on an accelerator (:func:`automatic_plan` for CUDA: up to 512 examples, 65536 tokens)."""
     import dataclasses
 
-    from harness_ext.adapters.autobatch import automatic_plan, remember_plan
+    from harness_ext.adapters.runtime.autobatch import automatic_plan, remember_plan
 
     out = dataclasses.replace(loaded, model=model, extra={})
     if plan == "gpu":

@@ -45,14 +45,14 @@ def load_minilm(device: str, dtype: str):
 
 
 def settings(device: str, dtype: str, **kwargs):
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     kwargs.setdefault("use_cache", False)
     return AdapterSettings(device=device, dtype=dtype, layer=-1, pooling="mean", **kwargs)
 
 
 def padding_overhead(loaded, texts: list[str], batch_size: int, budget: int | None) -> float:
-    from harness_ext.adapters.batching import length_sorted_batches
+    from harness_ext.adapters.runtime.batching import length_sorted_batches
 
     lengths = [len(ids) for ids in loaded.tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
     batches = length_sorted_batches(lengths, batch_size, budget)
@@ -60,7 +60,7 @@ def padding_overhead(loaded, texts: list[str], batch_size: int, budget: int | No
 
 
 def part_batching(args, loaded) -> None:
-    from harness_ext.adapters.embed import Embedder
+    from harness_ext.adapters.encoder.embed import Embedder
 
     texts = list(dict.fromkeys(c.tatoeba_pairs(args.data, args.n_texts)))
     plans = {
@@ -89,7 +89,7 @@ def part_batching(args, loaded) -> None:
 
 
 def part_cache(args, loaded) -> None:
-    from harness_ext.adapters.embed import Embedder
+    from harness_ext.adapters.encoder.embed import Embedder
 
     texts = list(dict.fromkeys(c.tatoeba_pairs(args.data, args.n_texts)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +112,7 @@ def part_cache(args, loaded) -> None:
 
 
 def part_sweep(args, loaded) -> None:
-    from harness_ext.adapters.embed import Embedder, num_blocks
+    from harness_ext.adapters.encoder.embed import Embedder, num_blocks
 
     texts = list(dict.fromkeys(c.tatoeba_pairs(args.data, args.n_texts // 2)))
     layers = list(range(-(num_blocks(loaded.model) + 1), 0))
@@ -142,7 +142,7 @@ def part_sweep(args, loaded) -> None:
 
 
 def _layer_settings(args, layer: int, **kwargs):
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     kwargs.setdefault("use_cache", "cache_dir" in kwargs)
     return AdapterSettings(device=args.device, dtype=args.dtype, layer=layer, pooling="mean", **kwargs)

@@ -120,8 +120,8 @@ def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- parts
 def bench_embed(args: argparse.Namespace) -> list[str]:
-    from harness_ext.adapters.embed import Embedder
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.encoder.embed import Embedder
+    from harness_ext.adapters.runtime.settings import AdapterSettings
     from harness_ext.backends import load_checkpoint
 
     try:

@@ -208,10 +208,10 @@ def _floor(model: Any, batches: list[dict[str, Any]], kind: str) -> Callable[[],
 def part_throughput(sizes: dict, rounds: int, dtype: str, data: Path, memory: Memory) -> dict[str, Any]:
     from bench_adapters import UPOS, XNLI, prebuilt_batches
 
-    from harness_ext.adapters import classify, embed, span, tag
-    from harness_ext.adapters.autobatch import plan_batches
-    from harness_ext.adapters.batching import length_sorted_batches
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.encoder import classify, embed, span, tag
+    from harness_ext.adapters.runtime.autobatch import plan_batches
+    from harness_ext.adapters.runtime.batching import length_sorted_batches
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     dev = device()
     out: dict[str, Any] = {"model": f"{sizes['size']}-shaped encoder ({'24 x 1024' if sizes['size'] == 'large' else 'MiniLM 6 x 384'}), "

@@ -16,7 +16,7 @@ itself imports lm-eval. Then, right after lm-eval's own modules load:
 * ``lm_eval.api.model``: the ``LM`` base class gets ``classify``/``tag``/
   ``extract_span``/``embed`` methods (only names it lacks), so any lm-eval model
   (``hf``, ``vllm``, API models) answers XTREME tasks through its own
-  ``loglikelihood``/``generate_until`` (:mod:`harness_ext.adapters.prompted`);
+  ``loglikelihood``/``generate_until`` (:mod:`harness_ext.adapters.prompted.adapter`);
   ``XtremeLM`` defines its own and keeps them. ``LM.create_from_arg_string`` /
   ``create_from_arg_obj`` take our ``xtreme_*`` options out of ``--model_args``
   before the model class sees them. lm-eval's own tasks never send these request
@@ -87,7 +87,7 @@ REQUEST_KINDS = ("classify", "tag", "extract_span", "embed")
 
 def _prompted_method(kind: str) -> Callable:
     def method(self, requests):
-        from harness_ext.adapters import prompted
+        from harness_ext.adapters.prompted import adapter as prompted
 
         return prompted.answer(kind, self, requests)
 
@@ -102,7 +102,7 @@ def _with_options(create_from_dict: Callable, takes_string: bool) -> classmethod
     passing them to the model class (``HFLM`` would hand them to ``from_pretrained``)."""
 
     def create(cls, args, additional_config=None):
-        from harness_ext.adapters.prompted import split_options
+        from harness_ext.adapters.prompted.adapter import split_options
 
         if takes_string:
             from lm_eval.utils import simple_parse_args_string

@@ -76,7 +76,7 @@ class CheckpointSpec(_Strict):
 
 
 class Retrieval(_Strict):
-    """How sentence vectors are taken (see harness_ext.adapters.embed for the conventions)."""
+    """How sentence vectors are taken (see harness_ext.adapters.encoder.embed for the conventions)."""
 
     layer: int | None = None
     pooling: str = "mean"
@@ -346,7 +346,7 @@ def _format_errors(file: Path, system: str | None, exc: ValidationError) -> str:
 
 def _poolings() -> tuple[str, ...]:
     try:
-        from harness_ext.adapters.embed import POOLINGS
+        from harness_ext.adapters.encoder.embed import POOLINGS
     except ImportError:
         return ()
     return tuple(POOLINGS)
@@ -442,7 +442,7 @@ def check_layer(ref: CheckpointRef) -> str | None:
                        if isinstance(data.get(k), int) and data.get(k) > 0), None) if isinstance(data, dict) else None
         if blocks is None:
             return None
-        from harness_ext.adapters.embed import hidden_state_index
+        from harness_ext.adapters.encoder.embed import hidden_state_index
 
         try:
             hidden_state_index(int(layer), blocks)
@@ -469,9 +469,9 @@ def label_problem(info: Any, ref: CheckpointRef, labels: tuple[str, ...]) -> str
     loaded = SimpleNamespace(model=SimpleNamespace(config=config), source=ref.source)
     try:
         if ref.head == "sequence-classification":
-            from harness_ext.adapters.classify import head_to_task_labels as mapping
+            from harness_ext.adapters.encoder.classify import head_to_task_labels as mapping
         else:
-            from harness_ext.adapters.tag import head_to_tagset as mapping
+            from harness_ext.adapters.encoder.tag import head_to_tagset as mapping
     except ImportError:
         mapping = None
     if mapping is not None:

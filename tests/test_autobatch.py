@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness_ext.adapters import autobatch
-from harness_ext.adapters.autobatch import BatchPlan, automatic_plan, find_batch_size, is_oom, plan_batches, plan_for
-from harness_ext.adapters.batching import run_batched
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.runtime import autobatch
+from harness_ext.adapters.runtime.autobatch import BatchPlan, automatic_plan, find_batch_size, is_oom, plan_batches, plan_for
+from harness_ext.adapters.runtime.batching import run_batched
+from harness_ext.adapters.runtime.settings import AdapterSettings
 
 
 class FakeDevice:
@@ -119,7 +119,7 @@ def test_classify_adapter_runs_with_auto_batch_size(minilm_path):
     """batch_size=None through the classify adapter gives the same labels as a fixed batch size."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from harness_ext.adapters import classify
+    from harness_ext.adapters.encoder import classify
     from harness_ext.backends.base import LoadedCheckpoint
 
     labels = {0: "entailment", 1: "neutral", 2: "contradiction"}
@@ -136,7 +136,7 @@ def test_classify_adapter_runs_with_auto_batch_size(minilm_path):
 
 def test_split_on_oom_shrinks_the_plan_so_later_batches_fit_first_time():
     """embed/text2text cut batches lazily from a plan that split_on_oom shrinks: one OOM, not one per batch."""
-    from harness_ext.adapters.batching import iter_length_sorted_batches, split_on_oom
+    from harness_ext.adapters.runtime.batching import iter_length_sorted_batches, split_on_oom
 
     lengths = [40] * 64
     device = FakeDevice(capacity_tokens=300, lengths=lengths)
@@ -156,7 +156,7 @@ def test_split_on_oom_shrinks_the_plan_so_later_batches_fit_first_time():
 
 
 def test_split_on_oom_without_a_plan_still_halves():
-    from harness_ext.adapters.batching import split_on_oom
+    from harness_ext.adapters.runtime.batching import split_on_oom
 
     device = FakeDevice(capacity_tokens=100, lengths=[40] * 8)
     assert split_on_oom(device, list(range(8)), lambda a, b: a + b) == [i * 10 for i in range(8)]

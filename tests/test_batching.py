@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.batching import chunks, length_sorted_batches, pad_columns, run_batched, to_device
+from harness_ext.adapters.runtime.autobatch import BatchPlan
+from harness_ext.adapters.runtime.batching import chunks, length_sorted_batches, pad_columns, run_batched, to_device
 
 
 def _lengths(n: int = 200, seed: int = 0) -> list[int]:
@@ -119,7 +119,7 @@ def test_chunks():
 def test_split_on_oom_halves_until_the_batch_fits_and_keeps_order():
     import torch
 
-    from harness_ext.adapters.batching import split_on_oom
+    from harness_ext.adapters.runtime.batching import split_on_oom
 
     sizes: list[int] = []
 

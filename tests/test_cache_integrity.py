@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_ext.adapters.embed import Embedder
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.encoder.embed import Embedder
+from harness_ext.adapters.runtime.settings import AdapterSettings
 from harness_ext.backends import load_checkpoint
 from harness_ext.retrieval.cache import EmbeddingCache
 from tests.helpers.tiny_models import tiny_bert

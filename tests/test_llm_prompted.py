@@ -30,10 +30,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.tiny_decoders import tiny_decoder  # noqa: E402
 
-from harness_ext.adapters import prompted  # noqa: E402
-from harness_ext.adapters.prompts import load_prompts  # noqa: E402
-from harness_ext.adapters.t2t_parse import parse_tags  # noqa: E402
-from harness_ext.adapters.templates import TemplateError  # noqa: E402
+from harness_ext.adapters.prompted import adapter as prompted  # noqa: E402
+from harness_ext.adapters.prompted.prompts import load_prompts  # noqa: E402
+from harness_ext.adapters.formats.parse import parse_tags  # noqa: E402
+from harness_ext.adapters.text2text.templates import TemplateError  # noqa: E402
 from harness_ext.metrics import squad  # noqa: E402
 from harness_ext.metrics.tagging import span_prf  # noqa: E402
 from harness_ext.tasks.prompting import FewshotError, PromptContext, check_fewshot, demonstrations  # noqa: E402

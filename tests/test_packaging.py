@@ -146,7 +146,7 @@ def test_the_unused_dependency_check_catches_one():
 
 def test_chrf_is_reported_for_generated_answers_only_and_stays_out_of_the_score():
     """sacrebleu's job: chrF beside EM/F1 for generated answers, never in the XTREME score."""
-    from harness_ext.adapters.t2t_parse import ParseInfo, T2TText
+    from harness_ext.adapters.formats.parse import ParseInfo, T2TText
     from harness_ext.metrics.chrf import chrf_item
     from harness_ext.reports.rules import score_task
 

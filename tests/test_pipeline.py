@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.tiny_models import xlmr_tokenizer  # noqa: E402
 
-from harness_ext.adapters import classify, embed, span, tag  # noqa: E402
-from harness_ext.adapters.autobatch import BatchPlan  # noqa: E402
-from harness_ext.adapters.pipeline import run_pipelined  # noqa: E402
-from harness_ext.adapters.settings import AdapterSettings  # noqa: E402
+from harness_ext.adapters.encoder import classify, embed, span, tag  # noqa: E402
+from harness_ext.adapters.runtime.autobatch import BatchPlan  # noqa: E402
+from harness_ext.adapters.runtime.pipeline import run_pipelined  # noqa: E402
+from harness_ext.adapters.runtime.settings import AdapterSettings  # noqa: E402
 from harness_ext.backends.base import LoadedCheckpoint  # noqa: E402
 from xtreme_tasks.table import UPOS_TAGS  # noqa: E402
 
@@ -300,7 +300,7 @@ def test_oom_halving_in_a_real_adapter_gives_the_same_answers(minilm_path, share
 
 
 def test_pipeline_setting_parses_model_args_strings():
-    from harness_ext.adapters.pipeline import overlap_enabled
+    from harness_ext.adapters.runtime.pipeline import overlap_enabled
 
     assert overlap_enabled(AdapterSettings())
     assert not overlap_enabled(AdapterSettings(extra={"pipeline": "false"}))
@@ -345,7 +345,7 @@ def test_text2text_pipelined_equals_sequential(tmp_path, shared_data):
     """mT5-style checkpoints (a tiny random mT5): rank scores and greedy generations are the same."""
     from test_t2t_adapter import tiny_t2t_mt5
 
-    from harness_ext.adapters import text2text
+    from harness_ext.adapters.text2text import adapter as text2text
     from harness_ext.backends import load_checkpoint
 
     loaded = load_checkpoint(str(tiny_t2t_mt5(tmp_path / "mt5")), "seq2seq")
@@ -361,7 +361,7 @@ def test_text2text_pipelined_equals_sequential(tmp_path, shared_data):
 
 
 def test_requests_come_in_waves_on_an_accelerator_and_in_one_on_the_cpu():
-    from harness_ext.adapters.pipeline import request_waves, wave_bounds
+    from harness_ext.adapters.runtime.pipeline import request_waves, wave_bounds
 
     assert wave_bounds(1000, 64) == [(0, 64), (64, 192), (192, 448), (448, 960), (960, 1000)]
     assert request_waves(1000, 64, AdapterSettings(), "cpu") == [(0, 1000)]

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_pipeline import (  # noqa: E402
     _minilm, _raises_as_itself_without_hanging, _requests, _tatoeba, _ud, _workers_alive, _xquad)
 
-from harness_ext.adapters import classify, embed, span, tag  # noqa: E402
-from harness_ext.adapters.autobatch import BatchPlan  # noqa: E402
-from harness_ext.adapters.pipeline import Wave, WavePlan, first_wave, plan_waves, run_waves, wave_bounds  # noqa: E402
-from harness_ext.adapters.settings import AdapterSettings  # noqa: E402
+from harness_ext.adapters.encoder import classify, embed, span, tag  # noqa: E402
+from harness_ext.adapters.runtime.autobatch import BatchPlan  # noqa: E402
+from harness_ext.adapters.runtime.pipeline import Wave, WavePlan, first_wave, plan_waves, run_waves, wave_bounds  # noqa: E402
+from harness_ext.adapters.runtime.settings import AdapterSettings  # noqa: E402
 from xtreme_tasks.table import UPOS_TAGS  # noqa: E402
 
 XNLI = ("entailment", "neutral", "contradiction")

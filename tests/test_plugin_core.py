@@ -247,8 +247,8 @@ def _loaded(checkpoint: Path):
 def test_head_with_other_label_order_is_mapped_by_name(tmp_path, minilm_path):
     from lm_eval.api.instance import Instance
 
-    from harness_ext.adapters import classify
-    from harness_ext.adapters.settings import AdapterSettings
+    from harness_ext.adapters.encoder import classify
+    from harness_ext.adapters.runtime.settings import AdapterSettings
 
     reordered = ("contradiction", "entailment", "neutral")
     ckpt = tiny_classifier(tmp_path / "c", reordered, minilm_path, seed=3)
@@ -268,7 +268,7 @@ def test_head_with_other_label_order_is_mapped_by_name(tmp_path, minilm_path):
 
 
 def test_head_with_generic_labels_is_refused_with_the_fix(tmp_path, minilm_path):
-    from harness_ext.adapters import classify
+    from harness_ext.adapters.encoder import classify
 
     ckpt = tiny_classifier(tmp_path / "g", ("LABEL_0", "LABEL_1", "LABEL_2"), minilm_path)
     with pytest.raises(classify.LabelMismatchError) as err:
@@ -278,7 +278,7 @@ def test_head_with_generic_labels_is_refused_with_the_fix(tmp_path, minilm_path)
 
 
 def test_head_with_too_few_labels_is_refused(tmp_path, minilm_path):
-    from harness_ext.adapters import classify
+    from harness_ext.adapters.encoder import classify
 
     ckpt = tiny_classifier(tmp_path / "two", ("entailment", "neutral"), minilm_path)
     with pytest.raises(classify.LabelMismatchError, match="never predicts"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness_ext import progress
-from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.pipeline import run_pipelined
+from harness_ext.adapters.runtime.autobatch import BatchPlan
+from harness_ext.adapters.runtime.pipeline import run_pipelined
 
 
 def test_a_long_phase_shows_its_count_and_total(capsys):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness_ext.adapters import span
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.encoder import span
+from harness_ext.adapters.runtime.settings import AdapterSettings
 from harness_ext.backends import load_checkpoint
 from xtreme_tasks.table import get_task
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness_ext.adapters.embed import Embedder, answer, hidden_state_index
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.encoder.embed import Embedder, answer, hidden_state_index
+from harness_ext.adapters.runtime.settings import AdapterSettings
 from harness_ext.backends import load_checkpoint
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from tests.helpers.tiny_models import tiny_bert, tiny_mt5, tiny_xlmr

@@ -58,7 +58,7 @@ def _data_with(tmp_path: Path, shared_data: Path, *tasks: str) -> Path:
 def test_wrong_head_stops_the_run_before_any_forward_pass(tmp_path, shared_data, minilm_path, monkeypatch):
     """Tatoeba + XQuAD with an encoder that has no QA head: the run stops before Tatoeba
     embeds anything, and the error names the task, the head it needs and what to pass."""
-    import harness_ext.adapters.embed as embed
+    import harness_ext.adapters.encoder.embed as embed
     from harness_ext import api
     from harness_ext.adapters.xtreme_lm import PreflightError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness_ext.adapters import span
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.encoder import span
+from harness_ext.adapters.runtime.settings import AdapterSettings
 from harness_ext.backends import load_checkpoint
 from xtreme_tasks.data import load_docs
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_ext.adapters import span
+from harness_ext.adapters.encoder import span
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness_ext.adapters import text2text
-from harness_ext.adapters.settings import AdapterSettings
-from harness_ext.adapters.t2t_parse import status_counts
-from harness_ext.adapters.templates import load_templates
+from harness_ext.adapters.text2text import adapter as text2text
+from harness_ext.adapters.runtime.settings import AdapterSettings
+from harness_ext.adapters.formats.parse import status_counts
+from harness_ext.adapters.text2text.templates import load_templates
 from harness_ext.backends import LoadedCheckpoint, load_checkpoint
 from xtreme_tasks.table import TASKS, UPOS_TAGS
 
@@ -302,7 +302,7 @@ def test_budget_cut_is_flagged_and_counted(tokenizer, caplog):
     req = request("extract_span", (question, context), "xtreme-xquad-en")
     (full,) = text2text.answer("extract_span", loaded_stub, [req], AdapterSettings())
     assert full == "to the U . S . again" and not full.parse.truncated  # not in the context: kept as generated
-    with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.text2text"):
+    with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.text2text.adapter"):
         (cut,) = text2text.answer("extract_span", loaded_stub, [req], AdapterSettings(extra={"max_new_tokens": 3}))
     assert cut.parse.truncated and cut.parse.status == "partial" and len(tokenizer(str(cut))["input_ids"]) <= 4
     assert "1 cut at max_new_tokens" in caplog.text
@@ -314,7 +314,7 @@ def test_long_inputs_are_cut_keeping_end_of_sequence(tokenizer, caplog):
     stub.model.script = _AnyInput("PER: John")
     req = request("tag", (" ".join(words), words, TASKS["panx"].labels), "xtreme-panx-en")
     settings = AdapterSettings(extra={"template_panx": {"input": "tag: {text}", "max_input_tokens": 5}})
-    with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.text2text"):
+    with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.text2text.adapter"):
         (tags,) = text2text.answer("tag", stub, [req], settings)
     assert list(tags) == ["B-PER"] + ["O"] * (len(words) - 1)
     assert len(tokenizer(stub.model.seen[0])["input_ids"]) <= 5

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness_ext.adapters import text2text
-from harness_ext.adapters.t2t_parse import parse_info, unparsable_flag
-from harness_ext.adapters.templates import load_templates
+from harness_ext.adapters.text2text import adapter as text2text
+from harness_ext.adapters.formats.parse import parse_info, unparsable_flag
+from harness_ext.adapters.text2text.templates import load_templates
 from test_t2t_adapter import ScriptedSeq2Seq, scripted_checkpoint, t2t_tokenizer, tiny_t2t_mt5
 from xtreme_tasks.table import TASKS
 

@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from harness_ext.adapters import t2t_parse as p
-from harness_ext.adapters.templates import (
+from harness_ext.adapters.formats import parse as p
+from harness_ext.adapters.text2text.templates import (
     PRESETS,
     TemplateError,
     load_templates,

@@ -13,8 +13,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.tiny_models import PANX_LABELS, tiny_xlmr  # noqa: E402
 
-from harness_ext.adapters import tag  # noqa: E402
-from harness_ext.adapters.settings import AdapterSettings  # noqa: E402
+from harness_ext.adapters.encoder import tag  # noqa: E402
+from harness_ext.adapters.runtime.settings import AdapterSettings  # noqa: E402
 from harness_ext.backends.base import LoadedCheckpoint  # noqa: E402
 from harness_ext.requests import make_instance, tag_args  # noqa: E402
 from xtreme_tasks.table import PANX_TAGS, UPOS_TAGS  # noqa: E402
@@ -66,7 +66,7 @@ def test_ud_v1_conj_is_cconj():
 
 def test_labels_outside_the_task_are_never_predicted_and_logged(caplog):
     conll = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
-    with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.tag"):
+    with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.encoder.tag"):
         mapping = tag.head_to_tagset(fake_loaded(dict(enumerate(conll))), PANX_TAGS)
     assert mapping[1] is None and mapping[2] is None
     assert "B-MISC" in caplog.text and "never predicted" in caplog.text

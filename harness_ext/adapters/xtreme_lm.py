@@ -27,8 +27,8 @@ from typing import Any
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
-from harness_ext.adapters.distributed import Collectives, launched_world_size
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.runtime.distributed import Collectives, launched_world_size
+from harness_ext.adapters.runtime.settings import AdapterSettings
 from harness_ext.requests import HEAD_FOR_KIND
 from harness_ext.tasks.base import parse_leaf_name
 
@@ -36,12 +36,12 @@ log = logging.getLogger(__name__)
 
 #: request kind -> adapter module for encoder checkpoints
 ADAPTER_MODULES = {
-    "classify": "harness_ext.adapters.classify",
-    "tag": "harness_ext.adapters.tag",
-    "extract_span": "harness_ext.adapters.span",
-    "embed": "harness_ext.adapters.embed",
+    "classify": "harness_ext.adapters.encoder.classify",
+    "tag": "harness_ext.adapters.encoder.tag",
+    "extract_span": "harness_ext.adapters.encoder.span",
+    "embed": "harness_ext.adapters.encoder.embed",
 }
-TEXT2TEXT_MODULE = "harness_ext.adapters.text2text"
+TEXT2TEXT_MODULE = "harness_ext.adapters.text2text.adapter"
 
 
 class ModelArgsError(ValueError):

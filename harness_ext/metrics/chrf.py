@@ -16,7 +16,7 @@ import math
 from functools import lru_cache
 from typing import Any, Sequence
 
-from harness_ext.adapters.t2t_parse import parse_info
+from harness_ext.adapters.formats.parse import parse_info
 
 
 @lru_cache(maxsize=1)

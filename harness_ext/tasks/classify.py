@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
+from harness_ext.adapters.formats.parse import count_unparsable, unparsable_item
 from harness_ext.metrics.classification import accuracy
 from harness_ext.requests import classify_args
 from harness_ext.tasks.base import XtremeTask

@@ -5,7 +5,7 @@ lm-eval hands ``--num_fewshot``, ``--system_instruction``, ``--apply_chat_templa
 requests; the model only sees the requests. So every ``classify``/``tag``/
 ``extract_span`` request carries a :class:`PromptContext` as its last argument.
 ``--model xtreme`` (fine-tuned heads, zero-shot by definition) ignores it and refuses
-shots; the prompted adapter (:mod:`harness_ext.adapters.prompted`) renders the
+shots; the prompted adapter (:mod:`harness_ext.adapters.prompted.adapter`) renders the
 prompt from it and writes the prompt and the raw model output back into it, so
 ``--log_samples`` shows both (the samples file's ``arguments``).
 

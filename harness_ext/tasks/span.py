@@ -21,7 +21,7 @@ import logging
 import math
 from typing import Callable, Sequence
 
-from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
+from harness_ext.adapters.formats.parse import count_unparsable, unparsable_item
 from harness_ext.metrics import mlqa as mlqa_metrics
 from harness_ext.metrics import squad as squad_metrics
 from harness_ext.metrics.chrf import chrf_item, mean_chrf

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from harness_ext.adapters.t2t_parse import count_unparsable, unparsable_item
+from harness_ext.adapters.formats.parse import count_unparsable, unparsable_item
 from harness_ext.metrics.tagging import span_prf, token_accuracy
 from harness_ext.requests import tag_args
 from harness_ext.tasks.base import XtremeTask

@@ -24,7 +24,7 @@ On an accelerator the requests come in **waves** (:func:`plan_waves`): a first w
 of 16, then doubling, cut from the requests sorted by an estimate of their size
 (characters), so batches stay as tightly padded as with one global sort while the
 device starts early. On the CPU there is one wave in input order (the batches of
-before). Batches are cut from a :class:`~harness_ext.adapters.autobatch.BatchPlan`
+before). Batches are cut from a :class:`~harness_ext.adapters.runtime.autobatch.BatchPlan`
 in order, longest first within a wave, so the order and composition of batches are
 exactly those of the sequential loop (``overlap=False`` runs the same stages inline,
 one after the other, and is what the tests compare against). Results come back in
@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_memory
+from harness_ext.adapters.runtime.autobatch import BatchPlan, is_oom, release_device_memory
 
 #: batches prepared ahead of / finished behind the one running
 DEFAULT_DEPTH = 2
@@ -131,7 +131,7 @@ def request_waves(n: int, first: int, settings: Any, device: Any, largest: int =
     there is nothing to hide, while smaller sorted pools make batches of more mixed
     lengths: bench_adapters' classify went from 1.01x to 0.82-0.90x the floor with
     waves on this CPU."""
-    from harness_ext.adapters.autobatch import is_gpu
+    from harness_ext.adapters.runtime.autobatch import is_gpu
 
     extra = getattr(settings, "extra", None) or {}
     value = extra.get("waves")
@@ -312,7 +312,7 @@ def run_waves(
     calling thread as ``collect(k, unit indices, finished)`` in batch order) the
     results are not kept.
     """
-    from harness_ext.adapters.batching import longest_first
+    from harness_ext.adapters.runtime.batching import longest_first
 
     prepare = prepare or _identity
     depth = max(1, int(depth))

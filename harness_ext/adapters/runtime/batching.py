@@ -3,7 +3,7 @@
 Padding every batch to the longest item *of that batch* after sorting by length is
 what makes encoder evaluation cheap (see docs/benchmarks.md): a fixed pad to 128
 costs ~5x on the CPU for Tatoeba-length sentences. Batches are also capped in
-padded tokens (:class:`harness_ext.adapters.autobatch.BatchPlan`), and a batch that
+padded tokens (:class:`harness_ext.adapters.runtime.autobatch.BatchPlan`), and a batch that
 runs out of memory is halved and retried instead of ending the run.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-from harness_ext.adapters.autobatch import BatchPlan, is_oom, release_device_memory
+from harness_ext.adapters.runtime.autobatch import BatchPlan, is_oom, release_device_memory
 
 R = TypeVar("R")
 
@@ -31,7 +31,7 @@ def _as_plan(batch_size: int | BatchPlan | None, token_budget: int | None) -> Ba
     if isinstance(batch_size, BatchPlan):
         return batch_size
     if batch_size is None:
-        from harness_ext.adapters.autobatch import automatic_plan
+        from harness_ext.adapters.runtime.autobatch import automatic_plan
 
         plan = automatic_plan("cpu")
         if token_budget is not None:
@@ -77,12 +77,12 @@ def run_batched(
     """Apply ``fn`` to length-sorted batches; results come back in input order.
 
     ``batch_size`` is a number, a :class:`BatchPlan` (e.g. from
-    :func:`harness_ext.adapters.autobatch.plan_for`) or None (the CPU automatic
+    :func:`harness_ext.adapters.runtime.autobatch.plan_for`) or None (the CPU automatic
     plan). When ``fn`` runs out of memory on a batch of more than one item, the
     plan's token budget is halved and the same items are retried in smaller
     batches; the plan object keeps the smaller budget for later calls.
     """
-    from harness_ext.adapters.pipeline import run_pipelined
+    from harness_ext.adapters.runtime.pipeline import run_pipelined
 
     plan = _as_plan(batch_size, token_budget)
     # one function does the whole batch, so there is nothing to overlap: run it inline
@@ -166,7 +166,7 @@ def host_tensors(arrays: Mapping[str, Any], device: Any) -> dict[str, Any]:
     """numpy arrays (or CPU tensors) -> CPU tensors, pinned when they are bound for CUDA.
 
     The half of :func:`to_device` that needs no device, so a pipeline's prepare
-    stage (:mod:`harness_ext.adapters.pipeline`) can do it on a worker thread."""
+    stage (:mod:`harness_ext.adapters.runtime.pipeline`) can do it on a worker thread."""
     import torch
 
     cuda = str(device).startswith("cuda")

@@ -13,12 +13,12 @@ classes with their own (``XtremeLM``) keep theirs. Per kind:
 * ``extract_span``: greedy ``generate_until``; the first non-empty line is the answer;
 * ``tag``: greedy ``generate_until`` of ``word/TAG`` items (UD-POS) or
   ``TYPE: words $$ ...`` (PAN-X), read back onto the words with
-  :mod:`harness_ext.adapters.t2t_parse` (unreadable output: every word ``O``, counted);
+  :mod:`harness_ext.adapters.formats.parse` (unreadable output: every word ``O``, counted);
 * ``embed``: mean-pooled hidden states of one layer of a *local* transformers
   model (``--model hf``); other models cannot give hidden states, so retrieval
   stops with a one-line error.
 
-Prompts come from :mod:`harness_ext.adapters.prompts` and the request's
+Prompts come from :mod:`harness_ext.adapters.prompted.prompts` and the request's
 :class:`harness_ext.tasks.prompting.PromptContext` (shots, system instruction, chat
 template, ``--gen_kwargs``); the rendered prompt and the raw output are written back
 into that context, so ``--log_samples`` shows them.
@@ -35,8 +35,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
-from harness_ext.adapters.prompts import PromptTemplate, demo_text, load_prompts, query_text
-from harness_ext.adapters.t2t_parse import (
+from harness_ext.adapters.prompted.prompts import PromptTemplate, demo_text, load_prompts, query_text
+from harness_ext.adapters.formats.parse import (
     UNPARSABLE_LABEL,
     ParseInfo,
     T2TTags,
@@ -121,7 +121,7 @@ def mode_of(lm: Any) -> str:
 
 # --------------------------------------------------------------------------- prompts
 def _task_of(request: Any) -> tuple[str, str]:
-    from harness_ext.adapters.text2text import task_of
+    from harness_ext.adapters.text2text.adapter import task_of
 
     return task_of(request)
 
@@ -299,8 +299,8 @@ def embed_texts(lm: Any, texts: Sequence[str]) -> list:
     import numpy as np
     import torch
 
-    from harness_ext.adapters.batching import length_sorted_batches, split_on_oom
-    from harness_ext.adapters.embed import hidden_state_index, num_blocks, position_limit
+    from harness_ext.adapters.runtime.batching import length_sorted_batches, split_on_oom
+    from harness_ext.adapters.encoder.embed import hidden_state_index, num_blocks, position_limit
 
     model, tokenizer = local_model(lm)
     blocks = num_blocks(model)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from harness_ext.adapters.autobatch import plan_for
-from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.runtime.autobatch import plan_for
+from harness_ext.adapters.runtime.batching import host_tensors, move, pad_columns
+from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
+from harness_ext.adapters.runtime.settings import AdapterSettings
 
 #: spellings of the same label found in public checkpoints -> our canonical name
 LABEL_ALIASES: dict[str, str] = {
@@ -59,9 +59,9 @@ def head_to_task_labels(loaded: Any, task_labels: Sequence[str]) -> list[str]:
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     """The predicted task label for every request (``args = (text_a, text_b or "", labels)``).
 
-    Tokenised once, in waves (:func:`harness_ext.adapters.pipeline.run_waves`: the
+    Tokenised once, in waves (:func:`harness_ext.adapters.runtime.pipeline.run_waves`: the
     next wave is tokenised while this one runs), then length-sorted batches padded
-    to their own longest pair, sized by :func:`harness_ext.adapters.autobatch.plan_for`
+    to their own longest pair, sized by :func:`harness_ext.adapters.runtime.autobatch.plan_for`
     (``batch_size=None`` = automatic); padding happens ahead of and decoding behind
     the forward passes. See docs/benchmarks.md for what this costs next to the bare
     forward passes.

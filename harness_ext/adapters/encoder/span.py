@@ -34,10 +34,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness_ext.adapters.autobatch import plan_for
-from harness_ext.adapters.batching import host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_pipelined, run_waves
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.runtime.autobatch import plan_for
+from harness_ext.adapters.runtime.batching import host_tensors, move, pad_columns
+from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_pipelined, run_waves
+from harness_ext.adapters.runtime.settings import AdapterSettings
 
 #: official run_squad.py defaults
 DEFAULT_MAX_LENGTH = 384

@@ -21,7 +21,7 @@ What XTREME does, and what we keep:
   still scores correctly, and a head whose labels don't name the tags is refused.
 
 Windows of all sentences are sorted by length and padded per batch
-(:mod:`harness_ext.adapters.batching`).
+(:mod:`harness_ext.adapters.runtime.batching`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness_ext.adapters.autobatch import plan_for
-from harness_ext.adapters.batching import chunks, host_tensors, move, pad_columns
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.runtime.autobatch import plan_for
+from harness_ext.adapters.runtime.batching import chunks, host_tensors, move, pad_columns
+from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
+from harness_ext.adapters.runtime.settings import AdapterSettings
 
 log = logging.getLogger(__name__)
 

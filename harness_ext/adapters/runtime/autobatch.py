@@ -1,7 +1,7 @@
 """Automatic batch size: how many examples (and padded tokens) go into one forward pass.
 
 Why a *plan* and not one number: batches are sorted longest first and padded per
-batch (:mod:`harness_ext.adapters.batching`), so a fixed example count either
+batch (:mod:`harness_ext.adapters.runtime.batching`), so a fixed example count either
 wastes memory on short inputs or overflows on long ones. A :class:`BatchPlan`
 caps both the examples (``batch_size``) and the padded tokens
 (``len(batch) * longest``, ``token_budget``) of a batch.

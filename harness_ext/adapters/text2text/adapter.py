@@ -2,7 +2,7 @@
 
 ``XtremeLM`` calls :func:`answer` for a checkpoint loaded with the ``seq2seq`` head.
 Requests become text through the checkpoint's templates
-(:mod:`harness_ext.adapters.templates`), and answers come back as follows:
+(:mod:`harness_ext.adapters.text2text.templates`), and answers come back as follows:
 
 * ``classify``: by default *rank classification*: the sum log-likelihood of each
   label's target tokens (end-of-sequence included, so ``paraphrase`` is not a
@@ -13,12 +13,12 @@ Requests become text through the checkpoint's templates
   task), mapped back onto the context when the checkpoint saw punctuation-padded
   input (mT5's QA preprocessing); the task scores it with SQuAD/MLQA EM/F1;
 * ``tag``: greedy generation of the tagged sentence, parsed back into one tag per
-  input word (:mod:`harness_ext.adapters.t2t_parse`); the task scores span F1;
-* ``embed``: mean-pooled encoder states, through :mod:`harness_ext.adapters.embed`
+  input word (:mod:`harness_ext.adapters.formats.parse`); the task scores span F1;
+* ``embed``: mean-pooled encoder states, through :mod:`harness_ext.adapters.encoder.embed`
   (which takes the encoder of an encoder-decoder model).
 
 Large models: inputs are sorted by length and padded per batch
-(:mod:`harness_ext.adapters.batching`), a CUDA out-of-memory batch is split in two,
+(:mod:`harness_ext.adapters.runtime.batching`), a CUDA out-of-memory batch is split in two,
 and inputs go to the device of the input embeddings, so a model spread over GPUs
 with ``device_map`` (loaded by the backends) works unchanged. Greedy decoding is
 per row, and each request's own token budget is applied after generation, so an
@@ -35,10 +35,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.pipeline import overlap_enabled, run_pipelined
-from harness_ext.adapters.settings import AdapterSettings
-from harness_ext.adapters.t2t_parse import (
+from harness_ext.adapters.runtime.autobatch import BatchPlan
+from harness_ext.adapters.runtime.pipeline import overlap_enabled, run_pipelined
+from harness_ext.adapters.runtime.settings import AdapterSettings
+from harness_ext.adapters.formats.parse import (
     ParseInfo,
     T2TText,
     pad_punctuation,
@@ -47,7 +47,7 @@ from harness_ext.adapters.t2t_parse import (
     parse_tags,
     status_counts,
 )
-from harness_ext.adapters.templates import TaskTemplate, TemplateError, load_templates
+from harness_ext.adapters.text2text.templates import TaskTemplate, TemplateError, load_templates
 from xtreme_tasks.table import TASKS
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class Seq2SeqRunner:
 
     def _pad_host(self, rows: Sequence[Sequence[int]], value: int):
         """Padded ids and mask as CPU tensors (pinned when bound for CUDA): the prepare stage."""
-        from harness_ext.adapters.batching import host_tensors, pad_columns
+        from harness_ext.adapters.runtime.batching import host_tensors, pad_columns
 
         arrays = pad_columns({"input_ids": rows}, range(len(rows)), {"input_ids": value})
         tensors = host_tensors(arrays, self.device)
@@ -371,7 +371,7 @@ def answer(kind: str, loaded: Any, requests: list, settings: AdapterSettings) ->
     """Responses for ``requests`` (all of one ``kind``), in order, as the task classes expect:
     a label name, a list of one tag per word, an answer string, or a vector."""
     if kind == "embed":
-        from harness_ext.adapters import embed
+        from harness_ext.adapters.encoder import embed
 
         return embed.answer(loaded, requests, settings)
     if kind not in ("classify", "tag", "extract_span"):

@@ -27,10 +27,10 @@ starting from the ``default`` preset::
     udpos: {max_new_tokens: 512}
 
 Fields per task: ``instruction``, ``input`` (placeholders as in
-:mod:`harness_ext.adapters.templates`: ``{text_a} {text_b}`` / ``{text}`` /
+:mod:`harness_ext.adapters.text2text.templates`: ``{text_a} {text_b}`` / ``{text}`` /
 ``{question} {context}``, and ``{lang}``), ``targets`` (classification: label ->
 verbalisation), ``format`` / ``separator`` / ``empty`` (tagging: the
-text-to-text formats of :mod:`harness_ext.adapters.t2t_parse`, and the word
+text-to-text formats of :mod:`harness_ext.adapters.formats.parse`, and the word
 the model writes for "no entity"), ``max_new_tokens`` (``None``: the kind's
 default; for tagging it grows with the sentence).
 """
@@ -41,7 +41,7 @@ import string
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from harness_ext.adapters.templates import (PLACEHOLDERS, TemplateError, TemplateFamily,
+from harness_ext.adapters.text2text.templates import (PLACEHOLDERS, TemplateError, TemplateFamily,
                                            TemplateMethods, check_answers, check_input, load_family)
 from xtreme_tasks.table import TASKS, UPOS_TAGS
 
@@ -57,7 +57,7 @@ class PromptTemplate(TemplateMethods):
     input: str
     #: classification: task label name -> the verbalisation scored / expected
     targets: Mapping[str, str] = field(default_factory=dict)
-    #: tagging: ``word_tags`` | ``spans`` | ``tags`` (see harness_ext.adapters.t2t_parse)
+    #: tagging: ``word_tags`` | ``spans`` | ``tags`` (see harness_ext.adapters.formats.parse)
     format: str = ""
     separator: str = " $$ "
     #: tagging: what the model writes for a sentence with nothing to tag (spans format)
@@ -157,7 +157,7 @@ def demo_text(template: PromptTemplate, doc: Mapping[str, Any]) -> tuple[str, st
     if kind == "classify":
         return template.render(text_a=doc["text_a"], text_b=doc.get("text_b") or "", lang="en"), template.targets[doc["label"]]
     if kind == "tag":
-        from harness_ext.adapters.templates import render_tag_target
+        from harness_ext.adapters.text2text.templates import render_tag_target
 
         answer = render_tag_target(list(doc["words"]), list(doc["tags"]), template)  # type: ignore[arg-type]
         return template.render(text=" ".join(doc["words"]), lang="en"), answer or template.empty

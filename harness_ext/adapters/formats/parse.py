@@ -18,7 +18,7 @@ they flow through lm-eval unchanged (JSON-serialisable, picklable for multi-GPU
 gathers) and a task's ``process_results`` can count them with :func:`unparsable_flag`
 and aggregate with :func:`count_unparsable`.
 
-Target formats (the templates in :mod:`harness_ext.adapters.templates` choose one):
+Target formats (the templates in :mod:`harness_ext.adapters.text2text.templates` choose one):
 
 * ``spans`` (PAN-X, the mT5 paper's WikiAnn format): ``PER: John Smith $$ LOC: Paris``;
   the empty string means "no entities". Each entity's words are found in the input

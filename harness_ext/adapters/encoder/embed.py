@@ -45,9 +45,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness_ext.adapters.autobatch import BatchPlan
-from harness_ext.adapters.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
-from harness_ext.adapters.settings import AdapterSettings
+from harness_ext.adapters.runtime.autobatch import BatchPlan
+from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
+from harness_ext.adapters.runtime.settings import AdapterSettings
 from harness_ext.retrieval.cache import EmbeddingCache, checkpoint_identity
 from harness_ext.retrieval.mining import unique_texts
 
@@ -346,7 +346,7 @@ class Embedder:
         """Run the model over ``texts``; return the requested layer, flush every layer to the cache.
 
         Texts are tokenised in waves (the next while this one runs) and batches go
-        through :func:`harness_ext.adapters.pipeline.run_waves`: padding ahead of and
+        through :func:`harness_ext.adapters.runtime.pipeline.run_waves`: padding ahead of and
         the pooled vectors' copy back behind the forward passes; an out-of-memory batch
         halves :attr:`batch_plan`, which later calls keep."""
         # on an accelerator, waves of texts sorted by characters (pipeline.WavePlan): tight padding, early start
@@ -371,7 +371,7 @@ class Embedder:
         pads = {"input_ids": pad_id, "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0}
 
         def prepare(features: list[dict]) -> dict:  # worker thread: padding, pinned on CUDA
-            from harness_ext.adapters.batching import host_tensors, pad_columns
+            from harness_ext.adapters.runtime.batching import host_tensors, pad_columns
 
             if right:  # vectorised; the same arrays as tokenizer.pad (tests/test_batching.py)
                 columns = {k: [f[k] for f in features] for k in features[0]}
@@ -406,7 +406,7 @@ class Embedder:
 
     def _forward_device(self, padded: dict, layers: list[int]) -> dict[int, Any]:
         """One padded batch (CPU tensors) -> pooled float32 vectors per hidden-state index, on the device."""
-        from harness_ext.adapters.batching import move
+        from harness_ext.adapters.runtime.batching import move
 
         padded = move(padded, self.device)
         self.forward_calls += 1

@@ -1,0 +1,1 @@
+"""Fine-tuned encoders answer with their task head (classify, tag, span) or their hidden states (embed)."""
