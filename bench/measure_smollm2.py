@@ -89,10 +89,13 @@ def first_position(folder: Path, lang: str, layer: int | None, n: int) -> None:
 # --------------------------------------------------------------------------- prompts
 UPOS_TAGS_LINE = "Tags: ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X."
 #: candidate -> (leaf, prompts spec, shots); every spec starts from the default preset
+OLD_QA = {"instruction": "Answer the question with the shortest span of words copied exactly from the context.",
+          "input": "Context: {context}\nQuestion: {question}\nAnswer:"}
 CANDIDATES: dict[str, tuple[str, dict, int]] = {
-    "default": ("xtreme-xquad-en", {"preset": "default"}, 0),
-    "default, stop at a newline": ("xtreme-xquad-en", {"xquad": {"until": ["\n"]}}, 0),
+    "instruction, stop at a blank line": ("xtreme-xquad-en", {"xquad": {**OLD_QA, "until": ["\n\n"]}}, 0),
+    "instruction, stop at a newline": ("xtreme-xquad-en", {"xquad": {**OLD_QA, "until": ["\n"]}}, 0),
     "lm-eval": ("xtreme-xquad-en", {"preset": "lm-eval"}, 0),
+    "no instruction, stop at a newline (default)": ("xtreme-xquad-en", {"preset": "default"}, 0),
     "word/TAG (default)": ("xtreme-udpos-en", {"preset": "default"}, 0),
     "word/TAG, 3-shot": ("xtreme-udpos-en", {"preset": "default"}, 3),
     "tags only": ("xtreme-udpos-en", {"udpos": {

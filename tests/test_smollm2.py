@@ -75,7 +75,9 @@ def test_answers_and_tags_are_the_models_greedy_generations(default_run, model):
         for sample in samples[leaf]:
             context = context_of(sample)
             generation = context["generation"]
-            expected = direct_generation(*model, context["prompt"], generation["max_gen_toks"], generation["until"])
+            # lm-eval's HFLM also stops at the end-of-text token (SmolLM2 often ends at once: an empty answer)
+            until = [*generation["until"], model[1].eos_token]
+            expected = direct_generation(*model, context["prompt"], generation["max_gen_toks"], until)
             assert context["output"] == expected, leaf
     rows = samples["xtreme-xquad-en"]
     answers = [prompted.first_line(context_of(r)["output"]) for r in rows]
@@ -128,21 +130,28 @@ def write_stock_tasks(root: Path, data: Path) -> list[str]:
 
     tasks_dir = Path(lm_eval.__file__).parent / "tasks"
     root.mkdir(parents=True, exist_ok=True)
-    (root / "stock_utils.py").write_text(
-        "from harness_ext.metrics import squad\n\n\n"
-        "def squad_qa(doc, results):  # lm-eval's xquad metric imports transformers.data.metrics (gone in v5)\n"
-        "    answers = doc['answers']['text']\n"
-        "    return {'exact_match': squad.exact_match(results[0], answers), 'f1': squad.f1(results[0], answers)}\n",
-        encoding="utf-8")
+    shim = ["from pathlib import Path\n", "from lm_eval.tasks._yaml_loader import _import_func_in_yml\n",
+            "from harness_ext.metrics import squad\n\n\n",
+            "def squad_qa(doc, results):  # lm-eval's xquad metric imports transformers.data.metrics (gone in v5)\n",
+            "    answers = doc['answers']['text']\n",
+            "    return {'exact_match': squad.exact_match(results[0], answers), 'f1': squad.f1(results[0], answers)}\n\n\n"]
     names = []
     for leaf, relative in STOCK.items():
         config = load_yaml(tasks_dir / relative, resolve_func=False)
         name = "stock_" + config["task"]
         rows = root / f"{name}.jsonl"
         rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _stock_rows(leaf, data)), encoding="utf-8")
-        functions = {key: config.pop(key) for key in ("process_docs", "process_results") if isinstance(config.get(key), str)}
+        functions = {}
+        for key in ("process_docs", "process_results"):
+            if key == "process_results" and "xquad" in relative:
+                config.pop(key)
+            elif isinstance(config.get(key), str):  # lm-eval's own function, re-exported by the shim (a `!function`
+                # path with dots in its folders, as site-packages/python3.11, does not resolve)
+                where, _, qual = config.pop(key).rpartition("/")
+                shim.append(f"{key}_{len(shim)} = _import_func_in_yml({qual!r}, Path({where!r}))\n")
+                functions[key] = f"stock_utils.{key}_{len(shim) - 1}"
         if "xquad" in relative:
-            functions["process_results"] = str(root / "stock_utils.squad_qa")
+            functions["process_results"] = "stock_utils.squad_qa"
         config.update(task=name, dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"test": str(rows)}},
                       test_split="test", validation_split=None, training_split=None, tag=None)
         config.pop("tag")
@@ -150,6 +159,7 @@ def write_stock_tasks(root: Path, data: Path) -> list[str]:
         text += "".join(f"{key}: !function {value}\n" for key, value in functions.items())
         (root / f"{name}.yaml").write_text(text, encoding="utf-8")
         names.append(name)
+    (root / "stock_utils.py").write_text("".join(shim), encoding="utf-8")
     return names
 
 
@@ -196,3 +206,27 @@ def test_preset_lm_eval_generates_what_lm_evals_own_xquad_generates(stock_run):
         assert context["output"] == other["resps"][0][0]
     scores, their = results["results"]["xtreme-xquad-en"], results["results"][stock["xtreme-xquad-en"]]
     assert (scores["em,none"], scores["f1,none"]) == pytest.approx((their["exact_match,none"], their["f1,none"]))
+
+
+# --------------------------------------------------------------------------- stock prompts, no model
+def test_stock_prompts_come_from_lm_evals_task_yamls():
+    from harness_ext.adapters.prompted.prompts import load_prompts
+    from harness_ext.adapters.prompted.stock import StockError, stock_prompt
+    from harness_ext.adapters.text2text.templates import TemplateError
+
+    xnli = stock_prompt("xnli", "de")
+    (doc,) = xnli.docs([("Er schläft", "Er ist wach")])
+    assert xnli.text(doc) == "" and xnli.choices(doc)[0] == " Er schläft, richtig? Ja, Er ist wach"
+    paws = stock_prompt("pawsx", "en")
+    (doc,) = paws.docs([("The dog barks .", "The dog is barking .")])  # lm-eval's own detokenisation
+    assert paws.choices(doc) == ["The dog barks, right? No, the dog is barking.", "The dog barks, right? Yes, the dog is barking."]
+    qa = stock_prompt("tydiqa", "en")
+    assert qa.text(qa.docs([("Who?", "Ann came.")])[0]) == "Context: Ann came.\n\nQuestion: Who?\n\nAnswer:"
+    assert qa.generation_kwargs["until"] == ["\n"]
+    with pytest.raises(StockError, match="has no task xnli_xx"):
+        stock_prompt("xnli", "xx")
+    stock, default = load_prompts("lm-eval"), load_prompts()
+    assert {t for t, p in stock.items() if p.stock} == {"xnli", "pawsx", "xquad", "mlqa", "tydiqa"}
+    assert stock["udpos"] == default["udpos"] and stock["panx"] == default["panx"]
+    with pytest.raises(TemplateError, match="lm-eval has no stock task"):
+        load_prompts({"udpos": {"stock": True}})

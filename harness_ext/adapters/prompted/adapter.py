@@ -53,7 +53,7 @@ OPTION_PREFIX = "xtreme_"
 OPTIONS = ("prompts", "mode", "layer", "embed_batch_size", "max_new_tokens")
 MODES = ("score", "generate")
 DEFAULT_UNTIL = ["\n\n"]
-#: tagging budgets are rounded up to these so that lm-eval batches requests with equal gen_kwargs
+#: tagging budgets are rounded up to these (one per leaf: its longest sentence's), so runs of similar data ask alike
 BUDGET_STEPS = (32, 64, 128, 256, 512, 1024)
 _STRIP = " \t\"'`*.,:;!?()[]{}"
 
@@ -323,7 +323,10 @@ def tag(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -
     prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     max_length = getattr(lm, "max_length", None)
     cap = int(max_length) // 2 if isinstance(max_length, int) and max_length > 0 else BUDGET_STEPS[-1]
-    budgets = [template.budget() or _tag_budget(lm, r.args[1], cap) for r in requests]
+    # one budget for the whole leaf (its longest sentence's): lm-eval batches only requests with equal
+    # generation settings, and per-sentence budgets split a leaf into several small batch groups
+    budget = template.budget() or max(_tag_budget(lm, r.args[1], cap) for r in requests)
+    budgets = [budget] * len(requests)
     outputs = _generate(lm, requests, prompts, budgets, template_gen_kwargs(template))
     answers = []
     for request, output in zip(requests, outputs):

@@ -78,18 +78,17 @@ def process(stock: StockPrompt, docs: list[dict]) -> list[dict]:
     if stock.process_docs is None or not docs:
         return docs
     import datasets
-    from datasets.utils import tqdm as datasets_tqdm
 
     keep = [i for i, d in enumerate(docs) if all(d.values())]
     if not keep:
         return docs
-    quiet = datasets_tqdm.are_progress_bars_disabled()
-    datasets_tqdm.disable_progress_bars()  # one "Map" bar per batch of requests would drown the run's own
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one "Map" bar per batch of requests would drown the run's own
     try:
         done = stock.process_docs(datasets.Dataset.from_list([docs[i] for i in keep]))
     finally:
-        if not quiet:
-            datasets_tqdm.enable_progress_bars()
+        if shown:
+            datasets.enable_progress_bars()
     out = list(docs)
     for i, row in zip(keep, done):
         out[i] = {k: row[k] for k in docs[i]}
