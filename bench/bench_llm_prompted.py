@@ -41,7 +41,7 @@ def bare_generate(model, tok, prompts: list[str], batch_size: int, settings: dic
     import torch
 
     tok.padding_side = "left"
-    outputs = []
+    outputs: list[str] = [""] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # lm-eval's order: longest first
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -49,7 +49,10 @@ def bare_generate(model, tok, prompts: list[str], batch_size: int, settings: dic
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=settings["max_gen_toks"], do_sample=False,
                                  stop_strings=settings["until"], tokenizer=tok, pad_token_id=tok.pad_token_id)
-        outputs += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, text in zip(rows, tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)):
+            for stop in settings["until"]:
+                text = text.split(stop)[0]
+            outputs[i] = text
     return outputs
 
 
@@ -99,6 +102,8 @@ def main() -> None:
     prompts = [r.args[-1]["prompt"] for r in qa]
     settings = qa[0].args[-1]["generation"]
     assert all(r.args[-1]["generation"] == settings for r in qa), "one generation setting per task: one batch group"
+    same = sum(a == b for a, b in zip(bare_generate(model, tok, prompts, args.batch_size, settings),
+                                      (r.args[-1]["output"] for r in qa)))
     pairs = c.tatoeba_english(args.data, 2 * args.n)
     labels = ("entailment", "neutral", "contradiction")
     nli = requests_of("classify", "xtreme-xnli-en", [(pairs[2 * i], pairs[2 * i + 1], labels) for i in range(args.n)])
@@ -111,7 +116,7 @@ def main() -> None:
     loglik = c.measure({"prompted classify": lambda: lm.classify(nli),
                         "bare forward": lambda: bare_loglikelihood(model, tok, scored, args.batch_size)}, args.rounds)
     c.banner(f"SmolLM2-135M-Instruct, CPU, {args.threads} thread(s), batch {args.batch_size}; {c.machine_line()}", [
-        f"generation: {args.n} XQuAD en answers, {settings}",
+        f"generation: {args.n} XQuAD en answers, {settings}; outputs equal to bare: {same}/{args.n}",
         *c.ratio_table(generation, "prompted extract_span", args.n, "doc"),
         f"log-likelihood: {args.n} pairs x 3 labels",
         *c.ratio_table(loglik, "prompted classify", args.n, "doc"),
