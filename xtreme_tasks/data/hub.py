@@ -28,6 +28,7 @@ LOCAL_LAYOUTS: dict[str, str] = {
     "tydiqa": "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.<lang>.dev.json (or tydiqa-goldp-dev-<language>.json)",
     "bucc2018": "bucc2018/<lang>-en.{dev,test}.{<lang>,en} and .gold (the BUCC 2018 archives)",
     "tatoeba": "tatoeba/tatoeba.<xxx>-eng.<xxx> and tatoeba.<xxx>-eng.eng (LASER data/tatoeba/v1)",
+    "xcopa": "xcopa/<lang>/test.<lang>.jsonl (cambridgeltl/xcopa data/)",
 }
 
 #: exception class names (anywhere in the MRO) that mean "could not reach the hub"
