@@ -15,6 +15,16 @@ import typer
 
 RESULTS_HELP = ("lm-eval results files or folders holding them (searched recursively); NAME=PATH labels the "
                 "runs under PATH as system NAME")
+BENCHMARK_HELP = ("xtreme or xtreme-r: score every run with this version's tasks, languages and categories "
+                  "(default: each run under the version(s) whose groups it ran; bare leaves of shared tasks: xtreme)")
+
+
+def _benchmark(value: Optional[str]) -> Optional[str]:
+    from xtreme_tasks.table import BENCHMARKS
+
+    if value is not None and value not in BENCHMARKS:
+        raise typer.BadParameter(f"unknown benchmark {value!r}; choose from {', '.join(BENCHMARKS)}")
+    return value
 
 
 def _exit(code: int) -> None:
@@ -48,13 +58,14 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for leaderboard.*, languages_<task>.*, report.md/html"),
     label: Optional[str] = typer.Option(None, "--label", help="name every run as this one system"),
     formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
 ) -> None:
-    """Leaderboard (XTREME score, categories, tasks) and per-language tables from lm-eval results."""
+    """Leaderboards (XTREME / XTREME-R score, categories, tasks) and per-language tables from lm-eval results."""
     _writable(out)
     from harness_ext.reports.results import all_scores, collect
     from harness_ext.reports.tables import combined_markdown, report_tables, write_tables
 
-    tables = report_tables(all_scores(collect(results, label)))
+    tables = report_tables(all_scores(collect(results, label), _benchmark(benchmark)))
     sys.stdout.write(combined_markdown(tables))
     if out is not None:
         written = write_tables(tables, out, _formats(formats))
@@ -70,6 +81,7 @@ def efficacy(
     confidence: float = typer.Option(0.95, "--confidence", help="interval level"),
     seed: int = typer.Option(0, "--seed", help="bootstrap random seed"),
     formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
+    benchmark: str = typer.Option("xtreme", "--benchmark", "-b", help="xtreme or xtreme-r: the version whose scores are compared"),
 ) -> None:
     """Gain of intermediate-task training over each system's baseline, by size and seed, with paired bootstrap CIs."""
     _writable(out)
@@ -87,7 +99,7 @@ def efficacy(
         explicit[system] = base
     systems = collect(results)
     meta = metadata_from_systems(load_systems(checkpoints))
-    eff = compute_efficacy(systems, all_scores(systems), meta, explicit, resamples, seed, confidence)
+    eff = compute_efficacy(systems, all_scores(systems, _benchmark(benchmark)), meta, explicit, resamples, seed, confidence)
     tables = efficacy_tables(eff)
     sys.stdout.write(combined_markdown(tables, "Intermediate-task efficacy"))
     if out is not None:
