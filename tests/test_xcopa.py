@@ -140,6 +140,26 @@ def test_multiple_choice_checkpoint_through_the_lm_eval_cli(tmp_path):
         assert results[f"xtreme-xcopa-{lang}"]["acc,none"] == pytest.approx(expected[lang]), lang
         assert "unparsable,none" not in results[f"xtreme-xcopa-{lang}"]  # an encoder head parses nothing
     assert {s["filtered_resps"][0] for s in samples["xtreme-xcopa-et"]} <= {"choice1", "choice2"}
+    # the official submission layout, scored by the official rules, gives back the same accuracy
+    from harness_ext.reports.export import export_predictions
+    from harness_ext.reports.official import scorer_for
+    from harness_ext.reports.results import collect
+
+    systems = collect([tmp_path / "out"])
+    refused = export_predictions(systems, tmp_path / "sub")
+    assert not refused.written and "a --limit run" in refused.not_exported[0][1]
+    done = export_predictions(systems, tmp_path / "sub", allow_partial=True)
+    assert sorted(p.relative_to(tmp_path / "sub").as_posix() for p in done.written) == \
+        [f"xcopa/test-{lang}.jsonl" for lang in LANGS]
+    for lang in LANGS:
+        labels = tmp_path / "labels" / "xcopa" / f"test-{lang}.jsonl"
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        labels.write_text("".join(json.dumps({"label": row["label"]}) + "\n" for row in rows(lang)))
+    spec = TABLE["xcopa"]
+    for lang in LANGS:  # the official per-language scorer (score_folder needs all 11 languages)
+        scored, _ = scorer_for(spec)(spec, lang, tmp_path / "sub" / "xcopa" / f"test-{lang}.jsonl",
+                                     tmp_path / "labels" / "xcopa" / f"test-{lang}.jsonl")
+        assert scored["acc"] == pytest.approx(expected[lang]), lang
 
 
 def test_a_sequence_classification_checkpoint_is_refused_before_any_forward_pass(tmp_path):

@@ -20,10 +20,12 @@ BENCHMARK_HELP = ("xtreme or xtreme-r: score every run with this version's tasks
 
 
 def _benchmark(value: Optional[str]) -> Optional[str]:
+    """``--benchmark`` checked: one line naming the choices for an unknown version."""
+    from harness_ext.reports.official import ReportError
     from xtreme_tasks.table import BENCHMARKS
 
     if value is not None and value not in BENCHMARKS:
-        raise typer.BadParameter(f"unknown benchmark {value!r}; choose from {', '.join(BENCHMARKS)}")
+        raise ReportError(f"--benchmark {value!r}: unknown benchmark version; use one of {', '.join(BENCHMARKS)}")
     return value
 
 
@@ -119,14 +121,16 @@ def export(
     system: Optional[str] = typer.Option(None, "--system", help="which system, when the results hold several"),
     tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="only these tasks"),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="also write languages evaluated with --limit"),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="xtreme or xtreme-r: the submission's "
+                                            "version (default: the version of the system's runs)"),
 ) -> None:
-    """Write predictions in the official XTREME submission layout from lm-eval samples files."""
+    """Write predictions in the official XTREME / XTREME-R submission layout from lm-eval samples files."""
     _writable(out)
     from harness_ext.reports.export import export_predictions
     from harness_ext.reports.results import collect
 
     task_list = [t.strip() for entry in tasks or [] for t in entry.split(",") if t.strip()]
-    done = export_predictions(collect(results), out, system, task_list or None, allow_partial)
+    done = export_predictions(collect(results), out, system, task_list or None, allow_partial, _benchmark(benchmark))
     for path in done.written:
         typer.echo(f"wrote {path}")
     for what, reason in done.not_exported:
