@@ -142,7 +142,7 @@ def export(
 def sweep(
     checkpoints: Path = typer.Argument(..., help="checkpoints.yaml"),
     out: Path = typer.Option(..., "--out", "-o", help="results folder (rerun with the same folder to resume)"),
-    tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="tasks or groups (xnli,pawsx / xtreme_xnli / all); default all"),
+    tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="tasks or groups (xnli,pawsx / xtreme_xnli / xtreme-r_xcopa / all); default all"),
     systems: Optional[List[str]] = typer.Option(None, "--systems", "-s", help="only these systems (default: all in the file)"),
     ray: Optional[str] = typer.Option(None, "--ray", help="run on Ray: auto, ADDRESS, or local"),
     ray_cpus: Optional[int] = typer.Option(None, "--ray-cpus", help="CPUs of a --ray local cluster"),
@@ -151,6 +151,8 @@ def sweep(
     device: Optional[str] = typer.Option(None, "--device"),
     log_samples: bool = typer.Option(True, "--log-samples/--no-log-samples", help="keep per-example samples (needed by efficacy CIs and export)"),
     model_args: Optional[str] = typer.Option(None, "--model-args", help="more --model_args for every job, k=v,k=v (e.g. max_length=256)"),
+    benchmark: str = typer.Option("xtreme", "--benchmark", "-b", help="xtreme or xtreme-r: whose tasks 'all' means and "
+                                  "whose groups run (xtreme-r jobs write <system>/xtreme-r_<task>/)"),
 ) -> None:
     """Run every system x task of checkpoints.yaml; finished jobs are skipped, failures reported per job."""
     _writable(out)
@@ -183,7 +185,8 @@ def sweep(
     with progress:
         summary = run_sweep(checkpoints, out, split(tasks) or None, split(systems) or None, ray=ray, ray_num_cpus=ray_cpus,
                             limit=limit, batch_size=batch_size, device=device, log_samples=log_samples,
-                            model_args=parse_model_args(model_args), on_done=on_done, on_plan=on_plan)
+                            model_args=parse_model_args(model_args), on_done=on_done, on_plan=on_plan,
+                            benchmark=_benchmark(benchmark) or "xtreme")
     from harness_ext.reports.tables import to_markdown
 
     sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
