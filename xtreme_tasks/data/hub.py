@@ -19,8 +19,9 @@ LOCAL_LAYOUTS: dict[str, str] = {
     "xnli": "xnli/test-<lang>.tsv (sentence1<TAB>sentence2<TAB>label)",
     "pawsx": "pawsx/test-<lang>.tsv (sentence1<TAB>sentence2<TAB>label)",
     "udpos": (
-        "udpos/ with the UD v2.5 treebanks: an unpacked ud-treebanks-v2.5/, UD_*/ folders, "
-        "<lang>_*-ud-test.conllu files, or XTREME's test-<lang>.tsv (word<TAB>UPOS)"
+        "udpos/ with the UD v2.5 treebanks (v2.7 for XTREME-R's lt pl uk wo ro): an unpacked "
+        "ud-treebanks-v2.5/ (ud-treebanks-v2.7/), UD_*/ folders, <lang>_*-ud-test.conllu files, or XTREME's "
+        "test-<lang>.tsv (word<TAB>UPOS)"
     ),
     "panx": "panx/test-<lang>.tsv (token<TAB>tag, a blank line between sentences)",
     "xquad": "xquad/xquad.<lang>.json (github.com/deepmind/xquad)",
