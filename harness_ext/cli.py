@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        typer.secho(f"error: {err}", err=True, fg="red")
+        from harness_ext.reports.escape import console_text
+
+        typer.secho(f"error: {console_text(str(err))}", err=True, fg="red")  # names in errors come from others' files
         return 2
 
 

@@ -347,7 +347,9 @@ def summary_table(outcomes: Iterable[JobOutcome]):
     from harness_ext.reports.tables import Cell, Table
 
     table = Table("sweep_summary", "Sweep: one row per system x task", ["System", "Task", "Status", "Seconds", "Detail"])
-    for o in sorted(outcomes, key=lambda o: (o.system, TASK_ORDER.index(o.task))):
+    from harness_ext.reports.escape import natural_key
+
+    for o in sorted(outcomes, key=lambda o: (natural_key(o.system), TASK_ORDER.index(o.task))):
         detail = o.detail + (f" (log: {o.log})" if o.status == "failed" else "")
         table.add([o.system, o.task, o.status, Cell(round(o.seconds, 1), f"{o.seconds:.1f}"), detail])
     return table
