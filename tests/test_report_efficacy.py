@@ -284,6 +284,7 @@ def test_efficacy_command(efficacy_setup, tmp_path, capsys):
     for name in ("efficacy_scaling.png", "efficacy_scaling.svg", "efficacy_scaling.csv", "efficacy_gains.tex",
                  "efficacy_long.csv", "report.md"):
         assert (out / name).stat().st_size > 0, name
+    assert 'src="data:image/svg+xml;base64,' in (out / "report.html").read_text()  # the plot is in the HTML report
     assert main(["efficacy", str(root / "runs"), "-c", str(root / "checkpoints.yaml"), "--baseline", "nope=base-s1"]) == 2
 
 
@@ -310,3 +311,26 @@ def test_xtreme_score_gain_and_interval_with_retrieval_held_fixed(tmp_path):
     assert _gain(eff, "better", "panx").interval is not None
     (group,) = [g for g in eff.groups if g.task == "xtreme"]
     assert group.mean == pytest.approx(hand) and group.interval is not None
+
+
+def test_limit_runs_are_said_in_tables_and_plot_and_dollar_names_plot(tmp_path):
+    """Runs made with --limit are named in the efficacy notes and the plot's title; a family name
+    with ``$...$`` (mathtext, a crash when malformed) is drawn as plain text."""
+    from harness_ext.reports.efficacy import Meta, compute_efficacy, efficacy_tables
+    from harness_ext.reports.plots import plot_scaling, scaling_svg
+    from harness_ext.reports.results import all_scores, collect
+
+    write_complete_system(tmp_path, "base", skill=0.4, tasks=("xnli", "pawsx"), limit=8)
+    write_complete_system(tmp_path, "better", skill=0.7, tasks=("xnli", "pawsx"), limit=8)
+    systems = collect([tmp_path])
+    family = "$\\frac{broken$ fam"  # unescaped, matplotlib raises ValueError on this label
+    meta = {"base": Meta("base", family, 10), "better": Meta("better", family, 10, intermediate_task="mnli")}
+    eff = compute_efficacy(systems, all_scores(systems), meta, n_resamples=50)
+    assert sorted(eff.limited) == ["base", "better"]
+    for table in efficacy_tables(eff)[:2]:
+        (note,) = [n for n in table.notes if n.startswith("runs made with --limit")]
+        assert "base, better" in note
+    png, svg = plot_scaling(eff, tmp_path / "plot")
+    text = svg.read_text()
+    assert png.stat().st_size > 5000 and "runs made with" in text and "frac{broken" in text  # drawn literally, not as math
+    assert scaling_svg(eff)[:200].lstrip().startswith(b"<?xml")

@@ -125,15 +125,14 @@ def efficacy(
     tables = efficacy_tables(eff)
     sys.stdout.write(combined_markdown(tables, "Intermediate-task efficacy"))
     if out is not None:
-        figures = []
-        if eff.groups:
+        plots = []
+        if eff.groups:  # report.html shows the plot (the SVG) above the tables
             from harness_ext.reports.plots import plot_scaling
 
             plots = plot_scaling(eff, out / "efficacy_scaling")
-            written += plots
-            figures = [("Gain over baseline by model size (bars: CI of the mean gain, else seed std)",
-                        plots[-1].read_bytes())]
-        written = write_tables(tables, out, _formats(formats), title="Intermediate-task efficacy", figures=figures) + written
+        figures = [("Gain over baseline by model size (bars: CI of the mean gain, else seed std)" +
+                    (f"; {eff.limit_note()}" if eff.limited else ""), plots[-1].read_bytes())] if plots else []
+        written = write_tables(tables, out, _formats(formats), title="Intermediate-task efficacy", figures=figures) + plots
         if not eff.groups:
             typer.echo("no plot: no system with an intermediate task has a baseline system in these results", err=True)
         typer.echo(f"wrote {len(written)} files to {out}", err=True)
