@@ -296,3 +296,17 @@ def test_partial_rows_show_their_numbers_marked_and_rows_sort_naturally():
     rows = {name: score_system(name, metrics) for name in ("tiny128", "tiny32", "tiny1024", "Tiny64")}
     assert [r[0].text for r in report_tables(rows)[0].rows] == ["tiny32", "Tiny64", "tiny128", "tiny1024"]
     assert [r[0].text for r in report_tables(rows)[1].rows] == ["tiny32", "Tiny64", "tiny128", "tiny1024"]
+
+
+def test_a_source_names_files_limit_date_versions_and_left_out_leaves():
+    from types import SimpleNamespace
+
+    from harness_ext.reports.board import _source
+
+    run = SimpleNamespace(path="r/results.json", limit=5, date=0.0, leaves=lambda: ["xtreme-xnli-en"],
+                          raw={"lm_eval_version": "0.4.13",
+                               "configs": {"xtreme-xnli-en": {"metadata": {"plugin_version": "0.1.0"}}}},
+                          missing_tasks={"xtreme-xnli-de": "no data"})
+    assert _source([run]).text() == ("partial run, left out: xtreme-xnli-de; results: r/results.json; --limit: 5; "
+                                     "date: 1970-01-01 00:00 UTC; lm-eval 0.4.13; xtreme-harness 0.1.0")
+    assert "not recorded" in _source([SimpleNamespace(path="x", limit=None, date=0.0, leaves=lambda: [], raw={})]).text()

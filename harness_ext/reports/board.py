@@ -58,11 +58,13 @@ class Source:
     dates: tuple[str, ...] = ()
     lm_eval: tuple[str, ...] = ()
     plugin: tuple[str, ...] = ()
+    #: leaves a partial run left out on purpose (``results.Run.missing_tasks``, when the run says so)
+    left_out: tuple[str, ...] = ()
 
     def text(self) -> str:
         if not self.files:
             return "no results file"
-        return "; ".join([
+        return "; ".join(([f"partial run, left out: {', '.join(self.left_out)}"] if self.left_out else []) + [
             "results: " + ", ".join(self.files),
             "--limit: " + (", ".join(self.limits) or "none"),
             "date: " + ", ".join(self.dates),
@@ -219,6 +221,7 @@ def _source(runs: Sequence[Any], leaves: Sequence[str] = ()) -> Source:
         dates=tuple(sorted({_iso(r.date) for r in runs})),
         lm_eval=tuple(sorted({str(r.raw.get("lm_eval_version")) for r in runs if (r.raw or {}).get("lm_eval_version")})),
         plugin=tuple(sorted(plugin)),
+        left_out=tuple(sorted({leaf for r in runs for leaf in (getattr(r, "missing_tasks", None) or {})})),
     )
 
 
