@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         from harness_ext.reports.escape import console_text
 
-        typer.secho(f"error: {console_text(str(err))}", err=True, fg="red")  # names in errors come from others' files
+        # names in errors come from other people's files: no terminal escapes (a list of problems keeps its lines)
+        typer.secho(f"error: {console_text(str(err), one_line=False)}", err=True, fg="red")
         return 2
 
 

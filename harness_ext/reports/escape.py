@@ -41,11 +41,13 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def console_text(text: str) -> str:
-    """``text`` without ANSI escape sequences, control characters or bidi overrides;
-    newlines and tabs become spaces (one printed line stays one line)."""
-    text = _ANSI.sub("", str(text))
-    return _CONTROL.sub("", text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ").replace("\r", " "))
+def console_text(text: str, one_line: bool = True) -> str:
+    """``text`` without ANSI escape sequences, control characters or bidi overrides; tabs
+    become spaces, and so do newlines when ``one_line`` (else lines stay lines)."""
+    text = _ANSI.sub("", str(text)).replace("\r\n", "\n").replace("\t", " ").replace("\r", " ")
+    if one_line:
+        text = text.replace("\n", " ")
+    return "\n".join(_CONTROL.sub("", line) for line in text.split("\n"))
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\<>\[|&])")
