@@ -41,6 +41,9 @@ Scalar = Union[str, int, float, bool]
 HEAD_FOR_KIND = {"classify": "sequence-classification", "tag": "token-classification",
                  "extract_span": "question-answering", "embed": "encoder", "choose": "multiple-choice"}
 RETRIEVAL_TASKS = tuple(name for name, spec in TASKS.items() if spec.request_kind == "embed")
+#: the tasks ``encoder:`` answers unless given per task: XTREME's (BUCC, Tatoeba), which use the plain
+#: encoder; XTREME-R's LAReQA and Mewsli-X use retrieval-tuned models, named per task
+SHARED_ENCODER_TASKS = tuple(name for name in RETRIEVAL_TASKS if TASKS[name].origin == "xtreme")
 ENV_VAR = "XTREME_CHECKPOINTS"
 FILE_NAME = "checkpoints.yaml"
 
@@ -199,7 +202,7 @@ class System:
     def _spec_for(self, task: str) -> CheckpointSpec | None:
         if task in self.spec.checkpoints:
             return self.spec.checkpoints[task]
-        if task in RETRIEVAL_TASKS:
+        if task in SHARED_ENCODER_TASKS:
             return self.spec.encoder
         return None
 
