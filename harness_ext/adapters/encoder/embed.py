@@ -268,7 +268,7 @@ def pooling_plan(pooling: str, source: str | None, device: str) -> PoolingPlan:
 class Embedder:
     """Sentence vectors from one loaded encoder with fixed settings (see module docstring)."""
 
-    def __init__(self, loaded: Any, settings: AdapterSettings) -> None:
+    def __init__(self, loaded: Any, settings: AdapterSettings, cap: int | None = None) -> None:
         self.loaded = loaded
         self.settings = settings
         model = loaded.model
@@ -282,6 +282,8 @@ class Embedder:
         self.plan = pooling_plan(settings.pooling, getattr(loaded, "source", None), self.device)
         limits = [512, getattr(self.tokenizer, "model_max_length", None), position_limit(model)]
         self.max_length = int(settings.max_length or self.plan.max_length or min(x for x in limits if x))
+        if cap:  # the task's own input limit (LAReQA, Mewsli-X truncate as the official scripts do)
+            self.max_length = min(self.max_length, int(cap))
         cache_layers = str(settings.extra.get("cache_layers", "requested")).lower()
         if cache_layers not in ("requested", "all"):
             raise ValueError(f"cache_layers={cache_layers!r}: use 'requested' or 'all'")
@@ -422,7 +424,7 @@ class Embedder:
 
 
 # --------------------------------------------------------------------------- adapter entry point
-def embedder_for(loaded: Any, settings: AdapterSettings) -> Embedder:
+def embedder_for(loaded: Any, settings: AdapterSettings, cap: int | None = None) -> Embedder:
     """One :class:`Embedder` per (loaded checkpoint, settings), so the checkpoint is fingerprinted once.
 
     Kept in ``loaded.extra`` so it lives exactly as long as the loaded model (the
@@ -430,17 +432,32 @@ def embedder_for(loaded: Any, settings: AdapterSettings) -> Embedder:
     """
     key = "_embedder:" + repr((settings.layer, settings.pooling, settings.max_length, settings.cache_dir,
            settings.use_cache, settings.dtype, settings.device, settings.batch_size,
-           str(settings.extra.get("cache_layers", "requested")), str(settings.extra.get("max_batch_tokens"))))
+           str(settings.extra.get("cache_layers", "requested")), str(settings.extra.get("max_batch_tokens")), cap))
     memo = getattr(loaded, "extra", None)
     if not isinstance(memo, dict):
-        return Embedder(loaded, settings)
+        return Embedder(loaded, settings, cap)
     if key not in memo:
-        memo[key] = Embedder(loaded, settings)
+        memo[key] = Embedder(loaded, settings, cap)
     return memo[key]
 
 
+def by_cap(requests: list) -> dict[int | None, list[int]]:
+    """Request positions grouped by the token cap they carry (``embed_args``' optional second value)."""
+    from harness_ext.requests import embed_cap
+
+    groups: dict[int | None, list[int]] = {}
+    for i, request in enumerate(requests):
+        groups.setdefault(embed_cap(tuple(request.args)), []).append(i)
+    return groups
+
+
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[np.ndarray]:
-    """lm-eval ``embed`` requests (``args == (text,)``) -> one float32 vector each."""
-    texts = [request.args[0] for request in requests]
-    vectors = embedder_for(loaded, settings).embed(texts)
-    return [vectors[i] for i in range(len(texts))]
+    """lm-eval ``embed`` requests (``args == (text,)`` or ``(text, max_tokens)``) -> one float32 vector each."""
+    from harness_ext.requests import embed_response
+
+    vectors: list = [None] * len(requests)
+    for cap, positions in by_cap(requests).items():
+        found = embedder_for(loaded, settings, cap).embed([requests[i].args[0] for i in positions])
+        for row, i in enumerate(positions):
+            vectors[i] = embed_response(found[row])
+    return vectors
