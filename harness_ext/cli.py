@@ -67,11 +67,12 @@ def demo(
              "table). Names are printed whole at any width and when piped.")
 def list_tasks(
     as_json: bool = typer.Option(False, "--json", help="print JSON (groups, then one record per task)"),
-    markdown: bool = typer.Option(False, "--markdown", help="print the README's task table"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the README's task tables (XTREME, then XTREME-R)"),
 ) -> None:
     from harness_ext import task_list
 
-    typer.echo(task_list.as_json() if as_json else task_list.markdown_table() if markdown else task_list.plain_text())
+    tables = "\n\n".join(task_list.markdown_table(name) for name in task_list.BENCHMARKS)
+    typer.echo(task_list.as_json() if as_json else tables if markdown else task_list.plain_text())
 
 
 @checkpoints_app.command("validate", help="Validate a checkpoints.yaml: schema, paths, heads, label sets.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from xtreme_tasks.data import DATA_DIR_ENV, DataError
-from xtreme_tasks.table import TATOEBA_CODES
+from xtreme_tasks.table import TATOEBA_ALL_CODES
 
 #: what ``$XTREME_DATA_DIR`` must hold for each task (see docs/data.md)
 LOCAL_LAYOUTS: dict[str, str] = {
@@ -41,7 +41,7 @@ _NOT_FOUND = {"DatasetNotFoundError", "RepositoryNotFoundError", "RevisionNotFou
 def use_local_instead(task: str, lang: str) -> str:
     """The fix: which folder layout to point ``$XTREME_DATA_DIR`` at."""
     layout = LOCAL_LAYOUTS.get(task, f"{task}/ in the official XTREME layout").replace("<lang>", lang)
-    layout = layout.replace("<xxx>", TATOEBA_CODES.get(lang, lang))
+    layout = layout.replace("<xxx>", TATOEBA_ALL_CODES.get(lang, lang))
     return f"set {DATA_DIR_ENV} to a folder holding {layout} (see docs/data.md)"
 
 
