@@ -102,7 +102,8 @@ def test_merge_top_k_keeps_the_best_and_breaks_ties_by_index():
 def pool():
     if not (SHARED / "xquad_r").is_dir():
         pytest.skip(f"real XQuAD-R not at {SHARED / 'xquad_r'}")
-    return lareqa.local(SHARED, "lareqa", "all", "test")
+    questions, candidates = lareqa.read_pool(SHARED)
+    return questions + candidates
 
 
 def test_real_pool_matches_the_official_loader(pool):
@@ -127,13 +128,15 @@ def test_real_pool_matches_the_official_loader(pool):
     paragraph = files["en"]["data"][0]["paragraphs"][0]
     start, end = paragraph["sentence_breaks"][0]
     assert answer["text"] == (paragraph["context"][start:end] + paragraph["context"]).replace("\n", "")
+    leaf = lareqa.local(SHARED, "lareqa", "de", "test")  # one language's questions, then the whole pool
+    assert len(leaf) == 1190 + 13014 and {d["lang"] for d in leaf[:1190]} == {"de"} and leaf[1190:] == candidates
 
 
 def test_missing_language_file_is_one_line(tmp_path):
     (tmp_path / "xquad_r").mkdir()
     (tmp_path / "xquad_r" / "en.json").write_text('{"data": []}')
     with pytest.raises(DataError) as err:
-        lareqa.local(tmp_path, "lareqa", "all", "test")
+        lareqa.local(tmp_path, "lareqa", "en", "test")
     assert "ar.json" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -144,5 +147,80 @@ def test_missing_sentence_breaks_names_the_field(tmp_path):
     for lang in lareqa.LANGUAGES:
         (folder / f"{lang}.json").write_text(json.dumps(doc))
     with pytest.raises(DataError, match="sentence_breaks") as err:
-        lareqa.local(tmp_path, "lareqa", "all", "test")
+        lareqa.local(tmp_path, "lareqa", "en", "test")
     assert str(folder / "ar.json") in str(err.value)
+
+
+# --------------------------------------------------------------------------- lm_eval end to end on real XQuAD-R
+@pytest.mark.slow
+def test_lm_eval_lareqa_equals_the_official_computation(tmp_path, minilm_path):
+    """``lm_eval --tasks xtreme-r_lareqa`` with the packaged MiniLM (layer=-1, pooling=mean) on the real
+    XQuAD-R files, trimmed to their first two paragraphs (all 11 languages: 330 questions, a pool of
+    110 sentences) so that it runs on CI's CPUs; the full run is the same command on the untrimmed folder.
+
+    Each leaf's map@20 must equal the official definition (``official_map_at_k``: dot products,
+    argsort, AP@20) on the same encodings, read back through our embedder from the run's cache, and the
+    group's mean the official pooled number. The encodings themselves are checked against plain
+    transformers mean pooling (with the official 96/256-token truncation) on a sample.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from harness_ext.adapters.encoder.embed import Embedder
+    from harness_ext.adapters.runtime.settings import AdapterSettings
+    from harness_ext.backends import load_checkpoint
+
+    data = tmp_path / "data" / "lareqa" / "xquad-r"
+    data.mkdir(parents=True)
+    for lang in lareqa.LANGUAGES:
+        full = json.loads((SHARED / "xquad_r" / f"{lang}.json").read_text(encoding="utf-8"))
+        full["data"] = [dict(full["data"][0], paragraphs=full["data"][0]["paragraphs"][:2])]
+        (data / f"{lang}.json").write_text(json.dumps(full, ensure_ascii=False), encoding="utf-8")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "XTREME_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--tasks", "xtreme-r_lareqa", "--model", "xtreme", "--device", "cpu",
+         "--model_args", f"pretrained={minilm_path},layer=-1,pooling=mean,batch_size=64,cache_dir={cache}",
+         "--output_path", str(out), "--log_samples"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=3000,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (result_file,) = out.rglob("results_*.json")
+    results = json.loads(result_file.read_text())["results"]
+    leaf = {lang: results[f"xtreme-lareqa-{lang}"]["map@20,none"] for lang in lareqa.LANGUAGES}
+
+    questions, pool = lareqa.read_pool(tmp_path / "data")
+    assert len(questions) == 11 * 30 and len(pool) == 11 * 10
+    loaded = load_checkpoint(str(minilm_path), "encoder", device="cpu", dtype="float32")
+    settings = AdapterSettings(batch_size=64, layer=-1, pooling="mean", cache_dir=str(cache))
+    q_vec = Embedder(loaded, settings, lareqa.MAX_QUESTION_TOKENS).embed([q["text"] for q in questions])
+    c_embedder = Embedder(loaded, settings, lareqa.MAX_CANDIDATE_TOKENS)
+    c_vec = c_embedder.embed([c["text"] for c in pool])
+    assert c_embedder.forward_calls == 0  # the run's own encodings, from its cache
+    q_vec, c_vec = normalize_rows(q_vec.copy()), normalize_rows(c_vec.copy())
+    position = {c["uid"]: i for i, c in enumerate(pool)}
+    relevant = [{position[c["uid"]] for c in pool if q["xling_id"] in c["xling_ids"]} for q in questions]
+    for lang in lareqa.LANGUAGES:
+        rows = [i for i, q in enumerate(questions) if q["lang"] == lang]
+        official = 100 * official_map_at_k(q_vec[rows], c_vec, [relevant[i] for i in rows])
+        assert leaf[lang] == pytest.approx(official, abs=1e-9), lang
+    pooled = 100 * official_map_at_k(q_vec, c_vec, relevant)
+    assert results["xtreme-r_lareqa"]["map@20,none"] == pytest.approx(pooled, abs=1e-9)
+    assert pooled > 5  # MiniLM is English-only, but the same-language answers rank high
+
+    tok, model = AutoTokenizer.from_pretrained(minilm_path), AutoModel.from_pretrained(minilm_path).eval()
+    sample = pool[:3]
+    batch = tok([c["text"] for c in sample], padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    plain = normalize_rows(((hidden * mask).sum(1) / mask.sum(1)).numpy())
+    assert np.abs(plain - c_vec[:3]).max() < 1e-5
+
+    samples = (next(out.rglob("samples_xtreme-lareqa-en_*.jsonl"))).read_text()
+    assert "retrieved [" in samples and '"resps": [["<384-d float32 vector sha1:' in samples  # ids, never vectors

@@ -42,19 +42,20 @@ def test_entity_input_joins_sentences():
 @pytest.mark.parametrize("layout", ["raw", "sharded"])
 def test_both_layouts_read_the_same_documents(tmp_path, layout):
     root = files.write_raw(tmp_path) if layout == "raw" else files.write_sharded(tmp_path)
-    docs = mewslix.local(root, "mewslix", "all", "test")
-    mentions = [d for d in docs if d["role"] == "mention"]
-    entities = [d for d in docs if d["role"] == "entity"]
+    mentions = mewslix.all_mentions(root, "test")
+    entities = mewslix.candidate_docs(root / "mewslix" / "candidate_set_entities.jsonl")
     assert [d["lang"] for d in mentions] == files.LANGUAGES
     assert [d["entity_id"] for d in entities] == [e[0] for e in files.ENTITIES]
     assert mentions[0]["text"] == "Paris: Officials of (the ministry) met in { Paris } on Monday."
     assert mentions[0]["gold"] == "Q90"
     assert entities[1]["text"] == "Berlin is the capital of Germany. It lies on the Spree."
+    leaf = mewslix.local(root, "mewslix", "de", "test")  # one language's mentions, then the whole pool
+    assert [d["example_id"] for d in leaf[:1]] == ["de-1-0"] and leaf[1:] == entities
 
 
 def test_blanked_test_labels_mean_no_gold(tmp_path):
-    docs = mewslix.local(files.write_sharded(tmp_path, blank_labels=True), "mewslix", "all", "test")
-    assert all(d["gold"] is None for d in docs if d["role"] == "mention")
+    docs = mewslix.all_mentions(files.write_sharded(tmp_path, blank_labels=True), "test")
+    assert len(docs) == 11 and all(d["gold"] is None for d in docs)
 
 
 def test_errors_name_file_line_and_field(tmp_path):
@@ -65,7 +66,7 @@ def test_errors_name_file_line_and_field(tmp_path):
     del record["sentence_spans"]
     path.write_text("\n".join([lines[0], json.dumps(record)] + lines[2:]) + "\n")
     with pytest.raises(DataError) as err:
-        mewslix.local(tmp_path, "mewslix", "all", "test")
+        mewslix.local(tmp_path, "mewslix", "en", "test")
     message = str(err.value)
     assert f"{path}:2" in message and "sentence_spans" in message and "\n" not in message
 
@@ -78,7 +79,7 @@ def test_mention_across_sentences_is_refused(tmp_path):
     record["mentions"][0]["mention_span"] = {"start": 0, "end": 20, "text": text[:20]}  # crosses "News arrived."
     path.write_text(json.dumps(record) + "\n" + "\n".join(path.read_text().splitlines()[1:]) + "\n")
     with pytest.raises(DataError, match="crosses sentence boundaries"):
-        mewslix.local(tmp_path, "mewslix", "all", "test")
+        mewslix.local(tmp_path, "mewslix", "en", "test")
 
 
 def test_missing_language_is_refused(tmp_path):
@@ -86,7 +87,7 @@ def test_missing_language_is_refused(tmp_path):
     path = tmp_path / "mewslix" / "wikinews_mentions-test.jsonl"
     path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")  # drop ar
     with pytest.raises(DataError, match="have none for ar"):
-        mewslix.local(tmp_path, "mewslix", "all", "test")
+        mewslix.local(tmp_path, "mewslix", "en", "test")
 
 
 # --------------------------------------------------------------------------- the official metric
@@ -119,3 +120,57 @@ def test_scorer_refuses_blank_labels_and_bad_shapes(tmp_path):
     labels.write_text('{"a": ["Q1"]}')
     with pytest.raises(ReportError, match="example id"):
         _score_mewslix(None, "en", preds, labels)
+
+
+# --------------------------------------------------------------------------- lm_eval end to end
+def run_lm_eval(tasks: str, data: Path, out: Path, cache: Path, minilm: Path, preds: Path) -> dict:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "XTREME_DATA_DIR": str(data), "XTREME_PREDICTIONS_DIR": str(preds), "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--tasks", tasks, "--model", "xtreme", "--device", "cpu",
+         "--model_args", f"pretrained={minilm},layer=-1,pooling=mean,batch_size=64,cache_dir={cache}",
+         "--output_path", str(out), "--log_samples"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (result_file,) = out.rglob("results_*.json")
+    return {"results": json.loads(result_file.read_text()), "stderr": proc.stderr, "out": out}
+
+
+@pytest.mark.slow
+def test_lm_eval_mewslix_end_to_end(tmp_path, minilm_path):
+    """The group on get-mewsli-x.sh-layout files: 11 leaves, the pool embedded once (by one leaf),
+    predictions in the official layout that `xtreme-eval score`'s scorer reads, samples without vectors;
+    then one leaf alone on XTREME's layout with blanked test labels: it embeds the pool itself, writes
+    its predictions and reports NaN with the reason."""
+    from harness_ext.reports.official import _score_mewslix
+
+    data, preds = files.write_raw(tmp_path / "raw"), tmp_path / "preds"
+    run = run_lm_eval("xtreme-r_mewslix", data, tmp_path / "out", tmp_path / "cache", minilm_path, preds)
+    results, configs = run["results"]["results"], run["results"]["configs"]
+    for lang in mewslix.LANGUAGES:
+        leaf = f"xtreme-mewslix-{lang}"
+        assert results[leaf]["map@20,none"] == pytest.approx(100.0), leaf  # each mention names its city
+        written = json.loads((preds / "mewslix" / f"test-{lang}.json").read_text())
+        (example,) = written
+        assert written[example][0] == files.MENTIONS[lang][1] and len(written[example]) == len(files.ENTITIES)
+        labels = tmp_path / f"labels-{lang}.json"
+        labels.write_text(json.dumps({example: [files.MENTIONS[lang][1]]}))
+        assert _score_mewslix(None, lang, preds / "mewslix" / f"test-{lang}.json", labels)[0]["map@20"] == 100.0
+    assert results["xtreme-r_mewslix"]["map@20,none"] == pytest.approx(100.0)
+    owners = [name for name, config in configs.items() if config["metadata"].get("embeds_pool")]
+    assert len(owners) == 1
+    samples = "".join(p.read_text() for p in run["out"].rglob("samples_*.jsonl"))
+    assert "retrieved ['Q" in samples and "vector sha1:" in samples
+
+    sharded = files.write_sharded(tmp_path / "sharded", blank_labels=True)
+    alone = run_lm_eval("xtreme-mewslix-de", sharded, tmp_path / "out2", tmp_path / "cache", minilm_path,
+                        tmp_path / "preds2")
+    assert math.isnan(float(alone["results"]["results"]["xtreme-mewslix-de"]["map@20,none"]))
+    assert "withholds the test labels" in alone["stderr"]
+    assert json.loads((tmp_path / "preds2" / "mewslix" / "test-de.json").read_text())["de-1-0"][0] == "Q64"

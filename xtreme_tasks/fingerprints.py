@@ -329,6 +329,8 @@ def count_examples(task: str, docs: list[dict]) -> int | None:
         if any(d.get("gold") is None for d in xx):
             return None  # XTREME's download deletes the test gold: nothing to count
         return sum(len(d["gold"]) for d in xx)
+    if task in ("lareqa", "mewslix"):  # a leaf's queries; the shared candidate pool is not counted
+        return sum(d.get("role") in ("question", "mention") for d in docs)
     return len(docs)
 
 

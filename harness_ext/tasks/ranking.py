@@ -1,45 +1,101 @@
-"""XTREME-R's ranked retrieval tasks: LAReQA (XQuAD-R) and Mewsli-X, as ``embed`` requests.
+"""XTREME-R's ranked retrieval (LAReQA, Mewsli-X): one leaf per query language, one shared pool.
 
-Each is ONE leaf task holding every query language and the one candidate pool, because
-the pool is shared: LAReQA's ~13k answer sentences of 11 languages answer the questions of
-all 11 languages, and Mewsli-X's ~1M entity descriptions serve the mentions of all 11
-mention languages (a leaf per language would embed the pool 11 times). Every query and
-every candidate is one ``embed`` request, truncated to the official token limits
-(``embed_args``' cap). The ranking runs in the aggregation, where the whole pool is
-visible (:mod:`harness_ext.retrieval.ranking`: cosine, exact, top 20, pool in blocks).
+The questions (mentions) of every language rank the SAME candidate pool: LAReQA's ~13k
+answer sentences of 11 languages, Mewsli-X's ~1M entity descriptions. A leaf per language
+(``xtreme-lareqa-de``: the German questions) keeps the per-language table, but embedding the
+pool once per leaf would cost 11 times the work and, for Mewsli-X, 11M lm-eval requests.
+So the pool is embedded by ONE leaf of the run, its owner:
 
-* LAReQA ``map@20``: the mean AP@20 over all questions (``utils_lareqa.mean_avg_prec_at_k``),
-  relevant = the candidates holding the answer in every language; ``map@20_<lang>``: the same
-  mean over the questions of one language (not an official number, for the per-language table).
-* Mewsli-X ``map@20_<lang>``: ``utils_mewslix.evaluate(k=20)`` on one mention language;
-  ``map@20``: their plain mean (the official ``avg_map@20``). Predictions (20 QIDs per
-  mention) go to ``<dir>/mewslix/test-<lang>.json`` when ``$XTREME_PREDICTIONS_DIR`` (or
-  ``metadata.predictions_dir``) is set: the official submission layout. Test gold that the
-  benchmark withholds (blank ``entity_id``) makes the scores NaN with a warning.
+* the first leaf of the task built in a run claims the pool (:class:`PoolStore`): its
+  documents are its queries and the pool, the other leaves' only their queries; a leaf built
+  again (same name), a store whose owner is gone, or one already scored starts a new run;
+* every candidate becomes a :class:`RankItem` registered in the store (in ``process_results``,
+  and again when lm-eval gathers items from other ranks to rank 0, so data-parallel runs see
+  the whole pool);
+* each leaf ranks its queries against the store's pool in its metric aggregation (after every
+  leaf's ``process_results``, as lm-eval orders them): cosine, exact, top 20, the pool matrix
+  stacked and normalised once (:mod:`harness_ext.retrieval.ranking`).
 
-``--log_samples``: responses print as a digest (:class:`harness_ext.requests.EmbedVector`),
-and each query's item as its id, the ids it retrieved and its AP, never a vector.
+Every query and candidate is one ``embed`` request truncated to the official token limit
+(``embed_args``' cap). ``--limit`` cuts documents and therefore the pool: refused in the
+aggregation with that fix. ``--log_samples`` shows a digest per vector
+(:class:`harness_ext.requests.EmbedVector`) and, per query, its id, the ids it retrieved and
+its AP@20, never a vector.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from harness_ext.metrics.retrieval import average_precision_at_k, mean_reciprocal_rank_at_k
-from harness_ext.reports.submission import atomic_write_text, predictions_dir, prediction_path
 from harness_ext.requests import embed_args
 from harness_ext.retrieval.ranking import normalize_rows, top_k
 from harness_ext.tasks.base import XtremeTask
 from harness_ext.tasks.retrieval import search_backend
-from xtreme_tasks.data import lareqa, mewslix
+from xtreme_tasks.data import load_checked
 
 log = logging.getLogger(__name__)
 K = 20
+METRIC = f"map@{K}"
+
+
+# --------------------------------------------------------------------------- the shared pool
+class PoolStore:
+    """The candidate pool of one task and split in this process, and which leaf embeds it."""
+
+    def __init__(self, key: tuple) -> None:
+        self.key = key
+        self.reset(None, "", 0)
+
+    def reset(self, owner: Any, leaf: str, expected: int) -> None:
+        self._owner = weakref.ref(owner) if owner is not None else (lambda: None)
+        self.members: set[str] = {leaf} if leaf else set()
+        self.expected = expected
+        self.items: dict[str, RankItem] = {}
+        self.scored = False
+        self._matrix: np.ndarray | None = None
+
+    def join(self, task: Any, leaf: str, expected: int) -> bool:
+        """Register a leaf being built; True when it owns (embeds) the pool in this run."""
+        if self.scored or leaf in self.members or self._owner() is None:
+            self.reset(task, leaf, expected)
+        else:
+            self.members.add(leaf)
+        return self._owner() is task
+
+    def add(self, item: "RankItem") -> None:
+        self.items.setdefault(item.key, item)
+        self._matrix = None
+
+    def pool(self, desc: str) -> tuple[list["RankItem"], np.ndarray]:
+        """The candidates in document order and their normalised matrix (built once)."""
+        ordered = sorted(self.items.values(), key=lambda item: item.order)
+        if not ordered or len(ordered) != self.expected:
+            raise ValueError(
+                f"{desc}: {len(ordered)} of the pool's {self.expected} candidates were embedded; --limit cuts "
+                f"documents and with them the shared pool: run without --limit"
+            )
+        if self._matrix is None or len(self._matrix) != len(ordered):
+            self._matrix = matrix(ordered)
+        self.scored = True
+        return ordered, self._matrix
+
+    def __reduce__(self):  # items travel between ranks; the store is found again by key
+        return (store, (self.key,))
+
+
+STORES: dict[tuple, PoolStore] = {}
+
+
+def store(key: tuple) -> PoolStore:
+    if key not in STORES:
+        STORES[key] = PoolStore(key)
+    return STORES[key]
 
 
 @dataclass
@@ -47,14 +103,24 @@ class RankItem:
     """One query or candidate with its vector; a query learns what it retrieved in the aggregation."""
 
     role: str  # "query" or "candidate"
-    key: str  # question uid / example id / candidate uid / QID
+    key: str  # question uid / mention example id / candidate uid / QID
     lang: str
     vector: np.ndarray = field(repr=False)
-    #: query: its relevance group (LAReQA xling_id, Mewsli-X gold QID or None); candidate: groups it answers
+    #: query: its relevance group (LAReQA xling_id, Mewsli-X gold QID; empty if withheld); candidate: groups it answers
     groups: tuple[str, ...] = ()
-    context: "RankingContext | None" = field(default=None, repr=False)
+    #: candidate: its position in the pool documents
+    order: int = 0
+    store: PoolStore | None = field(default=None, repr=False)
     retrieved: list[str] = field(default_factory=list)
     ap: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.role == "candidate" and self.store is not None:
+            self.store.add(self)
+
+    def __setstate__(self, state: dict) -> None:  # an item gathered from another rank joins this rank's pool
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def __str__(self) -> str:  # what --log_samples writes
         if self.role == "candidate":
@@ -63,26 +129,7 @@ class RankItem:
         return f"<query {self.key} ({self.lang}) retrieved {self.retrieved}{ap}>"
 
 
-@dataclass
-class RankingContext:
-    """Per-task state: the scoring function and its memoised result (one ranking serves every metric)."""
-
-    score: Callable[[list[RankItem]], dict[str, float]]
-    results: dict[tuple, dict[str, float]] = field(default_factory=dict, repr=False)
-
-    def scores(self, items: list[RankItem]) -> dict[str, float]:
-        signature = (len(items), hash(tuple(item.key for item in items)))
-        if signature not in self.results:
-            self.results = {signature: self.score(items)}
-        return self.results[signature]
-
-    def __getstate__(self):  # multi-rank gathering pickles items; the memo need not travel
-        state = dict(self.__dict__)
-        state["results"] = {}
-        return state
-
-
-def _matrix(items: list[RankItem]) -> np.ndarray:
+def matrix(items: list[RankItem]) -> np.ndarray:
     """Stack vectors into one float32 matrix, L2-normalised in place (no second copy of a large pool)."""
     out = np.empty((len(items), np.asarray(items[0].vector).shape[-1]), dtype=np.float32)
     for row, item in enumerate(items):
@@ -90,149 +137,70 @@ def _matrix(items: list[RankItem]) -> np.ndarray:
     return normalize_rows(out)
 
 
-def rank(items: list[RankItem], desc: str) -> tuple[list[RankItem], list[RankItem], np.ndarray]:
-    """``(queries, candidates, top-K candidate positions per query)``, queries and pool in document order."""
-    queries = [item for item in items if item.role == "query"]
-    pool = [item for item in items if item.role == "candidate"]
-    if not queries or not pool:
-        raise ValueError(f"{desc}: the documents hold {len(queries)} queries and {len(pool)} candidates; ranking needs "
-                         "both (was --limit used? it cuts the pool: run without it)")
-    _, indices = top_k(_matrix(queries), _matrix(pool), K, backend=search_backend(), desc=desc)
-    for query, row in zip(queries, indices):
-        query.retrieved = [pool[i].key for i in row]
-    return queries, pool, indices
-
-
-def _metric(name: str) -> Callable[[list[RankItem]], float]:
-    def aggregate(items: list[RankItem]) -> float:
-        return items[0].context.scores(items).get(name, math.nan) if items else math.nan
-
-    aggregate.__name__ = f"aggregate_{name.replace('@', '_at_')}"
-    return aggregate
-
-
+# --------------------------------------------------------------------------- the task
 class RankingTask(XtremeTask):
-    """A pooled ranking leaf: every query and candidate document is one capped ``embed`` request."""
+    """One query language of a pooled ranking task; subclasses say how to score."""
 
     REQUEST_KIND = "embed"
     QUERY_ROLE = "question"
-    LANGUAGES: tuple[str, ...] = ()
 
-    def __init__(self, config: dict | None = None) -> None:
-        super().__init__(config)
-        self.context = RankingContext(score=self.score)
+    def read_docs(self, data_dir: str | None) -> list[dict]:
+        docs, check = load_checked(self.spec.name, self.language, self.split, data_dir=data_dir)
+        self.config.metadata["test_set"] = check.as_metadata()
+        queries = [d for d in docs if d["role"] == self.QUERY_ROLE]
+        pool = [d for d in docs if d["role"] != self.QUERY_ROLE]
+        self._order = {d["id"]: i for i, d in enumerate(pool)}
+        self.store = store((self.spec.name, self.split, data_dir or "", len(pool), pool[0]["id"] if pool else ""))
+        owner = self.store.join(self, self.config.task, len(pool))
+        self.config.metadata["embeds_pool"] = owner
+        return queries + pool if owner else queries
 
     def cap(self, doc: dict) -> int:
         raise NotImplementedError
 
-    def request_arguments(self, doc: dict) -> list[tuple]:
-        return [embed_args(doc["text"], self.cap(doc))]
-
     def groups(self, doc: dict) -> tuple[str, ...]:
         raise NotImplementedError
+
+    def request_arguments(self, doc: dict) -> list[tuple]:
+        return [embed_args(doc["text"], self.cap(doc))]
 
     def process_results(self, doc: dict, results: list) -> dict:
         (vector,) = results
         vector = np.asarray(vector, dtype=np.float32)
         if vector.ndim != 1 or vector.size == 0:
             raise ValueError(f"{self.config.task} doc {doc['id']}: an embed response must be a 1-d vector, got {vector.shape}")
-        role = "query" if doc["role"] == self.QUERY_ROLE else "candidate"
+        query = doc["role"] == self.QUERY_ROLE
         key = doc.get("uid") or doc.get("example_id") or doc.get("entity_id") or doc["id"]
-        item = RankItem(role, str(key), doc.get("lang", ""), vector, self.groups(doc), self.context)
-        return {name: item for name in self.metric_aggregations()}
+        item = RankItem("query" if query else "candidate", str(key), doc.get("lang", ""), vector, self.groups(doc),
+                        0 if query else self._order[doc["id"]], self.store)
+        return {METRIC: item}
 
     def metric_aggregations(self) -> dict[str, Callable]:
-        names = [f"map@{K}"] + [f"map@{K}_{lang}" for lang in self.LANGUAGES]
-        return {name: _metric(name) for name in names}
+        task = self
 
-    def score(self, items: list[RankItem]) -> dict[str, float]:
-        raise NotImplementedError
+        # a plain function, not the bound method: lm-eval deep-copies metric_list (see span.py)
+        def aggregate(items: list[RankItem]) -> float:
+            return task.aggregate(items)
 
+        return {METRIC: aggregate}
 
-# =========================================================================== LAReQA
-class LareqaTask(RankingTask):
-    """LAReQA on XQuAD-R: 11 languages of questions, one pool of ~13k answer sentences."""
-
-    QUERY_ROLE = "question"
-    LANGUAGES = lareqa.LANGUAGES
-
-    def cap(self, doc: dict) -> int:
-        return lareqa.MAX_QUESTION_TOKENS if doc["role"] == "question" else lareqa.MAX_CANDIDATE_TOKENS
-
-    def groups(self, doc: dict) -> tuple[str, ...]:
-        return (doc["xling_id"],) if doc["role"] == "question" else tuple(doc["xling_ids"])
-
-    def doc_to_target(self, doc, doc_to_target=None):
-        return doc["xling_id"] if doc["role"] == "question" else " ".join(doc["xling_ids"])
-
-    def score(self, items: list[RankItem]) -> dict[str, float]:
-        queries, pool, indices = rank(items, "LAReQA")
-        relevant: dict[str, set[int]] = {}
-        for position, candidate in enumerate(pool):
-            for group in candidate.groups:
-                relevant.setdefault(group, set()).add(position)
-        by_lang: dict[str, list[float]] = {}
+    def rank(self, items: list[RankItem]) -> tuple[list[RankItem], list[RankItem], np.ndarray]:
+        """``(queries, pool, top-K pool positions per query)``; each query's ``retrieved`` filled."""
+        queries = [item for item in items if item.role == "query"]
+        if not queries:
+            raise ValueError(f"{self.config.task}: no queries to rank")
+        pool, vectors = self.store.pool(self.config.task)
+        _, indices = top_k(matrix(queries), vectors, K, backend=search_backend(), desc=self.config.task)
         for query, row in zip(queries, indices):
-            targets = relevant.get(query.groups[0])
-            if not targets:
-                raise ValueError(f"LAReQA question {query.key}: no candidate in the pool holds its answer "
-                                 "(was --limit used? it cuts the pool: run without it)")
-            query.ap = average_precision_at_k(targets, row.tolist(), K)
-            by_lang.setdefault(query.lang, []).append(query.ap)
-        everything = [ap for aps in by_lang.values() for ap in aps]
-        out = {f"map@{K}": 100.0 * sum(everything) / len(everything)}
-        out.update({f"map@{K}_{lang}": 100.0 * sum(aps) / len(aps) for lang, aps in by_lang.items()})
-        return out
+            query.retrieved = [pool[i].key for i in row]
+        return queries, pool, indices
 
+    def aggregate(self, items: list[RankItem]) -> float:
+        memo = getattr(self, "_scored", None)
+        signature = (len(items), hash(tuple(item.key for item in items)))
+        if memo is None or memo[0] != signature:
+            self._scored = (signature, self.score(items) if items else math.nan)
+        return self._scored[1]
 
-# =========================================================================== Mewsli-X
-class MewslixTask(RankingTask):
-    """Mewsli-X: mentions of 11 languages, one pool of English entity descriptions (~1M)."""
-
-    QUERY_ROLE = "mention"
-    LANGUAGES = mewslix.LANGUAGES
-
-    def cap(self, doc: dict) -> int:
-        return mewslix.MAX_TOKENS
-
-    def groups(self, doc: dict) -> tuple[str, ...]:
-        return ((doc["gold"],) if doc.get("gold") else ()) if doc["role"] == "mention" else ()
-
-    def doc_to_target(self, doc, doc_to_target=None):
-        return (doc.get("gold") or "") if doc["role"] == "mention" else doc["entity_id"]
-
-    def score(self, items: list[RankItem]) -> dict[str, float]:
-        queries, _, _ = rank(items, "Mewsli-X")
-        per_lang: dict[str, dict[str, list[str]]] = {}
-        gold: dict[str, dict[str, list[str]]] = {}
-        for query in queries:
-            per_lang.setdefault(query.lang, {})[query.key] = query.retrieved
-            gold.setdefault(query.lang, {})[query.key] = list(query.groups)
-        root = predictions_dir(self.config.metadata if isinstance(self.config.metadata, dict) else None)
-        if root is not None and self.split == "test":
-            import json
-
-            for lang, predictions in per_lang.items():
-                path = prediction_path(root, self.spec.name, lang, "json")
-                atomic_write_text(path, json.dumps(predictions, ensure_ascii=False) + "\n")
-            log.info("Mewsli-X: predictions written to %s", prediction_path(root, self.spec.name, "<lang>", "json"))
-        out: dict[str, float] = {}
-        withheld = []
-        for lang in self.LANGUAGES:
-            labels = gold.get(lang, {})
-            if not labels or any(not g for g in labels.values()):
-                withheld.append(lang)
-                out[f"map@{K}_{lang}"] = math.nan
-                continue
-            out[f"map@{K}_{lang}"] = mean_reciprocal_rank_at_k(labels, per_lang[lang], K)
-            for query in queries:
-                if query.lang == lang:
-                    query.ap = mean_reciprocal_rank_at_k({query.key: labels[query.key]}, {query.key: query.retrieved}, K) / 100
-        if withheld:
-            log.warning("Mewsli-X: no gold entity for %s (the benchmark withholds the test labels); their map@%d and "
-                        "the average are NaN. %s", " ".join(withheld), K,
-                        "Submit the predictions written above." if root else
-                        "Set XTREME_PREDICTIONS_DIR to write the submission files.")
-        values = [out[f"map@{K}_{lang}"] for lang in self.LANGUAGES]
-        out[f"map@{K}"] = math.nan if withheld else sum(values) / len(values)
-        return out
+    def score(self, items: list[RankItem]) -> float:
+        raise NotImplementedError

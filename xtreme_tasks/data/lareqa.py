@@ -19,7 +19,8 @@ Local layout: ``$XTREME_DATA_DIR/lareqa/xquad-r/<lang>.json`` (what the official
 ``download_data.sh`` unpacks) or ``$XTREME_DATA_DIR/xquad_r/<lang>.json``. The hub copy
 (``google-research-datasets/xquad_r``) has no sentence breaks, so it cannot rebuild the pool.
 
-Documents (one list for the whole pool; ``role`` tells them apart):
+Documents of one language's leaf: that language's questions, then the whole pool (every
+language's candidates; the file set is parsed once per process and the pool list shared):
 
 * ``{"id": "q:<uid>", "role": "question", "lang", "uid": "<qid>_<lang>", "xling_id": qid, "text"}``
 * ``{"id": "c:<uid>", "role": "candidate", "lang", "uid", "text", "xling_ids": [qids it answers]}``
@@ -136,12 +137,33 @@ def pool_docs(files: dict[str, Path]) -> list[dict]:
     return questions + candidates
 
 
+def _stamp(files: dict[str, Path]) -> tuple:
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (str(p),) for p in files.values())
+
+
+_MEMO: dict[tuple, tuple[list[dict], list[dict]]] = {}
+
+
+def read_pool(root: Path) -> tuple[list[dict], list[dict]]:
+    """``(questions of all languages, the candidate pool)``, parsed once per process per file set."""
+    base = folder(root)
+    files = {code: base / f"{code}.json" for code in LANGUAGES}
+    key = _stamp(files)
+    if key not in _MEMO:
+        docs = pool_docs(files)
+        _MEMO.clear()  # keep one file set: the pool can be large
+        _MEMO[key] = ([d for d in docs if d["role"] == "question"], [d for d in docs if d["role"] == "candidate"])
+    return _MEMO[key]
+
+
 def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
-    """The whole pool: all 11 languages (``lang`` names the pooled leaf, not a file)."""
+    """``lang``'s questions, then the pool of all 11 languages' candidates."""
     if split not in ("test", "validation", "dev"):
         raise DataError(f"XQuAD-R has a single split (test), not {split!r}")
-    base = folder(root)
-    return pool_docs({code: base / f"{code}.json" for code in LANGUAGES})
+    if lang not in LANGUAGES:
+        raise DataError(f"XQuAD-R has no language {lang!r}; its languages are {' '.join(LANGUAGES)}")
+    questions, pool = read_pool(root)
+    return [q for q in questions if q["lang"] == lang] + pool
 
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:

@@ -24,9 +24,10 @@ Model inputs are built as the official baseline does (re-implemented, not copied
   spaces and double spaces collapsed once;
 * an entity: its description's sentences joined with spaces, normalised the same way.
 
-Documents: ``{"id": "m:<example_id>", "role": "mention", "lang", "example_id", "text", "gold": QID
-or None}`` for the mentions of every mention language, then ``{"id": "e:<QID>", "role": "entity",
-"entity_id", "text"}`` for every candidate, in file order (the index the search returns).
+Documents of one language's leaf: ``{"id": "m:<example_id>", "role": "mention", "lang",
+"example_id", "text", "gold": QID or None}`` for that language's mentions, then ``{"id": "e:<QID>",
+"role": "entity", "entity_id", "text"}`` for every candidate, in file order (the index the
+search returns). The candidate set is read once per process and the list shared by the leaves.
 """
 
 from __future__ import annotations
@@ -161,11 +162,32 @@ def _split_name(split: str) -> str:
     raise DataError(f"Mewsli-X has the splits test and dev (validation), not {split!r}")
 
 
+_ENTITIES: dict[tuple, list[dict]] = {}
+
+
+def candidate_docs(path: Path) -> list[dict]:
+    """The candidate set, read once per process per file (1M entities take a while to parse)."""
+    key = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+    if key not in _ENTITIES:
+        _ENTITIES.clear()
+        _ENTITIES[key] = read_entities(path)
+    return _ENTITIES[key]
+
+
 def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
-    """Every mention language's mentions of ``split``, then the candidate set (``lang`` names the pooled leaf)."""
+    """``lang``'s mentions of ``split``, then the whole candidate set."""
+    if lang not in LANGUAGES:
+        raise DataError(f"Mewsli-X has no mention language {lang!r}; its languages are {' '.join(LANGUAGES)}")
+    mentions = [d for d in all_mentions(root, split) if d["lang"] == lang]
+    entities = require_file(Path(root) / "mewslix" / "candidate_set_entities.jsonl",
+                            "Mewsli-X candidate set (get-mewsli-x.sh output)")
+    return mentions + candidate_docs(entities)
+
+
+def all_mentions(root: Path, split: str) -> list[dict]:
+    """The mentions of every mention language (either layout); each language must have some."""
     base = Path(root) / "mewslix"
     name = _split_name(split)
-    entities = require_file(base / "candidate_set_entities.jsonl", "Mewsli-X candidate set (get-mewsli-x.sh output)")
     sharded = base / "wikinews_mentions"
     mentions: list[dict] = []
     if sharded.is_dir():  # XTREME's preprocessed layout
@@ -181,7 +203,7 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
     if missing:
         raise DataError(f"Mewsli-X {name} mentions under {base} have none for {' '.join(missing)}; the task averages "
                         f"all {len(LANGUAGES)} mention languages, so the files must hold them all")
-    return mentions + read_entities(entities)
+    return mentions
 
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
