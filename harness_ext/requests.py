@@ -59,6 +59,14 @@ def embed_cap(args: tuple) -> int | None:
     return int(args[1]) if len(args) > 1 and args[1] is not None else None
 
 
+def by_cap(requests: list) -> dict[int | None, list[int]]:
+    """Positions of ``embed`` requests grouped by the token cap they carry (each adapter embeds a group at once)."""
+    groups: dict[int | None, list[int]] = {}
+    for i, request in enumerate(requests):
+        groups.setdefault(embed_cap(tuple(request.args)), []).append(i)
+    return groups
+
+
 class EmbedVector(np.ndarray):
     """An ``embed`` response: a float32 vector that prints as its size and a digest.
 

@@ -23,6 +23,10 @@ Pooling (``pooling=``):
   (``modules.json``: its ``Pooling`` config, then any ``Dense`` and ``Normalize``
   modules, and ``sentence_bert_config.json``'s ``max_seq_length``/``do_lower_case``).
 
+A request may carry a token cap (``(text, max_tokens)``, :func:`harness_ext.requests.embed_args`):
+LAReQA and Mewsli-X cut their inputs where the official scripts do; each cap's requests are
+embedded together, at ``min(cap, the model's own limit)``.
+
 Every distinct text is embedded once; texts are tokenised once, sorted by length
 and padded per batch. A batch holds at most ``batch_size`` sentences (auto: 256 on
 CPU, 1024 on GPU) and at most ``max_batch_tokens`` padded tokens (default 4096 on
@@ -441,19 +445,9 @@ def embedder_for(loaded: Any, settings: AdapterSettings, cap: int | None = None)
     return memo[key]
 
 
-def by_cap(requests: list) -> dict[int | None, list[int]]:
-    """Request positions grouped by the token cap they carry (``embed_args``' optional second value)."""
-    from harness_ext.requests import embed_cap
-
-    groups: dict[int | None, list[int]] = {}
-    for i, request in enumerate(requests):
-        groups.setdefault(embed_cap(tuple(request.args)), []).append(i)
-    return groups
-
-
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[np.ndarray]:
     """lm-eval ``embed`` requests (``args == (text,)`` or ``(text, max_tokens)``) -> one float32 vector each."""
-    from harness_ext.requests import embed_response
+    from harness_ext.requests import by_cap, embed_response
 
     vectors: list = [None] * len(requests)
     for cap, positions in by_cap(requests).items():

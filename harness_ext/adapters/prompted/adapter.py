@@ -350,8 +350,7 @@ def answer(kind: str, lm: Any, requests: list) -> list:
     if not requests:
         return []
     if kind == "embed":
-        from harness_ext.adapters.encoder.embed import by_cap
-        from harness_ext.requests import embed_response
+        from harness_ext.requests import by_cap, embed_response
 
         vectors: list = [None] * len(requests)
         for cap, positions in by_cap(requests).items():
