@@ -108,6 +108,13 @@ def test_official_mock_average():
         for lang in mewslix.LANGUAGES
     ]
     assert sum(values) / len(values) == pytest.approx(OFFICIAL_AVG_MAP20, abs=1e-9)
+    # the task as `xtreme-eval score` scores a folder: every language's file, the plain mean, the score
+    from harness_ext.reports.official import score_task
+    from xtreme_tasks.table import TABLE
+
+    task = score_task(TABLE["mewslix"], MOCK / "predictions" / "mewslix", MOCK / "labels" / "mewslix")
+    assert task.averages["map@20"] == pytest.approx(OFFICIAL_AVG_MAP20, abs=1e-9)
+    assert task.score == pytest.approx(OFFICIAL_AVG_MAP20, abs=1e-9) and len(task.per_language) == 11
 
 
 def test_scorer_refuses_blank_labels_and_bad_shapes(tmp_path):
