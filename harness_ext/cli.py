@@ -36,17 +36,21 @@ def run(ctx: typer.Context) -> None:
     raise typer.Exit(run_lm_eval_cli(list(ctx.args)))
 
 
-@app.command(help="Score a folder of predictions in the official XTREME layout "
-             "(<task>/test-<lang>.{tsv,json}) against a folder of labels, with the official rules.")
+@app.command(help="Score a folder of predictions in the official XTREME / XTREME-R layout "
+             "(<task>/test-<lang>.{tsv,json,jsonl}) against a folder of labels, with the official rules.")
 def score(
     predictions: Path = typer.Option(..., "--predictions", "-p", help="predictions folder"),
     labels: Path = typer.Option(..., "--labels", "-l", help="labels folder"),
     tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="only these tasks"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", "-b", help="xtreme or xtreme-r (evaluate.py's --xtreme_version); default: xtreme-r when "
+        "the folder has xcopa/, lareqa/ or mewslix/ and no pawsx/ or bucc2018/, else xtreme"),
 ) -> None:
+    from harness_ext.reports.cli import _benchmark
     from harness_ext.reports.official import score_command
 
-    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json))
+    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json, _benchmark(benchmark)))
 
 
 @app.command(help="Built-in offline demo: builds a tiny checkpoint, runs real XTREME tasks end to end "

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 from lm_eval.api.instance import Instance
 
-RequestKind = Literal["classify", "tag", "extract_span", "embed"]
-REQUEST_KINDS: tuple[str, ...] = ("classify", "tag", "extract_span", "embed")
+RequestKind = Literal["classify", "tag", "extract_span", "embed", "choose"]
+REQUEST_KINDS: tuple[str, ...] = ("classify", "tag", "extract_span", "embed", "choose")
 
 #: the model head each kind needs from an encoder checkpoint
 HEAD_FOR_KIND: dict[str, str] = {
@@ -23,6 +23,7 @@ HEAD_FOR_KIND: dict[str, str] = {
     "tag": "token-classification",
     "extract_span": "question-answering",
     "embed": "encoder",
+    "choose": "multiple-choice",
 }
 
 
@@ -85,3 +86,11 @@ class EmbedVector(np.ndarray):
 def embed_response(vector: Any) -> EmbedVector:
     """Wrap one vector as the response of an ``embed`` request (see :class:`EmbedVector`)."""
     return np.asarray(vector, dtype=np.float32).view(EmbedVector)
+
+
+def choose_args(context: str, choices: tuple[str, ...], labels: tuple[str, ...]) -> tuple[Any, ...]:
+    """A choice among the document's own candidates: ``labels[i]`` names ``choices[i]``; the
+    response is the chosen label (XCOPA: ``choice1`` / ``choice2``)."""
+    if len(choices) != len(labels):
+        raise ValueError(f"{len(choices)} choices but {len(labels)} labels")
+    return (context, tuple(choices), tuple(labels))

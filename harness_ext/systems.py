@@ -32,13 +32,15 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xtreme_tasks.table import TABLE as TASKS  # every task of either benchmark (XTREME and XTREME-R)
+from xtreme_tasks.table import TABLE as TASKS  # every task of either benchmark (XTREME-R's too)
 
-Head = Literal["sequence-classification", "token-classification", "question-answering", "encoder", "seq2seq"]
+Head = Literal["sequence-classification", "token-classification", "question-answering", "multiple-choice",
+               "encoder", "seq2seq"]
 Scalar = Union[str, int, float, bool]
-#: request kind of a task -> the head its fine-tuned checkpoint carries
+#: request kind of a task -> the head its fine-tuned checkpoint carries (as harness_ext.requests.HEAD_FOR_KIND,
+#: kept here so that reading checkpoints.yaml does not import lm-eval)
 HEAD_FOR_KIND = {"classify": "sequence-classification", "tag": "token-classification",
-                 "extract_span": "question-answering", "embed": "encoder"}
+                 "extract_span": "question-answering", "embed": "encoder", "choose": "multiple-choice"}
 RETRIEVAL_TASKS = tuple(name for name, spec in TASKS.items() if spec.request_kind == "embed")
 ENV_VAR = "XTREME_CHECKPOINTS"
 FILE_NAME = "checkpoints.yaml"

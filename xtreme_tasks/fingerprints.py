@@ -41,7 +41,13 @@ HUB_CARD = (
     "datasets/xtreme/dataset_infos.json, config {config}, split {split})"
 )
 TATOEBA_SOURCE = "line pairs in LASER data/tatoeba/v1 tatoeba.{code}-eng.* (counted from the verbatim copy in ../shared/data/tatoeba)"
-XCOPA_SOURCE = "examples in cambridgeltl/xcopa data/{lang}/test.{lang}.jsonl; XCOPA paper: 500 test examples per language"
+XCOPA_SOURCE = ("examples in cambridgeltl/xcopa data/{lang}/test.{lang}.jsonl (counted and hashed from the verbatim copy "
+                "in ../shared/data/xcopa); XCOPA paper: 500 test examples per language")
+XCOPA_FILES = {  # lang: digest of the texts (first segment and choices), from ../shared/data/xcopa
+    "et": "b0af239af2393233", "ht": "ca5974dbf139c1c6", "id": "b6a6437939c0cf59", "it": "9663169111fc539d",
+    "qu": "70daa96b2e44a36a", "sw": "b5b064a5e383a367", "ta": "68e0d455d6d26873", "th": "2ff3c9fa833b6386",
+    "tr": "b45bff92b48b9ae1", "vi": "2a5f5bfbe85ed9df", "zh": "71db00f45f2bd63a",
+}
 LAREQA_SOURCE = "questions in google-research-datasets/lareqa xquad-r/{lang}.json (XQuAD's 1,190 per language)"
 XQUAD_SOURCE = "questions in deepmind/xquad xquad.{lang}.json (counted from the verbatim copy in ../shared/data/xquad); XQuAD paper: 1,190 question-answer pairs"
 
@@ -304,7 +310,7 @@ def _build() -> dict[tuple[str, str], Fingerprint]:
             source += f"; equal to {_card(f'tatoeba.{code}', 'validation')}"
         add("tatoeba", lang, n, "sentence pairs", source, digest=dg)
     for lang in TABLE["xcopa"].languages:
-        add("xcopa", lang, 500, "examples", XCOPA_SOURCE.format(lang=lang))
+        add("xcopa", lang, 500, "examples", XCOPA_SOURCE.format(lang=lang), digest=XCOPA_FILES[lang])
     for lang in TABLE["lareqa"].languages:
         add("lareqa", lang, 1190, "questions", LAREQA_SOURCE.format(lang=lang))
     for lang in TABLE["mewslix"].languages:
@@ -344,6 +350,8 @@ def digest(task: str, docs: list[dict]) -> str | None:
         return _short_sha(f"{d['src']}\t{d['tgt']}" for d in docs)
     if task == "xquad":
         return _short_sha(sorted(f"{d['id']}\t{d['question'].strip()}" for d in docs))
+    if task == "xcopa":  # texts only: XTREME-R's download zeroes the test labels, the texts stay XCOPA's
+        return _short_sha(f"{d['context']}\t" + "\t".join(d["choices"]) for d in docs)
     if task == "udpos":  # order-free: the hub pools treebanks in archive order, XTREME in file-name order
         return _short_sha(sorted(
             hashlib.sha256(json.dumps([d["words"], d["tags"]], ensure_ascii=False).encode("utf-8")).hexdigest()

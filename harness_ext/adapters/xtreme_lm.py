@@ -40,6 +40,7 @@ ADAPTER_MODULES = {
     "tag": "harness_ext.adapters.encoder.tag",
     "extract_span": "harness_ext.adapters.encoder.span",
     "embed": "harness_ext.adapters.encoder.embed",
+    "choose": "harness_ext.adapters.encoder.choose",
 }
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text.adapter"
 
@@ -465,7 +466,7 @@ class XtremeLM(LM):
             return None
         except CheckpointError as exc:
             return str(exc)
-        if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
+        if choice.head not in ("sequence-classification", "token-classification", "question-answering", "multiple-choice"):
             return None
         from harness_ext.backends._common import head_fix
 
@@ -527,6 +528,9 @@ class XtremeLM(LM):
     def embed(self, requests: list[Instance]) -> list:
         return self._answer("embed", requests)
 
+    def choose(self, requests: list[Instance]) -> list[str]:
+        return self._answer("choose", requests)
+
     # ------------------------------------------------------------ data parallel (lm-eval's collectives)
     @property
     def device(self) -> str:
@@ -545,7 +549,7 @@ class XtremeLM(LM):
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
         raise UnsupportedRequest(
-            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed), "
+            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed, choose), "
             f"not '{kind}': run prompt-style tasks with --model hf"
         )
 

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Sequence
 
 from harness_ext.reports.efficacy import OVERALL, Efficacy, GroupGain
-from xtreme_tasks.table import TASK_ORDER, TASKS
 
 
-def _panels(groups: Sequence[GroupGain]) -> list[str]:
-    keys = [OVERALL] + list(TASK_ORDER)
+def _panels(groups: Sequence[GroupGain], order: Sequence[str]) -> list[str]:
+    keys = [OVERALL] + list(order)
     return [k for k in keys if any(g.task == k for g in groups)]
 
 
@@ -30,7 +29,7 @@ def plot_scaling(eff: Efficacy, stem: Path, formats: Sequence[str] = ("png", "sv
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    panels = _panels(eff.groups)
+    panels = _panels(eff.groups, eff.task_order)
     if not panels:
         raise ValueError("no gains by size to plot: the results hold no system with an intermediate task and a baseline")
     columns = min(3, len(panels))
@@ -59,7 +58,7 @@ def plot_scaling(eff: Efficacy, stem: Path, formats: Sequence[str] = ("png", "sv
             ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=f"{family} + {intermediate}")
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
-        ax.set_title("XTREME score" if key == OVERALL else TASKS[key].title)
+        ax.set_title(f"{eff.title(key)} score" if key == OVERALL else eff.title(key))
         ax.set_xlabel("parameters")
         ax.set_ylabel("gain (points)")
         ax.grid(True, which="both", alpha=0.3)

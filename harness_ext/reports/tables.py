@@ -18,15 +18,16 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness_ext.reports.rules import SystemScores, category_tasks, is_number
 from harness_ext.reports.submission import atomic_write_text
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 
 FORMATS = ("md", "tex", "csv", "html")
 MISSING = "-"
 CATEGORY_TITLES = {
     "classification": "Classification", "structured_prediction": "Struct. pred.", "qa": "QA", "retrieval": "Retrieval",
+    "multi_choice": "Multi-choice",
 }
 METRIC_TITLES = {"acc": "Acc", "f1": "F1", "em": "EM", "precision": "P", "recall": "R",
-                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)"}
+                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)", "map@20": "mAP@20"}
 
 
 @dataclass(frozen=True)
@@ -198,11 +199,23 @@ def read_csv(text: str) -> list[dict[str, str]]:
 # ----------------------------------------------------------------------------- report tables
 
 
-def leaderboard_table(scores: Mapping[str, SystemScores]) -> Table:
-    """Systems x (XTREME score, category scores, task scores, status); complete rows first, best first."""
-    categories = list(category_tasks())
-    header = ["System", "XTREME"] + [CATEGORY_TITLES[c] for c in categories] + [TASKS[t].title for t in TASK_ORDER] + ["Protocol", "Status"]
-    table = Table("leaderboard", "XTREME leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
+def _suffix(benchmark: str) -> str:
+    """File-name suffix of a version's tables: none for XTREME (the names it always had)."""
+    return "" if benchmark == DEFAULT_BENCHMARK else f"_{benchmark}"
+
+
+def leaderboard_table(scores: Mapping[str, SystemScores], benchmark: str = DEFAULT_BENCHMARK) -> Table:
+    """Systems x (overall score, category scores, task scores, status) of one benchmark version;
+    complete rows first, best first. Rows of another version are refused (a row never mixes them)."""
+    version = get_benchmark(benchmark)
+    other = sorted({s.benchmark for s in scores.values()} - {version.name})
+    if other:
+        raise ValueError(f"leaderboard_table({benchmark!r}) got rows of {', '.join(other)}; one table per version")
+    categories = list(category_tasks(benchmark))
+    header = (["System", version.title] + [CATEGORY_TITLES.get(c, c) for c in categories]
+              + [version.spec(t).title for t in version.tasks] + ["Protocol", "Status"])
+    table = Table(f"leaderboard{_suffix(benchmark)}",
+                  f"{version.title} leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
 
     def order(item: SystemScores) -> tuple:
         return (item.xtreme is None, -(item.xtreme or 0.0), item.name)
@@ -210,27 +223,32 @@ def leaderboard_table(scores: Mapping[str, SystemScores]) -> Table:
     for row in sorted(scores.values(), key=order):
         cats = row.categories
         table.add([row.name, Cell.number(row.xtreme)] + [Cell.number(cats[c]) for c in categories]
-                  + [Cell.number(row.task_scores[t]) for t in TASK_ORDER] + [" + ".join(row.protocols), row.status()])
+                  + [Cell.number(row.task_scores[t]) for t in version.tasks] + [" + ".join(row.protocols), row.status()])
     if any("prompted" in p for s in scores.values() for p in s.protocols):
         table.notes.append("Prompted-LLM rows (in-context, no fine-tuning) are not the fine-tuned XTREME protocol: "
                            "compare them with each other at the same number of shots, not with fine-tuned rows.")
     if any(not s.complete for s in scores.values()):
-        table.notes.append("An incomplete row has no XTREME score: it is the mean of all 9 task scores, "
-                           "never of fewer; a category needs all its tasks.")
+        table.notes.append(f"An incomplete row has no {version.title} score: it is the mean of all {len(version.tasks)} "
+                           "task scores, never of fewer; a category needs all its tasks.")
+    if benchmark == "xtreme-r":
+        table.notes.append("Categories as the official evaluate.py --xtreme_version xtreme-r: XCOPA counts in "
+                           "Classification and Multi-choice, LAReQA in the overall score only.")
     return table
 
 
-def language_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
+def language_tables(scores: Mapping[str, SystemScores], benchmark: str = DEFAULT_BENCHMARK) -> list[Table]:
     """Per task: rows (system, metric), columns average + every official language (+ extra ones seen)."""
+    version = get_benchmark(benchmark)
     tables = []
-    for task in TASK_ORDER:
+    for task in version.tasks:
         rows = [s for s in scores.values() if task in s.tasks]
         if not rows:
             continue
-        spec = TASKS[task]
+        spec = version.spec(task)
         extra = [l for l in spec.extra_languages if any(l in s.tasks[task].per_language for s in rows)]
         metrics = list(spec.score_metrics) + [m for m in spec.metrics if m not in spec.score_metrics]
-        table = Table(f"languages_{task}", f"{spec.title}: per-language results", ["System", "Metric", "Avg"] + list(spec.languages) + extra)
+        title = f"{spec.title}: per-language results" + (f" ({version.title})" if benchmark != DEFAULT_BENCHMARK else "")
+        table = Table(f"languages{_suffix(benchmark)}_{task}", title, ["System", "Metric", "Avg"] + list(spec.languages) + extra)
         for system in sorted(rows, key=lambda s: s.name):
             result = system.tasks[task]
             present = [m for m in metrics if any(m in v for v in result.per_language.values())]
@@ -240,14 +258,26 @@ def language_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
             if result.missing_languages:
                 table.notes.append(f"{system.name}: no result for {', '.join(result.missing_languages)}, so no {spec.title} average")
         if extra:
-            table.notes.append(f"{', '.join(extra)}: outside the XTREME score, not in the average")
+            table.notes.append(f"{', '.join(extra)}: outside the {version.title} score, not in the average")
         tables.append(table)
     return tables
 
 
+def by_benchmark(scores: Mapping[str, SystemScores]) -> dict[str, dict[str, SystemScores]]:
+    """Rows split by their version (``SystemScores.benchmark``), in table order."""
+    out: dict[str, dict[str, SystemScores]] = {}
+    for key, row in scores.items():
+        out.setdefault(getattr(row, "benchmark", DEFAULT_BENCHMARK), {})[key] = row
+    return {name: out[name] for name in BENCHMARKS if name in out}
+
+
 def report_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
-    """The leaderboard then one language table per task found; run notes go under the leaderboard."""
-    board = leaderboard_table(scores)
-    for system in scores.values():
-        board.notes.extend(system.notes)
-    return [board, *language_tables(scores)]
+    """Per benchmark version found (XTREME first): its leaderboard, then one language table per
+    task found; run notes go under the leaderboard."""
+    tables: list[Table] = []
+    for benchmark, rows in by_benchmark(scores).items():
+        board = leaderboard_table(rows, benchmark)
+        for system in rows.values():
+            board.notes.extend(system.notes)
+        tables += [board, *language_tables(rows, benchmark)]
+    return tables
