@@ -117,6 +117,17 @@ def test_official_mock_average():
     assert task.score == pytest.approx(OFFICIAL_AVG_MAP20, abs=1e-9) and len(task.per_language) == 11
 
 
+def test_xtreme_eval_score_on_the_official_mock(capsys):
+    """`xtreme-eval score --benchmark xtreme-r --tasks mewslix --json` on XTREME's mock submission."""
+    if not (MOCK / "labels" / "mewslix").is_dir():
+        pytest.skip("xtreme_mock not present")
+    from harness_ext.reports.official import score_command
+
+    assert score_command(MOCK / "predictions", MOCK / "labels", ["mewslix"], as_json=True, benchmark="xtreme-r") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tasks"]["mewslix"]["score"] == pytest.approx(OFFICIAL_AVG_MAP20, abs=1e-9)
+
+
 def test_scorer_refuses_blank_labels_and_bad_shapes(tmp_path):
     preds, labels = tmp_path / "p.json", tmp_path / "l.json"
     preds.write_text('{"a": ["Q1"]}')
