@@ -32,13 +32,12 @@ search returns). The candidate set is read once per process and the list shared 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from xtreme_tasks.data import DataError, require_file
-from xtreme_tasks.data.textio import read_json, read_lines
+from xtreme_tasks.data.textio import read_json, read_json_lines
 
 #: Mewsli-X's mention languages (utils_mewslix.MENTION_LANGUAGES)
 LANGUAGES: tuple[str, ...] = tuple("ar de en es fa ja pl ro ta tr uk".split())
@@ -93,16 +92,7 @@ def mention_text(context: dict, mention: dict, where: str) -> str:
 
 
 def _jsonl(path: Path, what: str) -> Iterator[tuple[int, dict]]:
-    for number, line in enumerate(read_lines(path, what).lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); each line is one JSON object ({SCHEMA})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: a {type(record).__name__}, not a JSON object ({SCHEMA})")
-        yield number, record
+    return read_json_lines(path, what, SCHEMA)
 
 
 def _need(record: dict, keys: tuple[str, ...], where: str) -> None:
