@@ -224,3 +224,20 @@ def test_lm_eval_lareqa_equals_the_official_computation(tmp_path, minilm_path):
 
     samples = (next(out.rglob("samples_xtreme-lareqa-en_*.jsonl"))).read_text()
     assert "retrieved [" in samples and '"resps": [["<384-d float32 vector sha1:' in samples  # ids, never vectors
+
+
+def test_fingerprint_covers_the_questions_and_the_pool(pool, tmp_path):
+    from xtreme_tasks.data import load_checked
+
+    _, check = load_checked("lareqa", "de", "test", data_dir=SHARED)
+    assert check.standard is True and check.found == 1190  # counts the leaf's questions, hashes them with the pool
+    folder = tmp_path / "xquad_r"
+    folder.mkdir()
+    for lang in lareqa.LANGUAGES:
+        data = json.loads((SHARED / "xquad_r" / f"{lang}.json").read_text(encoding="utf-8"))
+        if lang == "zh":  # another language's pool changes: the German leaf is no longer XTREME-R's
+            paragraph = data["data"][0]["paragraphs"][0]
+            paragraph["context"] = "X" + paragraph["context"][1:]
+        (folder / f"{lang}.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    _, check = load_checked("lareqa", "de", "test", data_dir=tmp_path)
+    assert check.standard is False and "hash" in check.message
