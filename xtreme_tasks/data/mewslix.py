@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from xtreme_tasks.data import DataError, require_file
-from xtreme_tasks.data.textio import read_json, read_json_lines
+from xtreme_tasks.data.textio import read_json, read_json_lines, read_lines
 
 #: Mewsli-X's mention languages (utils_mewslix.MENTION_LANGUAGES)
 LANGUAGES: tuple[str, ...] = tuple("ar de en es fa ja pl ro ta tr uk".split())
@@ -95,6 +95,12 @@ def _jsonl(path: Path, what: str) -> Iterator[tuple[int, dict]]:
     return read_json_lines(path, what, SCHEMA)
 
 
+def _records(lines: Any, path: Path, shown: Any) -> Iterator[tuple[int, dict]]:
+    for number, record in read_json_lines(path, "Mewsli-X candidate set", SCHEMA, lines=lines):
+        shown.update(1)
+        yield number, record
+
+
 def _need(record: dict, keys: tuple[str, ...], where: str) -> None:
     missing = [k for k in keys if k not in record]
     if missing:
@@ -103,9 +109,14 @@ def _need(record: dict, keys: tuple[str, ...], where: str) -> None:
 
 def read_entities(path: Path) -> list[dict]:
     """Candidate entity documents, in file order; a repeated QID is an error."""
+    from harness_ext.progress import bar  # ~1M lines: a bar while they are parsed
+
     docs: list[dict] = []
     seen: set[str] = set()
-    for number, record in _jsonl(path, "Mewsli-X candidate set"):
+    lines = read_lines(path, "Mewsli-X candidate set")
+    with bar(len(lines.lines), "read Mewsli-X candidates", unit="entity", min_total=10_000) as shown:
+        records = list(_records(lines, path, shown))
+    for number, record in records:
         where = f"{path}:{number}"
         _need(record, ("entity_id", "description", "sentence_spans"), where)
         qid = str(record["entity_id"])

@@ -83,10 +83,10 @@ def read_json(path: Path, what: str) -> Any:
         ) from None
 
 
-def read_json_lines(path: Path, what: str, shape: str) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` for each non-blank line of a JSON-lines file; a line that is not
-    JSON, or not a JSON object, is a DataError naming ``file:line`` and the expected ``shape``."""
-    for number, line in enumerate(read_lines(path, what).lines, start=1):
+def read_json_lines(path: Path, what: str, shape: str, lines: TextLines | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSON-lines file (``lines``: already read);
+    a line that is not JSON, or not a JSON object, is a DataError naming ``file:line`` and the ``shape``."""
+    for number, line in enumerate((lines or read_lines(path, what)).lines, start=1):
         if not line.strip():
             continue
         try:
