@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,21 +43,11 @@ def rows(lang: str) -> list[dict]:
 
 
 def run_cli(tmp: Path, model: str, model_args: str) -> tuple[dict, dict]:
-    out = tmp / "out"
-    command = [sys.executable, "-m", "lm_eval", "--model", model, "--model_args", model_args,
-               "--tasks", ",".join(f"xtreme-xcopa-{lang}" for lang in LANGS), "--limit", str(LIMIT),
-               "--device", "cpu", "--batch_size", "8", "--output_path", str(out), "--log_samples"]
-    env = {**os.environ, "XTREME_DATA_DIR": str(SHARED), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp, env=env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    (results_file,) = out.rglob("results_*.json")
-    samples = {}
-    for path in out.rglob("samples_*.jsonl"):
-        leaf = path.name[len("samples_"):].rsplit("_", 1)[0]
-        samples[leaf] = sorted((json.loads(l) for l in path.read_text(encoding="utf-8").splitlines()),
-                               key=lambda s: s["doc_id"])
-    return json.loads(results_file.read_text())["results"], samples
+    from test_llm_prompted import run_cli as lm_eval_cli
+
+    tasks = ",".join(f"xtreme-xcopa-{lang}" for lang in LANGS)
+    results, samples = lm_eval_cli(tmp, model_args, tasks, model=model, data=SHARED, limit=LIMIT, batch_size=8)
+    return results["results"], samples
 
 
 def accuracy_of(predicted: list[int], lang: str) -> float:
