@@ -185,6 +185,14 @@ def test_lm_eval_mewslix_end_to_end(tmp_path, minilm_path):
     assert len(owners) == 1
     samples = "".join(p.read_text() for p in run["out"].rglob("samples_*.jsonl"))
     assert "retrieved ['Q" in samples and "vector sha1:" in samples
+    import subprocess
+    import sys
+
+    report = subprocess.run([sys.executable, "-m", "harness_ext.cli", "report", str(run["out"])], capture_output=True,
+                            text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "XTREME-R leaderboard" in report.stdout and "Mewsli-X: per-language results" in report.stdout
+    assert "| mAP@20 | 100.00 |" in report.stdout
 
     sharded = files.write_sharded(tmp_path / "sharded", blank_labels=True)
     alone = run_lm_eval("xtreme-mewslix-de", sharded, tmp_path / "out2", tmp_path / "cache", minilm_path,

@@ -280,7 +280,7 @@ def language_tables(scores: Mapping[str, SystemScores], benchmark: str = DEFAULT
     """Per task: rows (system, metric), columns average + every official language (+ extra ones seen)."""
     version = get_benchmark(benchmark)
     tables = []
-    names = short_names(list(scores))
+    names = short_names([s.name for s in scores.values()])  # rows are keyed per benchmark; tables name systems
     for task in version.tasks:
         rows = [s for s in scores.values() if task in s.tasks]
         if not rows:
