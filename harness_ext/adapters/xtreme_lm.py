@@ -205,7 +205,7 @@ def is_text_to_text(source: str) -> bool:
         else:
             from transformers import AutoConfig
 
-            config = AutoConfig.from_pretrained(source).to_dict()
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False).to_dict()
     except Exception:  # unreadable here: let the backend decide and report
         return False
     architectures = " ".join(config.get("architectures") or [])
@@ -256,7 +256,10 @@ class XtremeLM(LM):
         self.system_name = system
         self.backend = backend
         self.head_override = head
-        self.load_options: dict[str, Any] = {"trust_remote_code": _as_bool(trust_remote_code)}
+        from harness_ext.backends._guards import refuse_remote_code
+
+        refuse_remote_code(trust_remote_code, "--model_args")  # checkpoints never run their own code
+        self.load_options: dict[str, Any] = {}
         if tokenizer:
             self.load_options["tokenizer"] = tokenizer
         if device_map:  # large models: accelerate places the layers over all GPUs (e.g. device_map=auto)
