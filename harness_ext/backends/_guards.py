@@ -161,7 +161,8 @@ def named_location(value: Any, root: Path) -> str | None:
     from harness_ext.backends import _looks_like_path
 
     if _looks_like_path(value) or Path(value).expanduser().is_absolute():
-        return str((root / value).resolve()) if inside(value, root) else None
+        target = Path(value).expanduser()
+        return str((root / target).resolve()) if inside(target, root) else None
     if (root / value).exists():
         return str((root / value).resolve()) if inside(value, root) else None
     return value

@@ -153,10 +153,10 @@ def restricted_unpickle(path: Path, allowed: Mapping[str, Any], what: str) -> An
 
 
 def _unsupported_global(message: str) -> str | None:
-    marker = "Unsupported global: GLOBAL "
-    if marker not in message:
-        return None
-    return message.split(marker, 1)[1].split()[0].strip()
+    for marker in ("Unsupported global: GLOBAL ", "unsupported GLOBAL "):  # zip / legacy wording
+        if marker in message:
+            return message.split(marker, 1)[1].split()[0].strip()
+    return None
 
 
 def _is_zip(path: Path) -> bool:
