@@ -280,6 +280,15 @@ def default_path() -> Path:
 
 def load_systems(path: str | Path | None = None) -> dict[str, System]:
     """Every system in the file, validated; raises SystemsError naming file/system/field."""
+    systems, problems = parse_systems(path)
+    if problems:
+        raise SystemsError("\n".join(problems))
+    return systems
+
+
+def parse_systems(path: str | Path | None = None) -> tuple[dict[str, System], list[str]]:
+    """The valid systems of the file and one line per problem of the others (SystemsError
+    when the file as a whole is unusable), so that one bad system hides no other."""
     file = Path(path).expanduser() if path else default_path()
     raw = _read_yaml(file)
     try:
@@ -295,10 +304,8 @@ def load_systems(path: str | Path | None = None) -> dict[str, System]:
         try:
             systems[str(name)] = System(str(name), SystemSpec.model_validate(body), file.resolve())
         except ValidationError as exc:
-            problems.append(_format_errors(file, str(name), exc))
-    if problems:
-        raise SystemsError("\n".join(problems))
-    return systems
+            problems.extend(_format_errors(file, str(name), exc).splitlines())
+    return systems, problems
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -390,10 +397,10 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
     checkpoint carries the task's head with the task's labels (loads what it must)."""
     file = Path(path).expanduser() if path else default_path()
     try:
-        systems = load_systems(file)
+        systems, invalid = parse_systems(file)
     except SystemsError as exc:
         return [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in str(exc).splitlines()]
-    problems: list[Problem] = []
+    problems = [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in invalid]
     for name, system in systems.items():
         for task in system.tasks():
             ref = system.checkpoint_for(task)
@@ -470,7 +477,7 @@ def check_layer(ref: CheckpointRef) -> str | None:
             continue
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             return f"{config}: unreadable config ({type(exc).__name__}); cannot check layer={layer}"
         blocks = next((data.get(k) for k in ("num_hidden_layers", "num_layers", "n_layers", "encoder_layers")
                        if isinstance(data.get(k), int) and data.get(k) > 0), None) if isinstance(data, dict) else None

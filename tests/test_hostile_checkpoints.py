@@ -177,6 +177,12 @@ def test_recorded_locations_outside_the_folder_are_not_followed(tmp_path: Path) 
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(str(adapter), "sequence-classification")
     _one_line(err, "adapter_config.json", "base_model_name_or_path", "base_model=")
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "latest").write_text("../elsewhere")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(str(ds), "encoder", backend="deepspeed")
+    _one_line(err, "latest", "tag folder inside the checkpoint")
     tok = tiny_bert(tmp_path, head="encoder", name="tok")
     cfg = json.loads((tok / "tokenizer_config.json").read_text())
     cfg["vocab_file"] = str(tmp_path / "deep" / "secret.txt")
@@ -372,6 +378,7 @@ def test_validate_reads_templates_reports_once_and_goes_on(tmp_path: Path, monke
         "  shared: {family: x, size: 1, encoder: ./missing}\n"
         "  t2t: {family: x, size: 1, checkpoints: {xnli: {source: ./enc, head: seq2seq, templates: ./bad.yaml}}}\n"
         "  boom: {family: x, size: 1, checkpoints: {xnli: ./enc}}\n"
+        "  malformed: {family: x, size: -1, encoder: ./enc}\n"
         "  fine: {family: x, size: 1, encoder: ./enc}\n")
     real = describe_module.describe
 
@@ -389,6 +396,7 @@ def test_validate_reads_templates_reports_once_and_goes_on(tmp_path: Path, monke
     assert any("bad.yaml" in m and "line" in m and "^" not in m for m in by_system["t2t"]), by_system
     assert any("RecursionError" in m for m in by_system["boom"]), by_system
     assert "fine" not in by_system
+    assert any("malformed" in m and "size" in m for m in by_system[None]), by_system  # schema error, others still checked
     assert all("\n" not in m for ms in by_system.values() for m in ms)
 
 
