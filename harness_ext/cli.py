@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # click exits this way on --help / usage errors
         return int(done.code or 0)
     except Exception as err:  # clear one-line errors for bad input, not tracebacks
-        from harness_ext.errors import console_text, is_user_error
+        from harness_ext.errors import is_user_error
 
         if not is_user_error(err):
             raise
@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        typer.secho(f"error: {console_text(str(err))}", err=True, fg="red")
+        from harness_ext.reports.escape import console_text
+
+        # names in errors come from other people's files: no terminal escapes (a list of problems keeps its lines)
+        typer.secho(f"error: {console_text(str(err), one_line=False)}", err=True, fg="red")
         return 2
 
 

@@ -1,19 +1,8 @@
 """Which exceptions are the user's input problems (shown as one clear line, exit 2), and
-how such a line is made safe and short: text from a checkpoint (a key, a file name) may
-carry terminal escapes, and YAML errors span several lines."""
+YAML errors put in one line (PyYAML's span several, ending in a ``^`` marker). Terminal
+escapes are removed from error lines by :func:`harness_ext.reports.escape.console_text`."""
 
 from __future__ import annotations
-
-import re
-
-#: ANSI escape sequences (CSI/OSC/single-character), then any other control character but newline
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-
-
-def console_text(text: str) -> str:
-    """``text`` without terminal escapes or control characters (newlines kept; tabs become spaces)."""
-    return _CONTROL.sub(lambda m: " " if m.group() == "\t" else "\ufffd", _ANSI.sub("", text))
 
 
 def is_user_error(err: BaseException) -> bool:

@@ -10,6 +10,7 @@ Layout under ``--out``::
     <out>/<system>/<task>/error.log             traceback of the last failed attempt (removed on success)
     <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / n/a
     <out>/tables/                               the leaderboard of everything finished (xtreme-eval report)
+    <out>/index.html                            the same as a static leaderboard page (docs/reports.md)
 
 Crash safety: lm-eval writes into a staging folder inside the job's folder; the
 files are then moved into place with ``os.replace`` (atomic on one file system),
@@ -351,14 +352,17 @@ def summary_table(outcomes: Iterable[JobOutcome]):
     from harness_ext.reports.tables import Cell, Table
 
     table = Table("sweep_summary", "Sweep: one row per system x task", ["System", "Task", "Status", "Seconds", "Detail"])
-    for o in sorted(outcomes, key=lambda o: (o.system, TASK_ORDER.index(o.task))):
+    from harness_ext.reports.escape import natural_key
+
+    for o in sorted(outcomes, key=lambda o: (natural_key(o.system), TASK_ORDER.index(o.task))):
         detail = o.detail + (f" (log: {o.log})" if o.status == "failed" else "")
         table.add([o.system, o.task, o.status, Cell(round(o.seconds, 1), f"{o.seconds:.1f}"), detail])
     return table
 
 
-def write_summary(summary: SweepSummary) -> list[Path]:
-    """``sweep_summary.{md,csv,json}`` and the leaderboard of all finished jobs under ``<out>/tables``."""
+def write_summary(summary: SweepSummary, sizes: dict[str, int] | None = None) -> list[Path]:
+    """``sweep_summary.{md,csv,json}``, the leaderboard of all finished jobs under ``<out>/tables``
+    and the leaderboard page ``<out>/index.html`` (``sizes``: parameters by system, for its Size column)."""
     from harness_ext.reports.tables import to_csv, to_markdown
 
     table = summary_table(summary.outcomes)
@@ -371,8 +375,13 @@ def write_summary(summary: SweepSummary) -> list[Path]:
         from harness_ext.reports.results import all_scores, collect
         from harness_ext.reports.tables import report_tables, write_tables
 
-        scores = all_scores(collect([out]))
+        from harness_ext.reports.site import PAGE_NAME, build_page
+
+        systems = collect([out])
+        scores = all_scores(systems)
         files += write_tables(report_tables(scores), out / "tables", title="XTREME sweep")
+        atomic_write_text(out / PAGE_NAME, build_page(scores, systems, sizes, title="XTREME sweep"))
+        files.append(out / PAGE_NAME)
     return files
 
 
@@ -410,5 +419,7 @@ def run_sweep(
             else:
                 outcomes += run_local(pending, options, counted)
     summary = SweepSummary(outcomes + not_applicable, out)
-    summary.files = write_summary(summary)
+    from harness_ext.systems import load_systems
+
+    summary.files = write_summary(summary, {name: system.size for name, system in load_systems(checkpoints).items()})
     return summary

@@ -409,12 +409,6 @@ def test_long_system_names_fit_a_file_name() -> None:
     check_folder_names(names, "c.yaml")
 
 
-def test_console_errors_carry_no_terminal_escapes() -> None:
-    from harness_ext.errors import console_text
-
-    assert console_text("key \x1b[2J\x1b]0;title\x07\rname\x00") == "key \ufffdname\ufffd"
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS semantics")
 def test_refusals_allocate_nothing_under_a_memory_limit(tmp_path: Path) -> None:
     """The legacy storage claim is refused inside a process limited to 3 GiB of address space
