@@ -216,6 +216,20 @@ def test_size_claims_are_refused_before_allocating(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         torch_load(legacy, "a test checkpoint")
     _one_line(err, str(legacy), "claim", "nothing was allocated")
+    zipped = tmp_path / "claim.pt"  # zip format: torch checks the claim against the (stored) record
+    torch.save({"w": torch.zeros(10)}, zipped)
+    with zipfile.ZipFile(zipped) as z:
+        entries = {name: z.read(name) for name in z.namelist()}
+    pkl = next(name for name in entries if name.endswith("data.pkl"))
+    body = entries[pkl]
+    at = body.index(b"K\n", body.index(b"cpu"))
+    entries[pkl] = body[:at] + b"J" + struct.pack("<i", 2**31 - 1) + body[at + 2:]
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_STORED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    with pytest.raises(CheckpointError) as err:
+        torch_load(zipped, "a test checkpoint")
+    _one_line(err, str(zipped), "record size")
     folder = tiny_bert(tmp_path, head="encoder", name="legacy", safe_serialization=False)
     _legacy_claim(folder / "pytorch_model.bin", 2**37)
     for call in (lambda: load_checkpoint(str(folder), "encoder"), lambda: describe(str(folder), "encoder")):
