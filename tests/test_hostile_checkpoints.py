@@ -79,6 +79,31 @@ def test_trust_remote_code_is_refused_everywhere(tmp_path: Path, marker: Path) -
     assert not marker.exists(), "checkpoint code ran"
 
 
+def test_a_run_with_a_hostile_checkpoint_ends_in_one_line(tmp_path: Path, shared_data: Path, marker: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through lm-eval (``api.evaluate``): custom code is refused by the preflight in one line, and a
+    checkpoint that fails deep inside a library (here: RecursionError) is one line too."""
+    from harness_ext import api
+    from harness_ext.adapters.xtreme_lm import PreflightError
+    from harness_ext.backends import describe as describe_module
+    from tests.test_run_safety import _data_with
+
+    monkeypatch.setenv("XTREME_DATA_DIR", str(_data_with(tmp_path, shared_data, "xquad")))
+    folder = _custom_code_folder(tmp_path, marker)
+    run = lambda: api.evaluate(["xtreme-xquad-en"], pretrained=str(folder),  # noqa: E731
+                               model_args={"use_cache": False, "device": "cpu"}, limit=2)
+    with pytest.raises(PreflightError) as err:
+        run()
+    _one_line(err, "auto_map", "xtreme_xquad")
+    folder = tiny_bert(tmp_path, head="question-answering", name="plain")
+    monkeypatch.setattr(describe_module, "describe", lambda *a, **k: (_ for _ in ()).throw(RecursionError("deep")))
+    with pytest.raises(PreflightError) as err:
+        api.evaluate(["xtreme-xquad-en"], pretrained=str(folder), model_args={"use_cache": False, "device": "cpu"},
+                     limit=2)
+    _one_line(err, "RecursionError", str(folder))
+    assert not marker.exists()
+
+
 def test_every_transformers_load_passes_trust_remote_code_false() -> None:
     """No call of ``from_pretrained`` in the package may leave ``trust_remote_code`` unset
     (transformers would ask on a terminal, and 'y' runs the checkpoint's code)."""

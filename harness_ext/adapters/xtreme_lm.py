@@ -468,6 +468,10 @@ class XtremeLM(LM):
             return None
         except CheckpointError as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a hostile or damaged file may fail deep inside a library
+            log.debug("xtreme: checking %s failed", choice.source, exc_info=True)
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            return f"{choice.source}: cannot be loaded: {type(exc).__name__}: {first[:300]}"
         if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
             return None
         from harness_ext.backends._common import head_fix
