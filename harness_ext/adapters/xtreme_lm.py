@@ -40,6 +40,7 @@ ADAPTER_MODULES = {
     "tag": "harness_ext.adapters.encoder.tag",
     "extract_span": "harness_ext.adapters.encoder.span",
     "embed": "harness_ext.adapters.encoder.embed",
+    "choose": "harness_ext.adapters.encoder.choose",
 }
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text.adapter"
 
@@ -472,7 +473,7 @@ class XtremeLM(LM):
             log.debug("xtreme: checking %s failed", choice.source, exc_info=True)
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
             return f"{choice.source}: cannot be loaded: {type(exc).__name__}: {first[:300]}"
-        if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
+        if choice.head not in ("sequence-classification", "token-classification", "question-answering", "multiple-choice"):
             return None
         from harness_ext.backends._common import head_fix
 
@@ -534,6 +535,9 @@ class XtremeLM(LM):
     def embed(self, requests: list[Instance]) -> list:
         return self._answer("embed", requests)
 
+    def choose(self, requests: list[Instance]) -> list[str]:
+        return self._answer("choose", requests)
+
     # ------------------------------------------------------------ data parallel (lm-eval's collectives)
     @property
     def device(self) -> str:
@@ -552,7 +556,7 @@ class XtremeLM(LM):
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
         raise UnsupportedRequest(
-            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed), "
+            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed, choose), "
             f"not '{kind}': run prompt-style tasks with --model hf"
         )
 
