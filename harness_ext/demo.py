@@ -125,7 +125,7 @@ def build_tiny_checkpoint(folder: Path, head: str, labels: tuple[str, ...], toke
         "token-classification": transformers.BertForTokenClassification,
         "question-answering": transformers.BertForQuestionAnswering,
     }
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
     label_kwargs = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,

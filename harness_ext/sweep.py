@@ -32,6 +32,7 @@ kill a sweep at a known point.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -61,9 +62,12 @@ class SweepError(ReportError):
 
 
 def safe_name(name: str) -> str:
-    """A folder name for a system (keeps letters, digits, ``.-_``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "system"
+    """A folder name for a system (keeps letters, digits, ``.-_``); a long name is cut to
+    80 characters plus a digest of the whole, as file systems allow 255 bytes per name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "system"
+    if len(cleaned) > 96:
+        cleaned = f"{cleaned[:80]}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+    return cleaned
 
 
 def check_folder_names(systems: Sequence[str], source: Path | str) -> None:

@@ -48,6 +48,14 @@ XCOPA_FILES = {  # lang: digest of the texts (first segment and choices), from .
     "qu": "70daa96b2e44a36a", "sw": "b5b064a5e383a367", "ta": "68e0d455d6d26873", "th": "2ff3c9fa833b6386",
     "tr": "b45bff92b48b9ae1", "vi": "2a5f5bfbe85ed9df", "zh": "71db00f45f2bd63a",
 }
+#: lang: hash of the leaf's documents (its questions and the whole 11-language candidate pool, uid + text),
+#: from google-research-datasets/lareqa xquad-r/ (verbatim in ../shared/data/xquad_r)
+LAREQA_DIGESTS = {
+    "ar": "25bce1fcd386b0b7", "de": "49be25e7336dd8a3", "el": "08296995d75b6037", "en": "0287c00715a1276a",
+    "es": "69393bb42352197b", "hi": "d08d3f9bacfcbbab", "ru": "bc439fde482a52e1", "th": "db34b5629b5383a4",
+    "tr": "ccf506dd1e58801c", "vi": "6b5941e83a36a9e8", "zh": "dbf8d56914ee4d17",
+}
+LAREQA_HASHED = "; hashed with the pool of 13,014 candidate sentences from the verbatim copy in ../shared/data/xquad_r"
 LAREQA_SOURCE = "questions in google-research-datasets/lareqa xquad-r/{lang}.json (XQuAD's 1,190 per language)"
 XQUAD_SOURCE = "questions in deepmind/xquad xquad.{lang}.json (counted from the verbatim copy in ../shared/data/xquad); XQuAD paper: 1,190 question-answer pairs"
 
@@ -312,7 +320,8 @@ def _build() -> dict[tuple[str, str], Fingerprint]:
     for lang in TABLE["xcopa"].languages:
         add("xcopa", lang, 500, "examples", XCOPA_SOURCE.format(lang=lang), digest=XCOPA_FILES[lang])
     for lang in TABLE["lareqa"].languages:
-        add("lareqa", lang, 1190, "questions", LAREQA_SOURCE.format(lang=lang))
+        add("lareqa", lang, 1190, "questions", LAREQA_SOURCE.format(lang=lang) + LAREQA_HASHED,
+            digest=LAREQA_DIGESTS[lang])
     for lang in TABLE["mewslix"].languages:
         add("mewslix", lang, None, "mentions",
             "unknown: the official test file (wikinews_mentions-test.jsonl, written by get-mewsli-x.sh) could "
@@ -335,6 +344,8 @@ def count_examples(task: str, docs: list[dict]) -> int | None:
         if any(d.get("gold") is None for d in xx):
             return None  # XTREME's download deletes the test gold: nothing to count
         return sum(len(d["gold"]) for d in xx)
+    if task in ("lareqa", "mewslix"):  # a leaf's queries; the shared candidate pool is not counted
+        return sum(d.get("role") in ("question", "mention") for d in docs)
     return len(docs)
 
 
@@ -350,6 +361,8 @@ def digest(task: str, docs: list[dict]) -> str | None:
         return _short_sha(sorted(f"{d['id']}\t{d['question'].strip()}" for d in docs))
     if task == "xcopa":  # texts only: XTREME-R's download zeroes the test labels, the texts stay XCOPA's
         return _short_sha(f"{d['context']}\t" + "\t".join(d["choices"]) for d in docs)
+    if task == "lareqa":  # the leaf's questions and the whole pool it ranks (both decide the score)
+        return _short_sha(sorted(f"{d['uid']}\t{d['text']}" for d in docs))
     if task == "udpos":  # order-free: the hub pools treebanks in archive order, XTREME in file-name order
         return _short_sha(sorted(
             hashlib.sha256(json.dumps([d["words"], d["tags"]], ensure_ascii=False).encode("utf-8")).hexdigest()

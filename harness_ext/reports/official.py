@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from harness_ext.metrics.classification import accuracy
 from harness_ext.metrics.mlqa import mlqa_scores
-from harness_ext.metrics.retrieval import bucc_prf, tatoeba_accuracy
+from harness_ext.metrics.retrieval import bucc_prf, mean_reciprocal_rank_at_k, tatoeba_accuracy
 from harness_ext.metrics.squad import squad_scores
 from harness_ext.metrics.tagging import span_prf, token_accuracy
 from harness_ext.reports import rules
@@ -216,6 +216,30 @@ def _score_tatoeba(spec: TaskSpec, lang: str, pred_path: Path, label_path: Path)
     return {"acc": tatoeba_accuracy(preds, golds)}, []
 
 
+def _id_lists(data: Any, path: Path, what: str) -> dict[str, list[str]]:
+    """``{example id: [entity ids]}``, checked (Mewsli-X predictions and labels files)."""
+    if not isinstance(data, dict) or not all(
+        isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in data.values()
+    ):
+        raise ReportError(f"{path} must hold one JSON object {{\"example id\": [{what}]}} (Mewsli-X layout); fix the file")
+    return data
+
+
+def _score_mewslix(spec: TaskSpec, lang: str, pred_path: Path, label_path: Path) -> Scored:
+    """``utils_mewslix.evaluate(k=20)``: reciprocal rank of the gold QID among the first 20 predicted."""
+    preds = _id_lists(read_json(pred_path), pred_path, "predicted entity ids, best first")
+    golds = _id_lists(read_json(label_path), label_path, "the gold entity id")
+    if any(not ids or not ids[0].strip() for ids in golds.values()):
+        raise ReportError(f"{label_path}: some examples have no gold entity id (XTREME's preprocessing blanks the test "
+                          "labels); score against the withheld gold")
+    notes = []
+    unanswered = sum(example not in preds for example in golds)
+    if unanswered:
+        notes.append(f"{pred_path}: {unanswered} of {len(golds)} mentions have no prediction and score 0 "
+                     "(as in the official script)")
+    return {"map@20": mean_reciprocal_rank_at_k(golds, preds, k=20)}, notes
+
+
 def read_xcopa_labels(path: Path) -> list[Any]:
     """The ``label`` of every JSON line (the official ``read_xcopa``); blank lines are skipped."""
     labels = []
@@ -244,7 +268,7 @@ _SCORER_BY_KIND: dict[str, Scorer] = {
     "classify": _score_accuracy, "tag": _score_tags, "extract_span": _score_squad, "choose": _score_xcopa,
 }
 _SCORER_BY_TASK: dict[str, Scorer] = {
-    "mlqa": _score_mlqa, "bucc2018": _score_bucc, "tatoeba": _score_tatoeba,
+    "mlqa": _score_mlqa, "bucc2018": _score_bucc, "tatoeba": _score_tatoeba, "mewslix": _score_mewslix,
 }
 
 

@@ -41,6 +41,8 @@ LOADER_MODULES: dict[str, str] = {
     "tydiqa": "qa",
     "bucc2018": "bucc",
     "tatoeba": "tatoeba",
+    "lareqa": "lareqa",
+    "mewslix": "mewslix",
     "xcopa": "xcopa",
 }
 

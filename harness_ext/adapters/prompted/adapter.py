@@ -313,7 +313,7 @@ def default_layer(blocks: int) -> int:
     return blocks // 2
 
 
-def embed_texts(lm: Any, texts: Sequence[str]) -> list:
+def embed_texts(lm: Any, texts: Sequence[str], cap: int | None = None) -> list:
     """Mean of the chosen layer's states over each text's tokens (a leading BOS is left
     out of the mean: in decoders its state is an outlier that carries no content)."""
     import numpy as np
@@ -327,7 +327,7 @@ def embed_texts(lm: Any, texts: Sequence[str]) -> list:
     layer = _int_option(lm, "layer")
     index = hidden_state_index(default_layer(blocks) if layer is None else layer, blocks)
     limits = [x for x in (position_limit(model), getattr(tokenizer, "model_max_length", None), 512) if x]
-    max_length = int(min(limits))
+    max_length = int(min(limits + ([cap] if cap else [])))
     ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     bos = getattr(tokenizer, "bos_token_id", None)
     try:
@@ -370,7 +370,13 @@ def answer(kind: str, lm: Any, requests: list) -> list:
     if not requests:
         return []
     if kind == "embed":
-        return embed_texts(lm, [str(r.args[0]) for r in requests])
+        from harness_ext.requests import by_cap, embed_response
+
+        vectors: list = [None] * len(requests)
+        for cap, positions in by_cap(requests).items():
+            for i, vector in zip(positions, embed_texts(lm, [str(requests[i].args[0]) for i in positions], cap)):
+                vectors[i] = embed_response(vector)
+        return vectors
     if kind not in ANSWER:
         raise PromptedError(f"unknown XTREME request kind {kind!r}")
     templates = prompts_of(lm)
