@@ -95,7 +95,7 @@ def test_bad_rows_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=r"test.et.jsonl: row 1: question is 'why', expected cause or effect"):
         xcopa.local(tmp_path, "xcopa", "et", "test")
     path.write_text("{not json\n")
-    with pytest.raises(DataError, match=r"test.et.jsonl:1: not a JSON line"):
+    with pytest.raises(DataError, match=r"test.et.jsonl:1: not valid JSON"):
         xcopa.local(tmp_path, "xcopa", "et", "test")
     with pytest.raises(DataError, match="missing XCOPA ht test data"):
         xcopa.local(tmp_path, "xcopa", "ht", "test")
