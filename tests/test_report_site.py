@@ -497,3 +497,27 @@ def test_xtreme_r_board_fits(browser, both_page, artifacts, width):
         browser.find_element("id", f"tabbtn-{tab}").click()
         check_fits(browser, f"{tab} at {width} px")
     assert console_errors(browser) == []
+
+
+def test_xtreme_r_only_page_has_its_board_and_efficacy(tmp_path):
+    """Only XTREME-R runs: the page is that version's (no switch), and the efficacy view compares
+    its rows (keyed by system name, as checkpoints.yaml names them)."""
+    import json
+
+    runs = tmp_path / "runs"
+    for name, skill in (("tiny32", 0.3), ("tiny32-mnli", 0.4), ("tiny128", 0.5), ("tiny128-mnli", 0.6)):
+        write_xtreme_r_system(runs, name, skill)
+    lines = ["version: 1", "systems:"]
+    for name in ("tiny32", "tiny32-mnli", "tiny128", "tiny128-mnli"):
+        size = 32_000_000 if name.startswith("tiny32") else 128_000_000
+        extra = ", intermediate_task: mnli" if name.endswith("mnli") else ""
+        lines.append(f"  {name}: {{family: tiny, size: {size}{extra}, checkpoints: {{xnli: org/model}}}}")
+    (tmp_path / "checkpoints.yaml").write_text("\n".join(lines) + "\n")
+    assert main(["report", str(runs), "--out", str(tmp_path / "out"), "-c", str(tmp_path / "checkpoints.yaml"),
+                 "--resamples", "20"]) == 0
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="xtreme-data">(.*?)</script>', text, re.S)[1])
+    assert data["title"] == "XTREME-R leaderboard" and [b["key"] for b in data["boards"]] == ["xtreme-r"]
+    assert data["efficacy"]["svg"]
+    gains = data["efficacy"]["tables"][1]
+    assert "XTREME-R" in gains["header"] and [r[0]["t"] for r in gains["rows"]] == ["tiny32-mnli", "tiny128-mnli"]
