@@ -11,7 +11,9 @@ pinned by its hash) stops anything else from running even if a name got through.
 What the page shows (see docs/reports.md): the leaderboard (sortable, partial
 rows marked), a language x system heatmap per task, the efficacy view (gain over
 the baseline by model size, with CIs, and the per-task gains table), and where
-every number came from (hover, and the Sources section).
+every number came from (hover, and the Sources section). One board per benchmark
+version found (XTREME, XTREME-R), each with that version's columns, rows and heatmaps;
+a switch picks one when the results hold both (a row is never a mix of the two).
 """
 
 from __future__ import annotations
