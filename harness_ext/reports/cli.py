@@ -102,9 +102,9 @@ def _write_page(out: Path, systems, scores, meta, resamples: int) -> Path:
     if meta:
         from harness_ext.reports.efficacy import compute_efficacy
 
-        from harness_ext.reports.site import xtreme_rows
+        from harness_ext.reports.site import efficacy_rows
 
-        eff = compute_efficacy(systems, xtreme_rows(scores), meta, n_resamples=resamples)
+        eff = compute_efficacy(systems, efficacy_rows(scores), meta, n_resamples=resamples)
     path = out / PAGE_NAME
     atomic_write_text(path, build_page(scores, systems, {n: m.size for n, m in meta.items()}, eff))
     return path
