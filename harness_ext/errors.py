@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 
+class ModelArgsError(ValueError):
+    """Bad ``--model_args`` (one line: which key, what is wrong, the fix)."""
+
+
+USER_ERRORS = frozenset({
+    "CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError", "DemoError",
+    "PreflightError", "ModelArgsError", "OutputError", "TaskNameError", "ResultsNotSavedError",
+})
+
+
 def is_user_error(err: BaseException) -> bool:
     from xtreme_tasks.data import DataError
 
     names = {cls.__name__ for cls in type(err).__mro__}
-    return isinstance(err, (DataError, FileNotFoundError)) or bool(
-        names & {"CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError", "DemoError", "PreflightError", "ModelArgsError", "OutputError"}
-    )
+    return isinstance(err, (DataError, FileNotFoundError)) or bool(names & USER_ERRORS)
