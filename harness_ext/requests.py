@@ -8,8 +8,10 @@ fails if a future lm-eval stops dispatching them this way.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
+import numpy as np
 from lm_eval.api.instance import Instance
 
 RequestKind = Literal["classify", "tag", "extract_span", "embed"]
@@ -47,3 +49,28 @@ def span_args(question: str, context: str) -> tuple[Any, ...]:
 
 def embed_args(text: str) -> tuple[Any, ...]:
     return (text,)
+
+
+def vector_digest(vector: Any) -> str:
+    """``384-d sha1:1a2b3c4d``: enough to tell two vectors apart in a log, 40 bytes instead of ~12 kB."""
+    array = np.ascontiguousarray(vector, dtype=np.float32)
+    return f"{array.shape[-1] if array.ndim else 1}-d sha1:{hashlib.sha1(array.tobytes()).hexdigest()[:8]}"
+
+
+class Embedding(np.ndarray):
+    """An ``embed`` response: a plain vector whose text form is a digest. ``--log_samples``
+    writes ``str()`` of every response: 36 Tatoeba languages at ``--limit 300`` wrote 266 MB
+    of vector text."""
+
+    def __str__(self) -> str:
+        return f"<vector {vector_digest(self)}>"
+
+    __repr__ = __str__
+
+    def __reduce__(self):  # pickles (multi-rank gathering, request cache) as a plain array
+        return (np.asarray, (np.asarray(self),))
+
+
+def embedding_responses(vectors: list) -> list:
+    """``embed`` responses as :class:`Embedding` views (the same numbers, no copy)."""
+    return [v.view(Embedding) if isinstance(v, np.ndarray) else v for v in vectors]

@@ -537,7 +537,9 @@ class XtremeLM(LM):
         return self._answer("extract_span", requests)
 
     def embed(self, requests: list[Instance]) -> list:
-        return self._answer("embed", requests)
+        from harness_ext.requests import embedding_responses
+
+        return embedding_responses(self._answer("embed", requests))
 
     # ------------------------------------------------------------ data parallel (lm-eval's collectives)
     @property

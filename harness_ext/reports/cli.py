@@ -172,6 +172,9 @@ def sweep(
 
     sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts().items()))
+    if summary.write_error:
+        console.print(f"{counts}; error: {summary.write_error}", markup=False, highlight=False, soft_wrap=True)
+        _exit(1)
     console.print(f"{counts}; summary and tables in {out}", markup=False, highlight=False)
     _exit(1 if summary.failed else 0)
 

@@ -12,10 +12,11 @@ and ordered by ``doc_id`` (= test-file order, which the line-based files rely on
 A run made with ``--limit`` covers part of a test set: the official scorer would
 reject (or mis-score) it, so such a language is refused unless ``allow_partial``; so is a
 language whose results JSON records a test set that is not XTREME's (docs/data.md).
-Retrieval predictions are not in the samples (they are made in the aggregation over
-the whole corpus): BUCC writes its submission file itself when
-``$XTREME_BUCC_PREDICTIONS_DIR`` is set; Tatoeba has none. Both are reported as not
-exported, with that reason.
+Retrieval: Tatoeba's samples log, per pair, the index its English query retrieved
+(``acc``; set by the aggregation over the whole corpus), written one per line as the
+official layout wants; BUCC pairs are mined over the whole corpus and are not in the
+samples: the task writes its submission file itself when ``$XTREME_BUCC_PREDICTIONS_DIR``
+is set, and export reports BUCC as not exported, with that reason.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ def _tags_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(sentences)
 
 
+def _retrieved_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    from harness_ext.tasks.retrieval import TATOEBA_LOGGED
+
+    lines = []
+    for row in rows:
+        match = TATOEBA_LOGGED.match(str(row["acc"]))
+        if match is None or match["retrieved"] == "None":
+            raise KeyError(f"no retrieved index in doc {row.get('doc_id')} (samples logged by an older version?)")
+        lines.append(match["retrieved"] + "\n")
+    return "".join(lines)
+
+
 def _qa_map(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {str(row["em"][0]): row["em"][1] for row in rows}
 
@@ -57,7 +70,8 @@ def _write_language(spec: TaskSpec, lang: str, rows: list[dict[str, Any]], out: 
     if spec.request_kind == "extract_span":
         return write_qa_predictions(out, spec.name, lang, _qa_map(rows))
     path = prediction_path(out, spec.name, lang, file_suffix(spec))
-    text = _labels_text(rows) if spec.request_kind == "classify" else _tags_text(rows)
+    writers = {"classify": _labels_text, "tag": _tags_text, "embed": _retrieved_text}
+    text = writers[spec.request_kind](rows)
     atomic_write_text(path, text)
     return path
 
@@ -71,11 +85,9 @@ def export_system(system: SystemRuns, out: Path, tasks: Sequence[str] | None = N
         raise ReportError(f"unknown task(s) {', '.join(unknown)}; the XTREME tasks are {', '.join(TASK_ORDER)}")
     for task in wanted:
         spec = TASKS[task]
-        if spec.request_kind == "embed":
-            reason = ("BUCC predictions are mined over the whole corpus; the task writes test-<lang>.tsv itself "
-                      "when $XTREME_BUCC_PREDICTIONS_DIR is set" if task == "bucc2018"
-                      else "Tatoeba predictions are made over the whole corpus and are not in the samples")
-            report.not_exported.append((task, reason))
+        if task == "bucc2018":
+            report.not_exported.append((task, "BUCC predictions are mined over the whole corpus; the task writes "
+                                              "test-<lang>.tsv itself when $XTREME_BUCC_PREDICTIONS_DIR is set"))
             continue
         for lang in spec.languages:
             leaf = spec.leaf(lang)

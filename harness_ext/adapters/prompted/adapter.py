@@ -349,7 +349,9 @@ def answer(kind: str, lm: Any, requests: list) -> list:
     if not requests:
         return []
     if kind == "embed":
-        return embed_texts(lm, [str(r.args[0]) for r in requests])
+        from harness_ext.requests import embedding_responses
+
+        return embedding_responses(embed_texts(lm, [str(r.args[0]) for r in requests]))
     if kind not in ANSWER:
         raise PromptedError(f"unknown XTREME request kind {kind!r}")
     templates = prompts_of(lm)
