@@ -32,6 +32,23 @@ def hub_offline() -> bool:
     return False
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One request to the hub's endpoint, no retries: does anything answer within ``timeout``
+    seconds? (huggingface_hub retries each file five times with back-off: minutes offline.)
+    Any HTTP answer counts; proxies from the environment are used as the hub client would."""
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout)
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def model_class(config: Any, head: str) -> type:
     """The transformers class that carries ``head`` for this config."""
     import transformers
