@@ -88,7 +88,7 @@ def test_limited_runs_and_retrieval_are_not_exported_with_reasons(tmp_path):
     write_run(tmp_path / "runs" / "s" / "tatoeba", "s", "tatoeba", {}, {lang: {"acc": 50.0} for lang in TASKS["tatoeba"].languages})
     done = export_predictions(collect([tmp_path / "runs"]), tmp_path / "sub")
     reasons = dict(done.not_exported)
-    assert "--limit" in reasons["xtreme-pawsx-de"] and "tatoeba" in reasons
+    assert "--limit" in reasons["xtreme-pawsx-de"] and "no samples file" in reasons["xtreme-tatoeba-de"]
     assert len(done.written) == len(TASKS["pawsx"].languages) - 1
     again = export_predictions(collect([tmp_path / "runs"]), tmp_path / "sub2", allow_partial=True)
     assert len(again.written) == len(TASKS["pawsx"].languages)
