@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from harness_ext.backends.base import TASK_HEADS, CheckpointError
+from xtreme_tasks.data.hub import hub_reachable  # noqa: F401  (one probe for checkpoints and data)
 
 #: class-name suffix of a transformers architecture -> the head it carries
 ARCH_SUFFIX_HEAD = {
@@ -30,23 +31,6 @@ def hub_offline() -> bool:
         if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
             return True
     return False
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One request to the hub's endpoint, no retries: does anything answer within ``timeout``
-    seconds? (huggingface_hub retries each file five times with back-off: minutes offline.)
-    Any HTTP answer counts; proxies from the environment are used as the hub client would."""
-    import urllib.error
-    import urllib.request
-
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout)
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def model_class(config: Any, head: str) -> type:
