@@ -22,7 +22,6 @@ beside the YAML file, is a path; anything else is a hub id.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -383,40 +382,28 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
         return [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in str(exc).splitlines()]
     problems: list[Problem] = []
     seen: set[tuple] = set()
-    with _offline_unless_hub_answers(systems if check_heads else {}):
-        for name, system in systems.items():
-            for task in system.tasks():
-                ref = system.checkpoint_for(task)
-                where = f"checkpoints.{task}" if task in system.spec.checkpoints else "encoder"
-                for severity, message in check_checkpoint(ref, task, check_heads):
-                    # one checkpoint shared by several tasks (or a hub id by several systems): said once
-                    key = (message,) if severity == "warning" else (name, where, message)
-                    if key not in seen:
-                        seen.add(key)
-                        problems.append(Problem(str(file), name, where, message, severity))
+    if check_heads:
+        _offline_unless_hub_answers(systems)
+    for name, system in systems.items():
+        for task in system.tasks():
+            ref = system.checkpoint_for(task)
+            where = f"checkpoints.{task}" if task in system.spec.checkpoints else "encoder"
+            for severity, message in check_checkpoint(ref, task, check_heads):
+                # one checkpoint shared by several tasks (or a hub id by several systems): said once
+                key = (message,) if severity == "warning" else (name, where, message)
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(Problem(str(file), name, where, message, severity))
     return problems
 
 
-@contextlib.contextmanager
-def _offline_unless_hub_answers(systems: dict[str, "System"]):
+def _offline_unless_hub_answers(systems: dict[str, "System"]) -> None:
     """With hub ids to check and the hub not answering one quick probe, check them offline
     (from the local cache, else one warning each) instead of through minutes of retries."""
-    from harness_ext.backends._common import hub_offline, hub_reachable
+    from harness_ext.backends._common import offline_unless_hub_answers
 
-    hub_ids = {ref.source for system in systems.values() for task in system.tasks()
-               for ref in [system.checkpoint_for(task)] if not Path(ref.source).exists()}
-    if not hub_ids or hub_offline() or hub_reachable():
-        yield
-        return
-    saved = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved
+    if any(not Path(system.checkpoint_for(task).source).exists() for system in systems.values() for task in system.tasks()):
+        offline_unless_hub_answers()
 
 
 def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[tuple[str, str]]:

@@ -119,11 +119,11 @@ def test_offline_is_found_by_one_probe_not_by_retries(hub_raises, monkeypatch):
 
     from xtreme_tasks.data import hub
 
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_PROBED", False)
+    monkeypatch.setattr(hub, "_OFFLINE_FOUND", None)
     probes = []
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: probes.append(timeout) or False)
     seen = []

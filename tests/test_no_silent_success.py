@@ -208,13 +208,19 @@ def test_a_sweep_on_a_full_disk_stops_cleanly_and_still_shows_its_summary(tmp_pa
 def test_checkpoints_validate_offline_answers_in_seconds_and_says_each_thing_once(tmp_path, monkeypatch, capsys):
     """Item 4: one quick probe instead of minutes of hub retries; a hub id shared by several
     systems and tasks is one warning; HF_HUB_OFFLINE is left as it was."""
-    from harness_ext.backends import _common
+    import datasets
+    import huggingface_hub.constants
+
     from harness_ext.systems import validate_command
+    from xtreme_tasks.data import hub
 
     probes = []
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(_common, "hub_reachable", lambda timeout=3.0: probes.append(timeout) or False)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_OFFLINE_FOUND", None)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: probes.append(timeout) or False)
     path = tmp_path / "c.yaml"
     path.write_text("systems:\n  a: {family: x, size: 1, encoder: someorg/no-such-model}\n"
                     "  b: {family: x, size: 2, encoder: someorg/no-such-model}\n")
@@ -223,10 +229,11 @@ def test_checkpoints_validate_offline_answers_in_seconds_and_says_each_thing_onc
     assert len(probes) == 1
     assert sum("someorg/no-such-model: not checked" in line for line in lines) == 1, lines
     assert lines[-1].endswith("OK (2 systems, 1 warnings)") and "HF_HUB_OFFLINE" not in os.environ
+    assert huggingface_hub.constants.HF_HUB_OFFLINE  # the hub libraries read their cache only from then on
 
 
 def test_hub_probe_is_one_short_try(monkeypatch):
-    from harness_ext.backends._common import hub_reachable
+    from xtreme_tasks.data.hub import hub_reachable
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing answers
     assert hub_reachable(timeout=1.0) is False

@@ -15,6 +15,7 @@ from harness_ext.backends._common import (
     check_loading_info,
     check_saved_head,
     hub_offline,
+    offline_unless_hub_answers,
     load_tokenizer,
     model_class,
 )
@@ -58,6 +59,8 @@ def load_hf(
     local = path.is_dir()
     if local:
         check_weight_files(path)
+    else:
+        offline_unless_hub_answers()  # offline: the cache at once, not minutes of retries per file
     hub = {"revision": revision, "local_files_only": hub_offline() or local, "trust_remote_code": trust_remote_code}
     where = str(path / "config.json") if local else source
     try:

@@ -63,7 +63,8 @@ def why(err: BaseException) -> str | None:
 
 
 log = logging.getLogger(__name__)
-_PROBED = False
+#: what the probe found in this process: None (not probed yet), True (the hub does not answer), False
+_OFFLINE_FOUND: bool | None = None
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -82,22 +83,33 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def offline_unless_hub_answers() -> None:
-    """Once per process: when the hub does not answer, ``datasets`` and ``huggingface_hub`` read
-    their local cache only (as under ``HF_HUB_OFFLINE=1``) instead of retrying every file."""
-    global _PROBED
-    if _PROBED:
-        return
-    _PROBED = True
-    if any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")) or hub_reachable():
-        return
-    import datasets
-    import huggingface_hub.constants
+def offline_by_env() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
-    log.warning("xtreme: the hub does not answer; reading hub datasets from the local cache only")
-    datasets.config.HF_HUB_OFFLINE = True
-    huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+def found_offline() -> bool:
+    """Whether this process's probe found the hub silent (without probing)."""
+    return bool(_OFFLINE_FOUND)
+
+
+def offline_unless_hub_answers() -> bool:
+    """Whether to work offline: asked for, or found by one probe per process. When the hub does
+    not answer, ``datasets``, ``huggingface_hub`` and so transformers read their local cache only
+    (as under ``HF_HUB_OFFLINE=1``) instead of retrying every file."""
+    global _OFFLINE_FOUND
+    if offline_by_env():
+        return True
+    if _OFFLINE_FOUND is None:
+        _OFFLINE_FOUND = not hub_reachable()
+        if _OFFLINE_FOUND:
+            import datasets
+            import huggingface_hub.constants
+
+            log.warning("xtreme: the hub does not answer; reading hub files from the local cache only")
+            datasets.config.HF_HUB_OFFLINE = True
+            huggingface_hub.constants.HF_HUB_OFFLINE = True
+    return _OFFLINE_FOUND
 
 
 def load_dataset(task: str, lang: str, name: str, config: str, split: str, revision: str) -> Any:
