@@ -155,7 +155,8 @@ def check_cli_args(args: Any) -> None:
     tasks = getattr(args, "tasks", None) or []
     names = [t.strip() for entry in ([tasks] if isinstance(tasks, str) else tasks) for t in str(entry).split(",")]
     names = [n for n in names if n]
-    check_task_names(names)
+    if not getattr(args, "include_path", None):  # tasks of one's own may be named xtreme_*: lm-eval decides
+        check_task_names(names)
     if any(looks_xtreme(n) for n in names):
         check_data_dir()
     check_model_args(getattr(args, "model", None), getattr(args, "model_args", None))

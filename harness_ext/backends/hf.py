@@ -15,9 +15,9 @@ from harness_ext.backends._common import (
     check_loading_info,
     check_saved_head,
     hub_offline,
-    offline_unless_hub_answers,
     load_tokenizer,
     model_class,
+    offline_unless_hub_answers,
 )
 from harness_ext.backends.base import CheckpointError, register_backend
 
