@@ -121,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        typer.secho(f"error: {err}", err=True, fg="red")
+        from harness_ext.reports.escape import console_text
+
+        # names in errors come from other people's files: no terminal escapes (a list of problems keeps its lines)
+        typer.secho(f"error: {console_text(str(err), one_line=False)}", err=True, fg="red")
         return 2
 
 

@@ -10,6 +10,7 @@ Layout under ``--out``::
     <out>/<system>/<task>/error.log             traceback of the last failed attempt (removed on success)
     <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / not run / n/a
     <out>/tables/                               the leaderboard of everything finished (xtreme-eval report)
+    <out>/index.html                            the same as a static leaderboard page (docs/reports.md)
 
 Crash safety: lm-eval writes into a staging folder inside the job's folder; the
 files are then moved into place with ``os.replace`` (atomic on one file system),
@@ -31,6 +32,7 @@ kill a sweep at a known point.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -62,9 +64,12 @@ class SweepError(ReportError):
 
 
 def safe_name(name: str) -> str:
-    """A folder name for a system (keeps letters, digits, ``.-_``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "system"
+    """A folder name for a system (keeps letters, digits, ``.-_``); a long name is cut to
+    80 characters plus a digest of the whole, as file systems allow 255 bytes per name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "system"
+    if len(cleaned) > 96:
+        cleaned = f"{cleaned[:80]}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+    return cleaned
 
 
 def check_folder_names(systems: Sequence[str], source: Path | str) -> None:
@@ -366,14 +371,17 @@ def summary_table(outcomes: Iterable[JobOutcome]):
     from harness_ext.reports.tables import Cell, Table
 
     table = Table("sweep_summary", "Sweep: one row per system x task", ["System", "Task", "Status", "Seconds", "Detail"])
-    for o in sorted(outcomes, key=lambda o: (o.system, TASK_ORDER.index(o.task))):
+    from harness_ext.reports.escape import natural_key
+
+    for o in sorted(outcomes, key=lambda o: (natural_key(o.system), TASK_ORDER.index(o.task))):
         detail = o.detail + (f" (log: {o.log})" if o.status == "failed" else "")
         table.add([o.system, o.task, o.status, Cell(round(o.seconds, 1), f"{o.seconds:.1f}"), detail])
     return table
 
 
-def write_summary(summary: SweepSummary) -> list[Path]:
-    """``sweep_summary.{md,csv,json}`` and the leaderboard of all finished jobs under ``<out>/tables``."""
+def write_summary(summary: SweepSummary, sizes: dict[str, int] | None = None) -> list[Path]:
+    """``sweep_summary.{md,csv,json}``, the leaderboard of all finished jobs under ``<out>/tables``
+    and the leaderboard page ``<out>/index.html`` (``sizes``: parameters by system, for its Size column)."""
     from harness_ext.reports.tables import to_csv, to_markdown
 
     table = summary_table(summary.outcomes)
@@ -386,8 +394,13 @@ def write_summary(summary: SweepSummary) -> list[Path]:
         from harness_ext.reports.results import all_scores, collect
         from harness_ext.reports.tables import report_tables, write_tables
 
-        scores = all_scores(collect([out]))
+        from harness_ext.reports.site import PAGE_NAME, build_page
+
+        systems = collect([out])
+        scores = all_scores(systems)
         files += write_tables(report_tables(scores), out / "tables", title="XTREME sweep")
+        atomic_write_text(out / PAGE_NAME, build_page(scores, systems, sizes, title="XTREME sweep"))
+        files.append(out / PAGE_NAME)
     return files
 
 
@@ -425,8 +438,10 @@ def run_sweep(
             else:
                 outcomes += run_local(pending, options, counted)
     summary = SweepSummary(outcomes + not_applicable, out)
+    from harness_ext.systems import load_systems
+
     try:
-        summary.files = write_summary(summary)
+        summary.files = write_summary(summary, {name: system.size for name, system in load_systems(checkpoints).items()})
     except OSError as err:
         summary.write_error = f"the summary files could not be written under {out}: {err.strerror or err}"
     return summary

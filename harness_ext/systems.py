@@ -31,6 +31,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness_ext.errors import yaml_error_line
 from xtreme_tasks.table import TASKS
 
 Head = Literal["sequence-classification", "token-classification", "question-answering", "encoder", "seq2seq"]
@@ -73,6 +74,16 @@ class CheckpointSpec(_Strict):
     @classmethod
     def _short_form(cls, value: Any) -> Any:
         return {"source": value} if isinstance(value, str) else value
+
+    @field_validator("options")
+    @classmethod
+    def _no_remote_code(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        from harness_ext.backends._guards import REMOTE_CODE_FIX
+
+        if str(value.get("trust_remote_code", False)).strip().lower() not in {"false", "0", "no", "off", ""}:
+            raise ValueError(f"trust_remote_code is refused (it would import Python files from the checkpoint); "
+                             f"{REMOTE_CODE_FIX}")
+        return {k: v for k, v in value.items() if k != "trust_remote_code"}
 
 
 class Retrieval(_Strict):
@@ -269,6 +280,15 @@ def default_path() -> Path:
 
 def load_systems(path: str | Path | None = None) -> dict[str, System]:
     """Every system in the file, validated; raises SystemsError naming file/system/field."""
+    systems, problems = parse_systems(path)
+    if problems:
+        raise SystemsError("\n".join(problems))
+    return systems
+
+
+def parse_systems(path: str | Path | None = None) -> tuple[dict[str, System], list[str]]:
+    """The valid systems of the file and one line per problem of the others (SystemsError
+    when the file as a whole is unusable), so that one bad system hides no other."""
     file = Path(path).expanduser() if path else default_path()
     raw = _read_yaml(file)
     try:
@@ -284,10 +304,8 @@ def load_systems(path: str | Path | None = None) -> dict[str, System]:
         try:
             systems[str(name)] = System(str(name), SystemSpec.model_validate(body), file.resolve())
         except ValidationError as exc:
-            problems.append(_format_errors(file, str(name), exc))
-    if problems:
-        raise SystemsError("\n".join(problems))
-    return systems
+            problems.extend(_format_errors(file, str(name), exc).splitlines())
+    return systems, problems
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -326,7 +344,9 @@ def _read_yaml(file: Path) -> Any:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SystemsError(f"{file}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise SystemsError(f"{file}: not valid YAML: {yaml_error_line(exc)}") from None
+    except RecursionError:
+        raise SystemsError(f"{file}: nested too deeply to be a checkpoints file; fix its structure") from None
     if data is None:
         raise SystemsError(f"{file}: is empty (expected 'systems:' with at least one system; "
                            "see the shipped checkpoints.yaml)")
@@ -377,10 +397,10 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
     checkpoint carries the task's head with the task's labels (loads what it must)."""
     file = Path(path).expanduser() if path else default_path()
     try:
-        systems = load_systems(file)
+        systems, invalid = parse_systems(file)
     except SystemsError as exc:
         return [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in str(exc).splitlines()]
-    problems: list[Problem] = []
+    problems = [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in invalid]
     seen: set[tuple] = set()
     if check_heads:
         _offline_unless_hub_answers(systems)
@@ -388,8 +408,9 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
         for task in system.tasks():
             ref = system.checkpoint_for(task)
             where = f"checkpoints.{task}" if task in system.spec.checkpoints else "encoder"
-            for severity, message in check_checkpoint(ref, task, check_heads):
-                # one checkpoint shared by several tasks (or a hub id by several systems): said once
+            found = check_checkpoint(ref, task, check_heads) + check_templates(ref)
+            for severity, message in found:
+                # a checkpoint shared by several tasks (BUCC and Tatoeba), or a hub id by several systems: said once
                 key = (message,) if severity == "warning" else (name, where, message)
                 if key not in seen:
                     seen.add(key)
@@ -404,6 +425,19 @@ def _offline_unless_hub_answers(systems: dict[str, "System"]) -> None:
 
     if any(not Path(system.checkpoint_for(task).source).exists() for system in systems.values() for task in system.tasks()):
         offline_unless_hub_answers()
+
+
+def check_templates(ref: CheckpointRef) -> list[tuple[str, str]]:
+    """A ``templates:`` file is read and checked as the run will read it."""
+    if not ref.templates:
+        return []
+    from harness_ext.adapters.text2text.templates import load_templates
+
+    try:
+        load_templates(ref.templates)
+    except ValueError as exc:
+        return [("error", " ".join(str(exc).split()))]
+    return []
 
 
 def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[tuple[str, str]]:
@@ -430,6 +464,11 @@ def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[t
         return out + [("error", " ".join(str(exc).split()))]
     except OSError as exc:  # a file that cannot be read (permissions, a folder where a file belongs)
         return out + [("error", f"{ref.source}: cannot be read: {exc.strerror or exc} ({getattr(exc, 'filename', '')})")]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one bad checkpoint never stops the others being checked
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        return out + [("error", f"{ref.source}: cannot be checked: {type(exc).__name__}: {first[:300]}")]
     if ref.head != "encoder" and info.saved_head not in (None, ref.head):
         return [("error", f"{ref.source}: carries a {info.saved_head} head; {task} needs {ref.head}")]
     labels = TASKS[task].labels
@@ -452,7 +491,7 @@ def check_layer(ref: CheckpointRef) -> str | None:
             continue
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             return f"{config}: unreadable config ({type(exc).__name__}); cannot check layer={layer}"
         blocks = next((data.get(k) for k in ("num_hidden_layers", "num_layers", "n_layers", "encoder_layers")
                        if isinstance(data.get(k), int) and data.get(k) > 0), None) if isinstance(data, dict) else None

@@ -208,7 +208,7 @@ def test_strict_test_sets_model_argument_refuses_before_loading_a_model(tmp_path
 def test_export_refuses_a_language_scored_on_a_nonstandard_test_set(tmp_path):
     from harness_ext.reports.export import export_predictions
     from harness_ext.reports.results import collect
-    from test_report_efficacy import write_run
+    from helpers.synthetic_results import write_run
 
     rows = {lang: [{"doc_id": 0, "doc": {"id": "a"}, "acc": ["1", "1"]}] for lang in TASKS["pawsx"].languages}
     write_run(tmp_path / "runs" / "s" / "pawsx", "s", "pawsx", rows, {l: {"acc": 100.0} for l in TASKS["pawsx"].languages})

@@ -128,6 +128,8 @@ def test_killed_sweep_resumes_without_redoing_work_and_isolates_failures(inputs,
     assert _tables(out / "tables") == _tables(tmp_path / "reference" / "tables")
     board = (out / "tables" / "leaderboard.csv").read_text()
     assert "base-s1" in board and "mnli-s1" in board and "broken" not in board
+    page = (out / "index.html").read_text()
+    assert '"name": "base-s1"' in page and '"name": "mnli-s1"' in page and "Content-Security-Policy" in page
 
 
 def test_sweep_output_feeds_report_export_and_official_scorer(inputs, env, tmp_path):

@@ -45,20 +45,54 @@ def _formats(value: str) -> list[str]:
 
 def report(
     results: List[str] = typer.Argument(..., help=RESULTS_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for leaderboard.*, languages_<task>.*, report.md/html"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for index.html (the leaderboard page), "
+                                       "leaderboard.*, languages_<task>.*, report.md/html"),
     label: Optional[str] = typer.Option(None, "--label", help="name every run as this one system"),
-    formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html"),
+    formats: str = typer.Option("md,tex,csv,html", "--formats", help="comma-separated: md, tex, csv, html "
+                                "(html also writes index.html, the leaderboard page)"),
+    checkpoints: Optional[Path] = typer.Option(None, "--checkpoints", "-c", help="checkpoints.yaml: model sizes, and "
+                                               "the efficacy view (gains over baselines by size) on the page"),
+    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples of the efficacy view"),
 ) -> None:
-    """Leaderboard (XTREME score, categories, tasks) and per-language tables from lm-eval results."""
+    """Leaderboard (XTREME score, categories, tasks) and per-language tables from lm-eval results,
+    and with --out a static leaderboard page (index.html: opens from file:// or any static host)."""
     _writable(out)
     from harness_ext.reports.results import all_scores, collect
     from harness_ext.reports.tables import combined_markdown, report_tables, write_tables
 
-    tables = report_tables(all_scores(collect(results, label)))
+    systems = collect(results, label)
+    scores = all_scores(systems)
+    meta = {}
+    if checkpoints is not None:
+        from harness_ext.reports.efficacy import metadata_from_systems
+        from harness_ext.systems import load_systems
+
+        meta = metadata_from_systems(load_systems(checkpoints))
+    sizes = {name: info.size for name, info in meta.items()}
+    tables = report_tables(scores, systems, sizes)
     sys.stdout.write(combined_markdown(tables))
     if out is not None:
-        written = write_tables(tables, out, _formats(formats))
-        typer.echo(f"wrote {len(written)} files to {out}", err=True)
+        chosen = _formats(formats)
+        written = write_tables(tables, out, chosen)
+        if "html" in chosen:
+            written.append(_write_page(out, systems, scores, meta, resamples))
+        typer.echo(f"wrote {len(written)} files to {out}" + (f"; open {out / 'index.html'}" if "html" in chosen else ""),
+                   err=True)
+
+
+def _write_page(out: Path, systems, scores, meta, resamples: int) -> Path:
+    """``<out>/index.html``; with checkpoints.yaml metadata, the efficacy view too."""
+    from harness_ext.reports.site import PAGE_NAME, build_page
+    from harness_ext.reports.submission import atomic_write_text
+
+    eff = None
+    if meta:
+        from harness_ext.reports.efficacy import compute_efficacy
+
+        eff = compute_efficacy(systems, scores, meta, n_resamples=resamples)
+    path = out / PAGE_NAME
+    atomic_write_text(path, build_page(scores, systems, {n: m.size for n, m in meta.items()}, eff))
+    return path
 
 
 def efficacy(
@@ -91,12 +125,15 @@ def efficacy(
     tables = efficacy_tables(eff)
     sys.stdout.write(combined_markdown(tables, "Intermediate-task efficacy"))
     if out is not None:
-        written = write_tables(tables, out, _formats(formats), title="Intermediate-task efficacy")
-        if eff.groups:
+        plots = []
+        if eff.groups:  # report.html shows the plot (the SVG) above the tables
             from harness_ext.reports.plots import plot_scaling
 
-            written += plot_scaling(eff, out / "efficacy_scaling")
-        else:
+            plots = plot_scaling(eff, out / "efficacy_scaling")
+        figures = [("Gain over baseline by model size (bars: CI of the mean gain, else seed std)" +
+                    (f"; {eff.limit_note()}" if eff.limited else ""), plots[-1].read_bytes())] if plots else []
+        written = write_tables(tables, out, _formats(formats), title="Intermediate-task efficacy", figures=figures) + plots
+        if not eff.groups:
             typer.echo("no plot: no system with an intermediate task has a baseline system in these results", err=True)
         typer.echo(f"wrote {len(written)} files to {out}", err=True)
 
@@ -161,14 +198,17 @@ def sweep(
         console.print(f"{len(jobs)} jobs ({len(not_applicable)} system x task pairs without a checkpoint)",
                       markup=False, highlight=False)
 
+    from harness_ext.reports.escape import console_text
+
     def on_done(outcome):
-        progress.update(state["bar"], advance=1, description=f"{outcome.id}: {outcome.status}")
+        # names and failure details come from checkpoints.yaml and checkpoints: no control characters reach the terminal
+        progress.update(state["bar"], advance=1, description=console_text(f"{outcome.id}: {outcome.status}"))
         line = f"{outcome.id}: {outcome.status}"
         if outcome.status == "done":
             line += f" ({outcome.seconds:.1f}s)"
         if outcome.status == "failed":
             line += f": {outcome.detail} (log: {outcome.log or 'none'})"
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(console_text(line), markup=False, highlight=False, soft_wrap=True)
 
     with progress:
         summary = run_sweep(checkpoints, out, split(tasks) or None, split(systems) or None, ray=ray, ray_num_cpus=ray_cpus,
@@ -179,9 +219,10 @@ def sweep(
     sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts().items()))
     if summary.write_error:
-        console.print(f"{counts}; error: {summary.write_error}", markup=False, highlight=False, soft_wrap=True)
+        console.print(console_text(f"{counts}; error: {summary.write_error}"), markup=False, highlight=False,
+                      soft_wrap=True)
         _exit(1)
-    console.print(f"{counts}; summary and tables in {out}", markup=False, highlight=False)
+    console.print(console_text(f"{counts}; summary and tables in {out}"), markup=False, highlight=False)
     _exit(1 if summary.failed else 0)
 
 

@@ -39,6 +39,8 @@ from harness_ext.reports.bootstrap import (
     language_stats,
     percentile_interval,
 )
+from harness_ext.reports.board import size_text as _size_text
+from harness_ext.reports.escape import natural_key
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.results import SystemRuns, read_samples
 from harness_ext.reports.rules import SystemScores, is_number, language_score
@@ -233,6 +235,15 @@ class Efficacy:
     meta: dict[str, Meta] = field(default_factory=dict)
     level: float = 0.95
     n_resamples: int = 1000
+    #: systems whose numbers come from runs made with ``--limit`` (not XTREME numbers)
+    limited: list[str] = field(default_factory=list)
+
+    def limit_note(self) -> str:
+        """One line for tables and the plot when any compared run used ``--limit``; else ``""``."""
+        if not self.limited:
+            return ""
+        return (f"runs made with --limit (a subset of each test set; not XTREME numbers): "
+                f"{', '.join(sorted(self.limited, key=natural_key))}")
 
 
 def _bootstrap_group(
@@ -272,7 +283,9 @@ def compute_efficacy(
 ) -> Efficacy:
     """Gains of every system with a baseline, grouped by (family, intermediate task, size)."""
     pairings, notes = pair_baselines(list(scores), meta, explicit)
-    result = Efficacy(notes=notes, meta=dict(meta), level=level, n_resamples=n_resamples)
+    compared = {p.system for p in pairings} | {b for p in pairings for b in p.baselines}
+    limited = [name for name in compared if name in systems and systems[name].limited()]
+    result = Efficacy(notes=notes, meta=dict(meta), level=level, n_resamples=n_resamples, limited=limited)
     point = {p.system: point_gains(p, scores) for p in pairings}
     cache = StatsCache(systems)
     # systems compared with systems, grouped so seeds share resamples; published comparisons alone
@@ -327,13 +340,6 @@ def _gain_text(gain: float | None, interval: Interval | None) -> Cell:
     return Cell(gain, text)
 
 
-def _size_text(size: int) -> str:
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if size >= div:
-            return f"{size / div:.3g}{unit}"
-    return str(size)
-
-
 def gains_table(eff: Efficacy) -> Table:
     """Wide: one row per system, gain [CI] on XTREME and each task with any gain."""
     keys = [OVERALL] + [t for t in TASK_ORDER if any(g.task == t for g in eff.gains)]
@@ -343,7 +349,7 @@ def gains_table(eff: Efficacy) -> Table:
     by_system: dict[str, dict[str, Gain]] = {}
     for g in eff.gains:
         by_system.setdefault(g.system, {})[g.task] = g
-    for system, row in sorted(by_system.items()):
+    for system, row in sorted(by_system.items(), key=lambda kv: natural_key(kv[0])):
         info = eff.meta.get(system)
         first = next(iter(row.values()))
         table.add([system, first.baseline, info.family if info else "", _size_text(info.size) if info else "",
@@ -361,7 +367,7 @@ def _notes(eff: Efficacy) -> list[str]:
     for g in eff.gains:
         if g.note and g.interval is not None and g.note not in seen:
             seen.append(g.note)
-    return list(eff.notes) + seen
+    return ([eff.limit_note()] if eff.limited else []) + list(eff.notes) + seen
 
 
 def scaling_table(eff: Efficacy) -> Table:
@@ -373,7 +379,8 @@ def scaling_table(eff: Efficacy) -> Table:
     rows: dict[tuple, dict[str, GroupGain]] = {}
     for g in eff.groups:
         rows.setdefault((g.family, g.intermediate_task, g.size), {})[g.task] = g
-    for (family, intermediate, size), cells in sorted(rows.items()):
+    for (family, intermediate, size), cells in sorted(rows.items(), key=lambda kv: (natural_key(kv[0][0]),
+                                                                                 natural_key(kv[0][1]), kv[0][2])):
         seeds = max(len(g.gains) for g in cells.values())
         out = [family, intermediate, Cell(size, _size_text(size)), Cell(seeds, str(seeds))]
         for key in keys:

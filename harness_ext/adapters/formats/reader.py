@@ -158,8 +158,12 @@ def load_family(spec: str | Mapping[str, Any] | None, overrides: Mapping[str, An
             )
         try:
             body = _read_file(path) or {}
+        except RecursionError:
+            raise TemplateError(f"{path}: cannot read {noun}s: nested too deeply; fix the file's structure") from None
         except Exception as exc:  # noqa: BLE001 - YAML/JSON/OS errors
-            raise TemplateError(f"{path}: cannot read {noun}s: {exc}") from None
+            from harness_ext.errors import yaml_error_line
+
+            raise TemplateError(f"{path}: cannot read {noun}s: {yaml_error_line(exc)}") from None
         preset = str(body.get("preset", family.default)) if isinstance(body, Mapping) else family.default
     elif isinstance(spec, Mapping):
         body = spec
