@@ -131,9 +131,9 @@ def check_model_args(model: str | None, model_args: Any) -> None:
     ``xtreme_*`` key is one of the prompted adapter's options."""
     args = parse_model_args(model_args)
     if model == "xtreme":
-        from harness_ext.adapters.xtreme_lm import model_arg_names
+        from harness_ext.adapters.xtreme_lm import check_model_arg_keys
 
-        check_keys(args, model_arg_names(), "--model xtreme --model_args")
+        check_model_arg_keys(args)
     elif model:
         from harness_ext.adapters.prompted.adapter import split_options
 

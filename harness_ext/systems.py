@@ -10,10 +10,11 @@ validated with pydantic; every error names the file, the system and the field.
         family: xlm-r
         size: 278000000
         seed: 1
-        encoder: xlm-roberta-base          # bucc2018 / tatoeba unless given per task
+        encoder: xlm-roberta-base          # retrieval tasks (bucc2018, tatoeba, lareqa, mewslix) unless given per task
         retrieval: {layer: 7, pooling: mean}
         checkpoints:
           xnli: ./runs/xnli/best           # relative to this file's folder
+          mewslix: {source: ./runs/mewslix-dual-encoder, layer: -1, pooling: cls}   # a retrieval task's own layer
           panx: {source: ./runs/panx.ckpt, backend: lightning, tokenizer: xlm-roberta-base}
 
 A source starting with ``/``, ``./``, ``../`` or ``~``, or naming something that exists
@@ -32,13 +33,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness_ext.errors import yaml_error_line
-from xtreme_tasks.table import TASKS
+from xtreme_tasks.table import TABLE as TASKS  # every task of either benchmark (XTREME-R's too)
 
-Head = Literal["sequence-classification", "token-classification", "question-answering", "encoder", "seq2seq"]
+Head = Literal["sequence-classification", "token-classification", "question-answering", "multiple-choice",
+               "encoder", "seq2seq"]
 Scalar = Union[str, int, float, bool]
-#: request kind of a task -> the head its fine-tuned checkpoint carries
+#: request kind of a task -> the head its fine-tuned checkpoint carries (as harness_ext.requests.HEAD_FOR_KIND,
+#: kept here so that reading checkpoints.yaml does not import lm-eval)
 HEAD_FOR_KIND = {"classify": "sequence-classification", "tag": "token-classification",
-                 "extract_span": "question-answering", "embed": "encoder"}
+                 "extract_span": "question-answering", "embed": "encoder", "choose": "multiple-choice"}
 RETRIEVAL_TASKS = tuple(name for name, spec in TASKS.items() if spec.request_kind == "embed")
 ENV_VAR = "XTREME_CHECKPOINTS"
 FILE_NAME = "checkpoints.yaml"
@@ -50,7 +53,10 @@ class SystemsError(ValueError):
 
 def task_head(task: str) -> str:
     """The head a fine-tuned checkpoint for ``task`` carries (``encoder`` for retrieval)."""
-    return HEAD_FOR_KIND[TASKS[task].request_kind]
+    kind = TASKS[task].request_kind
+    if kind not in HEAD_FOR_KIND:
+        raise ValueError(f"{task}: no checkpoint head is known for its request kind {kind!r}")
+    return HEAD_FOR_KIND[kind]
 
 
 # --------------------------------------------------------------------------- schema
@@ -69,11 +75,21 @@ class CheckpointSpec(_Strict):
     templates: str | None = Field(None, description="text-to-text templates (seq2seq checkpoints)")
     revision: str | None = None
     options: dict[str, Scalar] = Field(default_factory=dict, description="more backend options")
+    layer: int | None = Field(None, description="retrieval tasks: this checkpoint's layer (else the system's)")
+    pooling: str | None = Field(None, description="retrieval tasks: this checkpoint's pooling (else the system's)")
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, value: Any) -> Any:
         return {"source": value} if isinstance(value, str) else value
+
+    @field_validator("pooling")
+    @classmethod
+    def _known_pooling(cls, value: str | None) -> str | None:
+        known = _poolings()
+        if value is not None and known and value not in known:
+            raise ValueError(f"unknown pooling {value!r}; expected one of {', '.join(known)}")
+        return value
 
     @field_validator("options")
     @classmethod
@@ -136,6 +152,8 @@ class SystemSpec(_Strict):
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; expected some of {', '.join(TASKS)}")
         for task, spec in value.items():
+            if (spec.layer is not None or spec.pooling is not None) and task not in RETRIEVAL_TASKS:
+                raise ValueError(f"{task}: layer/pooling apply to retrieval tasks ({', '.join(RETRIEVAL_TASKS)}) only")
             allowed = {task_head(task), "seq2seq"}
             if spec.head is not None and spec.head not in allowed:
                 raise ValueError(f"{task}: head {spec.head!r} cannot answer {task}; expected one of {sorted(allowed)}")
@@ -233,7 +251,10 @@ class System:
         head = spec.head or task_head(task)
         settings: dict[str, Any] = {}
         if task in RETRIEVAL_TASKS:
-            settings = {"layer": self.spec.retrieval.layer, "pooling": self.spec.retrieval.pooling}
+            settings = {
+                "layer": spec.layer if spec.layer is not None else self.spec.retrieval.layer,
+                "pooling": spec.pooling or self.spec.retrieval.pooling,
+            }
         return CheckpointRef(
             source=resolve_source(spec.source, base), head=head, backend=spec.backend, options=options,
             settings=settings, templates=resolve_source(spec.templates, base) if spec.templates else None,

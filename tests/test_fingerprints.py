@@ -13,7 +13,7 @@ import pytest
 
 from xtreme_tasks import fingerprints
 from xtreme_tasks.data import DataError, load_checked, load_docs
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import BENCHMARKS, TASK_ORDER, TASKS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
@@ -36,7 +36,10 @@ def test_every_task_and_language_of_the_xtreme_score_has_an_entry():
     score = {(t, lang) for t in TASK_ORDER for lang in TASKS[t].languages}
     extras = {(t, lang) for t in TASK_ORDER for lang in TASKS[t].extra_languages}
     assert len(score) == 15 + 7 + 33 + 40 + 11 + 7 + 9 + 4 + 36
-    assert score | extras == set(fingerprints.FINGERPRINTS)
+    xtreme_r = BENCHMARKS["xtreme-r"]
+    r_score = {(t, lang) for t in xtreme_r.tasks for lang in xtreme_r.languages[t]}
+    assert len(r_score) == 15 + 11 + 38 + 48 + 12 + 7 + 9 + 41 + 11 + 11
+    assert score | extras | r_score == set(fingerprints.FINGERPRINTS)
     for key, fp in fingerprints.FINGERPRINTS.items():
         assert fp.source and fp.unit, key
         if fp.count is None:

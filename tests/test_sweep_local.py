@@ -177,3 +177,13 @@ def test_planning_errors_and_not_applicable_pairs(inputs, tmp_path):
     assert {o.id for o in not_applicable} == {"base-s1/pawsx", "mnli-s1/pawsx", "broken/pawsx"}
     with pytest.raises(SweepError, match="not in"):
         plan(checkpoints, ["xnli"], systems=["nobody"])
+    # XTREME-R: 'all' is its ten tasks, jobs run its groups into folders of their own
+    from xtreme_tasks.table import BENCHMARKS
+
+    assert parse_tasks(None, "xtreme-r") == list(BENCHMARKS["xtreme-r"].tasks)
+    assert parse_tasks(["xtreme-r_xcopa,xnli"], "xtreme-r") == ["xnli", "xcopa"]
+    with pytest.raises(SweepError, match="unknown task 'pawsx' of XTREME-R"):
+        parse_tasks(["pawsx"], "xtreme-r")
+    jobs, _ = plan(checkpoints, ["xnli"], benchmark="xtreme-r")
+    assert [(j.id, j.group) for j in jobs][0] == ("base-s1/xtreme-r_xnli", "xtreme-r_xnli")
+    assert jobs[0].folder(tmp_path).name == "xtreme-r_xnli"

@@ -28,7 +28,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
 from harness_ext.adapters.runtime.distributed import Collectives, launched_world_size
-from harness_ext.adapters.runtime.settings import EXTRA_KEYS, AdapterSettings
+from harness_ext.adapters.runtime.settings import EXTRA_KEYS, EXTRA_PREFIXES, AdapterSettings
 from harness_ext.errors import ModelArgsError  # noqa: F401  (raised here; its home is errors.py)
 from harness_ext.requests import HEAD_FOR_KIND
 from harness_ext.tasks.base import parse_leaf_name
@@ -41,6 +41,7 @@ ADAPTER_MODULES = {
     "tag": "harness_ext.adapters.encoder.tag",
     "extract_span": "harness_ext.adapters.encoder.span",
     "embed": "harness_ext.adapters.encoder.embed",
+    "choose": "harness_ext.adapters.encoder.choose",
 }
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text.adapter"
 
@@ -222,6 +223,13 @@ def model_arg_names() -> list[str]:
     return named + list(EXTRA_KEYS)
 
 
+def check_model_arg_keys(keys) -> None:
+    """An unknown key is an error naming the closest valid one (a typo must not run with defaults)."""
+    from harness_ext.run_guard import check_keys
+
+    check_keys([k for k in keys if not str(k).startswith(EXTRA_PREFIXES)], model_arg_names(), "--model xtreme --model_args")
+
+
 class XtremeLM(LM):
     """lm-eval model for XTREME's request kinds (classify, tag, extract_span, embed)."""
 
@@ -254,9 +262,7 @@ class XtremeLM(LM):
         **extra: Any,
     ) -> None:
         super().__init__()
-        from harness_ext.run_guard import check_keys
-
-        check_keys(extra, model_arg_names(), "--model xtreme --model_args")
+        check_model_arg_keys(extra)
         #: run the selected tasks that have data when others have none (marked in the results JSON)
         self.allow_missing = _as_bool(allow_missing)
         if bool(pretrained) == bool(system):
@@ -484,7 +490,7 @@ class XtremeLM(LM):
             log.debug("xtreme: checking %s failed", choice.source, exc_info=True)
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
             return f"{choice.source}: cannot be loaded: {type(exc).__name__}: {first[:300]}"
-        if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
+        if choice.head not in ("sequence-classification", "token-classification", "question-answering", "multiple-choice"):
             return None
         from harness_ext.backends._common import head_fix
 
@@ -544,9 +550,10 @@ class XtremeLM(LM):
         return self._answer("extract_span", requests)
 
     def embed(self, requests: list[Instance]) -> list:
-        from harness_ext.requests import embedding_responses
+        return self._answer("embed", requests)
 
-        return embedding_responses(self._answer("embed", requests))
+    def choose(self, requests: list[Instance]) -> list[str]:
+        return self._answer("choose", requests)
 
     # ------------------------------------------------------------ data parallel (lm-eval's collectives)
     @property
@@ -566,7 +573,7 @@ class XtremeLM(LM):
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
         raise UnsupportedRequest(
-            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed), "
+            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed, choose), "
             f"not '{kind}': run prompt-style tasks with --model hf"
         )
 

@@ -25,6 +25,7 @@ ARCH_SUFFIX_HEAD = {
     "ForSequenceClassification": "sequence-classification",
     "ForTokenClassification": "token-classification",
     "ForQuestionAnswering": "question-answering",
+    "ForMultipleChoice": "multiple-choice",
     "ForConditionalGeneration": "seq2seq",
 }
 _T5_ENCODERS = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
@@ -52,6 +53,7 @@ def model_class(config: Any, head: str) -> type:
         "sequence-classification": transformers.AutoModelForSequenceClassification,
         "token-classification": transformers.AutoModelForTokenClassification,
         "question-answering": transformers.AutoModelForQuestionAnswering,
+        "multiple-choice": transformers.AutoModelForMultipleChoice,
         "seq2seq": transformers.AutoModelForSeq2SeqLM,
     }[head]
     mapping = auto._model_mapping  # config class -> model class
@@ -75,7 +77,8 @@ def saved_head(config: Any) -> str | None:
 
 _HEAD_TASKS = {"sequence-classification": ("XNLI and PAWS-X", "ForSequenceClassification"),
                "token-classification": ("UD-POS and PAN-X", "ForTokenClassification"),
-               "question-answering": ("XQuAD, MLQA and TyDiQA", "ForQuestionAnswering")}
+               "question-answering": ("XQuAD, MLQA and TyDiQA", "ForQuestionAnswering"),
+               "multiple-choice": ("XCOPA", "ForMultipleChoice")}
 
 
 def head_fix(head: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from harness_ext.reports.escape import natural_key
 from harness_ext.reports.rules import SystemScores, category_tasks, is_number, language_score
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import DEFAULT_BENCHMARK, get_task
 
 PARTIAL_MARK = "\u2020"  # dagger
 BENCHMARK_TITLES = {"xtreme": "XTREME", "xtreme-r": "XTREME-R"}
@@ -99,7 +99,7 @@ class BoardRow:
     leaf_sources: dict[str, Source] = field(default_factory=dict)
 
     def task_warning(self, task: str) -> str:
-        spec = TASKS[task]
+        spec = get_task(task)
         return "; ".join(f"{leaf}: {why}" for leaf, why in self.warnings.items()
                          if leaf.startswith(f"xtreme-{spec.name}-"))
 
@@ -170,7 +170,7 @@ def language_scores(scores: SystemScores, task: str) -> dict[str, float]:
         return {}
     out = {}
     for lang, metrics in result.per_language.items():
-        value = language_score(TASKS[task], metrics)
+        value = language_score(get_task(task), metrics)
         if is_number(value):
             out[lang] = float(value)  # type: ignore[arg-type]
     return out
@@ -184,7 +184,7 @@ def task_value(scores: SystemScores, task: str) -> Value:
     if is_number(result.score):
         return Value(result.score)
     langs = language_scores(scores, task)
-    present = [langs[lang] for lang in TASKS[task].languages if lang in langs]
+    present = [langs[lang] for lang in result.spec.languages if lang in langs]  # the row's version's languages
     return Value(_mean(present), partial=True) if present else Value(None)
 
 
@@ -237,7 +237,7 @@ def _badge(scores: SystemScores, limited: bool) -> tuple[str, str]:
     lacking = [t for t in scores.missing if t in scores.tasks]
     parts = []
     if absent:
-        parts.append(f"{len(TASK_ORDER) - len(absent)}/{len(TASK_ORDER)} tasks")
+        parts.append(f"{len(scores.task_order) - len(absent)}/{len(scores.task_order)} tasks")
     if lacking:
         parts.append(f"{len(lacking)} with languages missing")
     status = "partial: " + ", ".join(parts) + " (" + scores.status().removeprefix("incomplete: ") + ")"
@@ -252,13 +252,18 @@ def build_rows(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | 
     ``systems``: :class:`harness_ext.reports.results.SystemRuns` by name, for sources and
     test-set warnings; ``sizes``: parameters by name (from ``checkpoints.yaml``).
     """
-    names = short_names(list(scores))
+    shown = short_names(sorted({row.name for row in scores.values()}))
+    names = {key: shown[row.name] for key, row in scores.items()}  # an XTREME-R row (NAME@xtreme-r) shows NAME
     rows = []
     for key, row in scores.items():
+        benchmark = str(getattr(row, "benchmark", DEFAULT_BENCHMARK))
         runs = (systems or {}).get(key)
-        tasks = {t: task_value(row, t) for t in TASK_ORDER}
-        categories = {c: _combined([tasks[t] for t in members]) for c, members in category_tasks().items()}
-        overall = Value(None) if row.mixed else _combined([tasks[t] for t in TASK_ORDER])
+        if runs is None and row.name in (systems or {}):  # an XTREME-R row (key NAME@xtreme-r): its version's runs
+            runs = systems[row.name].of_benchmark(benchmark)  # type: ignore[index]
+        order = row.task_order
+        tasks = {t: task_value(row, t) for t in order}
+        categories = {c: _combined([tasks[t] for t in members]) for c, members in category_tasks(benchmark).items()}
+        overall = Value(None) if row.mixed else _combined([tasks[t] for t in order])
         if is_number(row.xtreme):
             overall = Value(row.xtreme)
         limited = bool(runs.limited()) if runs is not None else False
@@ -275,8 +280,8 @@ def build_rows(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | 
                     leaf_sources[leaf] = _source([runs.chosen[leaf]], [leaf])
             warnings = {leaf: runs.chosen[leaf].nonstandard[leaf] for leaf in runs.nonstandard()}
         rows.append(BoardRow(
-            key=key, name=names[key], benchmark=str(getattr(row, "benchmark", "xtreme")),
-            protocol=" + ".join(row.protocols) or "fine-tuned", size=(sizes or {}).get(key),
+            key=key, name=names[key], benchmark=benchmark,
+            protocol=" + ".join(row.protocols) or "fine-tuned", size=(sizes or {}).get(key, (sizes or {}).get(row.name)),
             xtreme=overall, categories=categories, tasks=tasks,
             languages={t: language_scores(row, t) for t in row.tasks},
             complete=row.complete and not row.mixed, limited=limited, status=status, badge=badge,

@@ -16,11 +16,10 @@ from typing import Sequence
 
 from harness_ext.reports.efficacy import OVERALL, Efficacy, GroupGain
 from harness_ext.reports.escape import mathtext_literal, natural_key
-from xtreme_tasks.table import TASK_ORDER, TASKS
 
 
-def _panels(groups: Sequence[GroupGain]) -> list[str]:
-    keys = [OVERALL] + list(TASK_ORDER)
+def _panels(groups: Sequence[GroupGain], order: Sequence[str]) -> list[str]:
+    keys = [OVERALL] + list(order)
     return [k for k in keys if any(g.task == k for g in groups)]
 
 
@@ -62,7 +61,7 @@ def scaling_figure(eff: Efficacy):
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    panels = _panels(eff.groups)
+    panels = _panels(eff.groups, eff.task_order)
     if not panels:
         raise ValueError("no gains by size to plot: the results hold no system with an intermediate task and a baseline")
     columns = min(3, len(panels))
@@ -91,7 +90,7 @@ def scaling_figure(eff: Efficacy):
             ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=mathtext_literal(f"{family} + {intermediate}"))
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
-        ax.set_title("XTREME score" if key == OVERALL else TASKS[key].title)
+        ax.set_title(f"{eff.title(key)} score" if key == OVERALL else eff.title(key))
         ax.set_xlabel("parameters")
         ax.set_ylabel("gain (points)")
         ax.grid(True, which="both", alpha=0.3)

@@ -174,7 +174,16 @@ def render(data: Mapping[str, Any]) -> str:
 def build_page(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
                sizes: Mapping[str, int] | None = None, efficacy: Any = None, title: str = "XTREME leaderboard",
                notes: Sequence[str] = ()) -> str:
-    return render(page_data(scores, systems, sizes, efficacy, title, notes))
+    """The page has XTREME's columns: it shows the XTREME rows (XTREME-R's are in ``leaderboard_xtreme-r.*``)."""
+    shown = xtreme_rows(scores)
+    if len(shown) < len(scores):
+        notes = (*notes, "XTREME-R rows are not on this page; see leaderboard_xtreme-r.html beside it.")
+    return render(page_data(shown, systems, sizes, efficacy, title, notes))
+
+
+def xtreme_rows(scores: Mapping[str, SystemScores]) -> dict[str, SystemScores]:
+    """The rows of the XTREME version (``SystemScores.benchmark``)."""
+    return {key: row for key, row in scores.items() if getattr(row, "benchmark", "xtreme") == "xtreme"}
 
 
 STYLE = """

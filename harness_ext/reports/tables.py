@@ -20,15 +20,16 @@ from harness_ext.reports.board import BENCHMARK_TITLES, PARTIAL_MARK, build_rows
 from harness_ext.reports.escape import console_text, csv_cell, markdown_text, natural_key
 from harness_ext.reports.rules import SystemScores, category_tasks, is_number
 from harness_ext.reports.submission import atomic_write_text
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 
 FORMATS = ("md", "tex", "csv", "html")
 MISSING = "-"
 CATEGORY_TITLES = {
     "classification": "Classification", "structured_prediction": "Struct. pred.", "qa": "QA", "retrieval": "Retrieval",
+    "multi_choice": "Multi-choice",
 }
 METRIC_TITLES = {"acc": "Acc", "f1": "F1", "em": "EM", "precision": "P", "recall": "R",
-                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)"}
+                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)", "map@20": "mAP@20"}
 
 
 @dataclass(frozen=True)
@@ -224,29 +225,39 @@ def read_csv(text: str) -> list[dict[str, str]]:
 PARTIAL_NOTE = (f"{PARTIAL_MARK} = partial: the mean over the languages (or tasks) the row has, not an XTREME score "
                 "(XTREME never averages over fewer); CSV holds official scores only.")
 
+def _suffix(benchmark: str) -> str:
+    """File-name suffix of a version's tables: none for XTREME (the names it always had)."""
+    return "" if benchmark == DEFAULT_BENCHMARK else f"_{benchmark}"
+
 
 def _name_notes(keys: Sequence[str], names: Mapping[str, str]) -> list[str]:
     return [f"{names[k]} = {k}" for k in sorted(keys, key=natural_key) if names[k] != k]
 
 
 def leaderboard_table(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
-                      sizes: Mapping[str, int] | None = None) -> Table:
-    """Systems x (XTREME score, category scores, task scores, size, protocol, benchmark, status);
-    complete rows first, best first (see :func:`harness_ext.reports.board.build_rows`).
+                      sizes: Mapping[str, int] | None = None, benchmark: str = DEFAULT_BENCHMARK) -> Table:
+    """Systems x (overall score, category scores, task scores, size, protocol, benchmark, status) of one
+    benchmark version; complete rows first, best first (see :func:`harness_ext.reports.board.build_rows`).
+    Rows of another version are refused (a row never mixes them).
 
     A row's name is its short name (the full one in CSV and a footnote); a partial row shows the
     numbers it has, marked partial; its status is one short badge (the full status in CSV and a note)."""
-    categories = list(category_tasks())
-    header = (["System", "XTREME"] + [CATEGORY_TITLES[c] for c in categories] + [TASKS[t].title for t in TASK_ORDER]
-              + ["Size", "Protocol", "Benchmark", "Status"])
-    table = Table("leaderboard", "XTREME leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
+    version = get_benchmark(benchmark)
+    other = sorted({getattr(s, "benchmark", DEFAULT_BENCHMARK) for s in scores.values()} - {version.name})
+    if other:
+        raise ValueError(f"leaderboard_table({benchmark!r}) got rows of {', '.join(other)}; one table per version")
+    categories = list(category_tasks(benchmark))
+    header = (["System", version.title] + [CATEGORY_TITLES.get(c, c) for c in categories]
+              + [version.spec(t).title for t in version.tasks] + ["Size", "Protocol", "Benchmark", "Status"])
+    table = Table(f"leaderboard{_suffix(benchmark)}",
+                  f"{version.title} leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
     rows = build_rows(scores, systems, sizes)
     for row in rows:
         def number(v):
             return Cell(v.official, v.text())
 
         table.add([Cell(row.key, row.name), number(row.xtreme)] + [number(row.categories[c]) for c in categories]
-                  + [number(row.tasks[t]) for t in TASK_ORDER]
+                  + [number(row.tasks[t]) for t in version.tasks]
                   + [Cell(row.size, size_text(row.size)), row.protocol, BENCHMARK_TITLES.get(row.benchmark, row.benchmark),
                      Cell(scores[row.key].status(), row.badge or "complete")])
     if any(v.partial for row in rows for v in [row.xtreme, *row.categories.values(), *row.tasks.values()]):
@@ -257,23 +268,28 @@ def leaderboard_table(scores: Mapping[str, SystemScores], systems: Mapping[str, 
         table.notes.append("Prompted-LLM rows (in-context, no fine-tuning) are not the fine-tuned XTREME protocol: "
                            "compare them with each other at the same number of shots, not with fine-tuned rows.")
     if any(not s.complete for s in scores.values()):
-        table.notes.append("An incomplete row has no XTREME score: it is the mean of all 9 task scores, "
-                           "never of fewer; a category needs all its tasks.")
+        table.notes.append(f"An incomplete row has no {version.title} score: it is the mean of all {len(version.tasks)} "
+                           "task scores, never of fewer; a category needs all its tasks.")
+    if benchmark == "xtreme-r":
+        table.notes.append("Categories as the official evaluate.py --xtreme_version xtreme-r: XCOPA counts in "
+                           "Classification and Multi-choice, LAReQA in the overall score only.")
     return table
 
 
-def language_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
+def language_tables(scores: Mapping[str, SystemScores], benchmark: str = DEFAULT_BENCHMARK) -> list[Table]:
     """Per task: rows (system, metric), columns average + every official language (+ extra ones seen)."""
+    version = get_benchmark(benchmark)
     tables = []
-    names = short_names(list(scores))
-    for task in TASK_ORDER:
+    names = short_names([s.name for s in scores.values()])  # rows are keyed per benchmark; tables name systems
+    for task in version.tasks:
         rows = [s for s in scores.values() if task in s.tasks]
         if not rows:
             continue
-        spec = TASKS[task]
+        spec = version.spec(task)
         extra = [l for l in spec.extra_languages if any(l in s.tasks[task].per_language for s in rows)]
         metrics = list(spec.score_metrics) + [m for m in spec.metrics if m not in spec.score_metrics]
-        table = Table(f"languages_{task}", f"{spec.title}: per-language results", ["System", "Metric", "Avg"] + list(spec.languages) + extra)
+        title = f"{spec.title}: per-language results" + (f" ({version.title})" if benchmark != DEFAULT_BENCHMARK else "")
+        table = Table(f"languages{_suffix(benchmark)}_{task}", title, ["System", "Metric", "Avg"] + list(spec.languages) + extra)
         for system in sorted(rows, key=lambda s: natural_key(names[s.name])):
             result = system.tasks[task]
             present = [m for m in metrics if any(m in v for v in result.per_language.values())]
@@ -285,16 +301,28 @@ def language_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
                 table.notes.append(f"{names[system.name]}: no result for {', '.join(result.missing_languages)}, "
                                    f"so no {spec.title} average")
         if extra:
-            table.notes.append(f"{', '.join(extra)}: outside the XTREME score, not in the average")
+            table.notes.append(f"{', '.join(extra)}: outside the {version.title} score, not in the average")
         table.notes.extend(_name_notes([s.name for s in rows], names))
         tables.append(table)
     return tables
 
 
+def by_benchmark(scores: Mapping[str, SystemScores]) -> dict[str, dict[str, SystemScores]]:
+    """Rows split by their version (``SystemScores.benchmark``), in table order."""
+    out: dict[str, dict[str, SystemScores]] = {}
+    for key, row in scores.items():
+        out.setdefault(getattr(row, "benchmark", DEFAULT_BENCHMARK), {})[key] = row
+    return {name: out[name] for name in BENCHMARKS if name in out}
+
+
 def report_tables(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
                   sizes: Mapping[str, int] | None = None) -> list[Table]:
-    """The leaderboard then one language table per task found; run notes go under the leaderboard."""
-    board = leaderboard_table(scores, systems, sizes)
-    for system in sorted(scores.values(), key=lambda s: natural_key(s.name)):
-        board.notes.extend(system.notes)
-    return [board, *language_tables(scores)]
+    """Per benchmark version found (XTREME first): its leaderboard, then one language table per
+    task found; run notes go under the leaderboard."""
+    tables: list[Table] = []
+    for benchmark, rows in by_benchmark(scores).items():
+        board = leaderboard_table(rows, systems, sizes, benchmark)
+        for system in sorted(rows.values(), key=lambda s: natural_key(s.name)):
+            board.notes.extend(system.notes)
+        tables += [board, *language_tables(rows, benchmark)]
+    return tables

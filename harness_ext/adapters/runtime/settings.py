@@ -12,7 +12,10 @@ EXTRA_KEYS = (
     "waves", "pipeline",  # runtime/pipeline.py
     "max_query_length", "n_best",  # encoder/span.py
     "cache_layers", "max_batch_tokens",  # encoder/embed.py
+    "t2t_mode", "max_new_tokens",  # text2text/adapter.py
 )
+#: families of keys (``template_<task>=``, text2text/adapter.py)
+EXTRA_PREFIXES = ("template_",)
 
 
 @dataclass
