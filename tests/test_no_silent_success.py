@@ -113,7 +113,7 @@ def test_tasks_without_data_fail_the_run_unless_a_partial_run_is_asked_for(tmp_p
     for row in rows:
         text = json.dumps(row)
         assert len(text) < 2000, text[:300]  # ids, digests and the retrieved index; was ~25 kB of vector text
-        assert "<vector 384-d sha1:" in text and run_guard_retrieved(row["acc"]) is not None
+        assert "-d float32 vector sha1:" in text and run_guard_retrieved(row["acc"]) is not None
 
 
 def run_guard_retrieved(logged: str) -> int | None:
