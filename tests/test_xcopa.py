@@ -95,7 +95,7 @@ def test_bad_rows_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=r"test.et.jsonl: row 1: question is 'why', expected cause or effect"):
         xcopa.local(tmp_path, "xcopa", "et", "test")
     path.write_text("{not json\n")
-    with pytest.raises(DataError, match=r"test.et.jsonl:1: not a JSON line"):
+    with pytest.raises(DataError, match=r"test.et.jsonl:1: not valid JSON"):
         xcopa.local(tmp_path, "xcopa", "et", "test")
     with pytest.raises(DataError, match="missing XCOPA ht test data"):
         xcopa.local(tmp_path, "xcopa", "ht", "test")
@@ -226,3 +226,17 @@ def test_few_shot_is_refused_in_one_line():
 
     with pytest.raises(FewshotError, match="XCOPA has no English part"):
         check_fewshot("xcopa", 2, "xtreme-xcopa-et")
+
+
+def test_a_system_names_its_xcopa_checkpoint(tmp_path):
+    """checkpoints.yaml: one checkpoint per task, XCOPA's with the multiple-choice head."""
+    from harness_ext.systems import load_systems
+
+    (tmp_path / "mc").mkdir()
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text("version: 1\nsystems:\n  mine:\n    family: xlmr\n    size: 1000\n    checkpoints:\n      xcopa: {source: mc}\n"
+                    "      lareqa: {source: mc, head: encoder}\n")
+    system = load_systems(path)["mine"]
+    ref = system.checkpoint_for("xcopa")
+    assert (ref.head, ref.source) == ("multiple-choice", str(tmp_path / "mc"))
+    assert system.checkpoint_for("lareqa").settings  # a retrieval task: layer and pooling apply

@@ -263,7 +263,8 @@ def leaderboard_table(scores: Mapping[str, SystemScores], systems: Mapping[str, 
     if any(v.partial for row in rows for v in [row.xtreme, *row.categories.values(), *row.tasks.values()]):
         table.notes.append(PARTIAL_NOTE)
     table.notes.extend(f"{row.name}: {row.status}" for row in rows if not row.complete)
-    table.notes.extend(_name_notes(list(scores), {r.key: r.name for r in rows}))
+    full = {scores[r.key].name: r.name for r in rows}  # system name -> shown name (keys may carry @xtreme-r)
+    table.notes.extend(_name_notes(list(full), full))
     if any("prompted" in p for s in scores.values() for p in s.protocols):
         table.notes.append("Prompted-LLM rows (in-context, no fine-tuning) are not the fine-tuned XTREME protocol: "
                            "compare them with each other at the same number of shots, not with fine-tuned rows.")
@@ -280,7 +281,7 @@ def language_tables(scores: Mapping[str, SystemScores], benchmark: str = DEFAULT
     """Per task: rows (system, metric), columns average + every official language (+ extra ones seen)."""
     version = get_benchmark(benchmark)
     tables = []
-    names = short_names([s.name for s in scores.values()])  # rows are keyed per benchmark; tables name systems
+    names = short_names(sorted({s.name for s in scores.values()}))  # by system name (XTREME-R rows: NAME@xtreme-r keys)
     for task in version.tasks:
         rows = [s for s in scores.values() if task in s.tasks]
         if not rows:

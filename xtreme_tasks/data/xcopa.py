@@ -21,7 +21,6 @@ feeds its multiple-choice model.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from xtreme_tasks.data import DataError, require_file
 from xtreme_tasks.data.hub import load_dataset as hub_load
-from xtreme_tasks.data.textio import read_lines
+from xtreme_tasks.data.textio import read_json_lines
 from xtreme_tasks.table import XCOPA_LABELS
 
 log = logging.getLogger(__name__)
@@ -71,18 +70,7 @@ def to_doc(row: Mapping[str, Any], lang: str, split: str, index: int, where: str
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(read_lines(path, f"XCOPA file {path.name}").lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: not a JSON line ({err.msg}); XCOPA files hold one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: a JSON {type(row).__name__}, expected an object with premise, choice1, ...")
-        rows.append(row)
-    return rows
+    return [row for _, row in read_json_lines(path, f"XCOPA file {path.name}", "premise, choice1, choice2, question, label")]
 
 
 def _docs(rows: Iterable[Mapping[str, Any]], lang: str, split: str, where: str, official_test: bool = False) -> list[dict]:
