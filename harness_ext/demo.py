@@ -62,8 +62,29 @@ class DemoJob:
     seconds: float = 0.0
 
 
+#: what ``--only`` takes
+DEMO_TASKS = ("xnli", "udpos", "xquad", "tatoeba")
+
+
+def check_only(only: list[str] | None) -> None:
+    """``--only`` names demo tasks (one line with the closest names otherwise)."""
+    from harness_ext.run_guard import did_you_mean
+
+    for name in only or []:
+        if name not in DEMO_TASKS:
+            raise DemoError(f"--only {name}: not a demo task{did_you_mean(name, DEMO_TASKS)} "
+                            f"(choose from {', '.join(DEMO_TASKS)})")
+
+
 def find_data_dir(explicit: Path | None) -> Path | None:
-    candidates = [explicit] if explicit else []
+    """``--data-dir`` as given (it must exist: never silently another folder), else
+    ``$XTREME_DATA_DIR``, else ``../shared/data`` if present."""
+    if explicit is not None:
+        if not Path(explicit).expanduser().is_dir():
+            raise DemoError(f"--data-dir {explicit}: no such folder (nothing was run); pass the XTREME data folder, "
+                            "or leave --data-dir out to use $XTREME_DATA_DIR or ../shared/data")
+        return Path(explicit).expanduser().resolve()
+    candidates = []
     if os.environ.get("XTREME_DATA_DIR"):
         candidates.append(Path(os.environ["XTREME_DATA_DIR"]))
     here = Path(__file__).resolve().parents[1]
@@ -125,7 +146,7 @@ def build_tiny_checkpoint(folder: Path, head: str, labels: tuple[str, ...], toke
         "token-classification": transformers.BertForTokenClassification,
         "question-answering": transformers.BertForQuestionAnswering,
     }
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
     label_kwargs = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -207,6 +228,28 @@ def plan_jobs(out: Path, source: Path | None, real: dict[str, str], limit: int,
     return jobs
 
 
+def demo_task(job: DemoJob) -> str:
+    return next(name for name in DEMO_TASKS if name in job.tasks[0])
+
+
+def write_page(results: Path, site: Path) -> Path | None:
+    """The static leaderboard page of the demo's runs (``None`` when no run gave numbers)."""
+    from harness_ext.reports.official import ReportError
+    from harness_ext.reports.results import all_scores, collect
+    from harness_ext.reports.site import PAGE_NAME, build_page
+    from harness_ext.reports.submission import atomic_write_text
+
+    try:
+        systems = collect([results])
+    except ReportError:
+        return None
+    page = site / PAGE_NAME
+    atomic_write_text(page, build_page(all_scores(systems), systems, title="xtreme-harness demo (NOT XTREME results)",
+                                       notes=["Demo run: tiny random checkpoints and an English sentence encoder on "
+                                              "a few examples per language; none of these are XTREME results."]))
+    return page
+
+
 def _headline(job: DemoJob) -> list[tuple[str, str]]:
     rows = []
     for name, metrics in sorted(job.results.items()):
@@ -242,10 +285,15 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
     from harness_ext.api import evaluate
 
     out = Path(out).resolve()
-    console.print(Panel(BANNER, title="xtreme-harness demo"))
+    check_only(only)
     source = find_data_dir(data_dir)
+    console.print(Panel(BANNER, title="xtreme-harness demo"))
     console.print(f"data: {source if source else 'none found (only synthetic XNLI will run)'}")
     real = find_real_data(source)
+    missing = [name for name in only or [] if name != "xnli" and name not in real]
+    if missing:  # asked for by name: running less is never a success
+        raise DemoError(f"--only {', '.join(only or [])}: no data for {', '.join(missing)}"
+                        f"{' in ' + str(source) if source else ' (no data folder found)'}; nothing was run")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     jobs = plan_jobs(out, source, real, limit, only)
@@ -264,6 +312,9 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
                                     "model_args": job.model_args, "data": job.real_data or str(job.data_dir),
                                     "test_sets": {task: (config.get("metadata") or {}).get("test_set")
                                                   for task, config in (result.get("configs") or {}).items()}})
+                # lm-eval's own results file too, so that `xtreme-eval report` (and the page below) read it
+                _write_json_atomic(out / "results" / job.tasks[0] / "results.json",
+                                   {k: v for k, v in result.items() if k != "samples"})
             except Exception as err:  # one failing task must not lose the others
                 job.error = f"{type(err).__name__}: {err}"
                 (out / "results").mkdir(parents=True, exist_ok=True)
@@ -290,13 +341,18 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
         if job.real_data:
             console.print(f"  {job.tasks[0] if len(job.tasks) == 1 else ', '.join(job.tasks)}: {job.real_data}",
                           soft_wrap=True)
-    console.print(f"  xtreme-xnli-en: synthetic, 4 pairs written to {out / 'synthetic' / 'xnli' / 'test-en.tsv'}",
-                  soft_wrap=True)
+    if any(demo_task(job) == "xnli" for job in jobs):
+        console.print(f"  xtreme-xnli-en: synthetic, 4 pairs written to {out / 'synthetic' / 'xnli' / 'test-en.tsv'}",
+                      soft_wrap=True)
     skipped = [task for task in ("udpos", "xquad", "tatoeba") if task not in real
                and (not only or any(name in task for name in only))]
     if skipped:
         console.print(f"skipped (no data found{' in ' + str(source) if source else ''}): {', '.join(skipped)}")
     console.print(f"tables: {markdown} (the table above); per-job lm-eval results: {out / 'results'}/*.json",
                   soft_wrap=True)
+    page = write_page(out / "results", out / "site")
+    if page:
+        console.print(f"leaderboard page: {page} (open it in a browser; `xtreme-eval report` makes one from any results)",
+                      soft_wrap=True)
     console.print("[bold yellow]These are not XTREME results.[/]")
     return 1 if any(job.error for job in jobs) else 0

@@ -112,3 +112,16 @@ def test_very_long_question_is_cut_to_64_tokens(minilm_qa):
 
 def test_empty_request_list(minilm_qa):
     assert span.answer(minilm_qa, [], AdapterSettings()) == []
+
+
+def test_long_contexts_raise_no_sequence_length_warning(tmp_path, capfd, caplog):
+    """Issue 22 (8): every XQuAD run printed transformers' "Token indices sequence length is
+    longer than ..." although the doc_stride windows handle long contexts."""
+    from helpers.tiny_models import tiny_xlmr
+
+    loaded = load_checkpoint(str(tiny_xlmr(tmp_path, head="question-answering")), "question-answering")
+    context = " ".join(["the quick brown fox jumps over the lazy dog in Paris"] * 12)  # > 64 tokens
+    with caplog.at_level("WARNING"):
+        span.answer(loaded, [Request("who jumps over the dog? " * 20, context)], AdapterSettings(batch_size=4))
+    said = capfd.readouterr().err + caplog.text
+    assert "Token indices sequence length" not in said

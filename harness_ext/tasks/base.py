@@ -97,6 +97,9 @@ class XtremeTask(ConfigurableTask):
         self.language: str = metadata["language"]
         self.split: str = metadata.get("split") or self.spec.split
         self.data_dir: str | None = metadata.get("data_dir")
+        from harness_ext import __version__
+
+        metadata["plugin_version"] = __version__  # in the results JSON (configs.<leaf>.metadata): the report shows it
         config["metadata"] = metadata
         config.setdefault("test_split", self.split)
         config["output_type"] = None
@@ -123,7 +126,7 @@ class XtremeTask(ConfigurableTask):
         except DataError as err:
             docs = NoDocs()
             UNAVAILABLE[self.config.task] = str(err).splitlines()[0] if str(err) else type(err).__name__
-            log.warning("xtreme: %s left out (no data): %s", self.config.task, UNAVAILABLE[self.config.task])
+            log.info("xtreme: %s left out (no data): %s", self.config.task, UNAVAILABLE[self.config.task])
         self.dataset = {self.split: docs}
 
     def build_all_requests(self, *args: Any, **kwargs: Any) -> None:

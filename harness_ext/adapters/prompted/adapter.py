@@ -10,6 +10,7 @@ classes with their own (``XtremeLM``) keep theirs. Per kind:
   own multiple choice), the highest sum log-probability wins (ties: the first label
   in task order); ``xtreme_mode=generate`` generates instead and parses the text
   back to a label (unreadable text is wrong, and counted as ``unparsable``);
+* ``choose`` (XCOPA): as ``classify``, with each candidate's own text as its verbalisation;
 * ``extract_span``: greedy ``generate_until``; the first non-empty line is the answer;
 * ``tag``: greedy ``generate_until`` of ``word/TAG`` items (UD-POS) or
   ``TYPE: words $$ ...`` (PAN-X), read back onto the words with
@@ -67,12 +68,11 @@ def split_options(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     """``--model_args`` -> (the model's own arguments, our ``xtreme_*`` options without the prefix)."""
     own = {k: v for k, v in args.items() if not str(k).startswith(OPTION_PREFIX)}
     ours = {str(k)[len(OPTION_PREFIX):]: v for k, v in args.items() if str(k).startswith(OPTION_PREFIX)}
-    unknown = [k for k in ours if k not in OPTIONS and not k.startswith("prompt_")]
-    if unknown:
-        raise ValueError(
-            f"--model_args: unknown option(s) {', '.join(OPTION_PREFIX + k for k in unknown)}; known: "
-            + ", ".join(OPTION_PREFIX + k for k in (*OPTIONS, "prompt_<task>"))
-        )
+    from harness_ext.run_guard import ALLOW_MISSING_ARG, check_keys
+
+    valid = [OPTION_PREFIX + k for k in (*OPTIONS, ALLOW_MISSING_ARG)]
+    check_keys([OPTION_PREFIX + k for k in ours if not k.startswith("prompt_")], valid + [OPTION_PREFIX + "prompt_<task>"],
+               "--model_args (xtreme-harness options)")
     return own, ours
 
 
@@ -260,25 +260,10 @@ def _stock_shot(stock: Any, template: PromptTemplate, doc: Mapping[str, Any]) ->
     return stock.text(shot) + stock.target_delimiter + (answers[0] if answers else "")
 
 
-def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
-    labels = [str(label) for label in requests[0].args[2]]
-    targets = {label: template.targets[label] for label in labels}
-    stock = _stock_of(template, lang)
-    if stock is not None:
-        prompts, docs = _stock_prompts(lm, stock, template, requests)
-        order = list(template.targets)  # lm-eval's choices are in the task table's label order
-        continuations = [[stock.choices(doc)[order.index(label)] for label in labels] for doc in docs]
-    else:
-        prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
-        # lm-eval's multiple-choice convention: a space before the answer, none after a chat template
-        continuations = [[("" if _context(r).get("apply_chat_template") else " ") + targets[label] for label in labels]
-                         for r in requests]
-    if mode_of(lm) == "generate":
-        if stock is not None:
-            raise PromptedError("xtreme_mode=generate needs a prompt with label verbalisations; lm-eval's "
-                                f"{stock.name} scores whole sentences: use xtreme_mode=score with preset lm-eval")
-        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
-        return [parse_choice(o, targets) for o in outputs]
+def _rank(lm: Any, requests: Sequence[Any], prompts: Sequence[str], labels: Sequence[str],
+          continuations: Sequence[Sequence[str]]) -> list:
+    """One ``loglikelihood`` request per label (``continuations[n][j]``, label ``j``'s text after
+    prompt ``n``); the highest sum log-probability wins (ties: the first label)."""
     instances = [_instance("loglikelihood", request, (prompt, continuation), j)
                  for request, prompt, row in zip(requests, prompts, continuations)
                  for j, continuation in enumerate(row)]
@@ -289,10 +274,50 @@ def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: s
         best = max(range(len(labels)), key=lambda k: (row[k], -k))
         context = _context(request)
         context["prompt"] = prompt
-        context["continuations"] = continuations[n]
+        context["continuations"] = list(continuations[n])
         context["loglikelihoods"] = row
         answers.append(T2TText(labels[best], ParseInfo("ok", continuations[n][best].strip())))
     return answers
+
+
+def _delimited(requests: Sequence[Any], labels: Sequence[str], texts: Sequence[Mapping[str, str]]) -> list[list[str]]:
+    """lm-eval's multiple-choice convention: a space before the answer, none after a chat template."""
+    return [[("" if _context(r).get("apply_chat_template") else " ") + t[label] for label in labels]
+            for r, t in zip(requests, texts)]
+
+
+
+
+def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
+    labels = [str(label) for label in requests[0].args[2]]
+    targets = {label: template.targets[label] for label in labels}
+    stock = _stock_of(template, lang)
+    if stock is not None:
+        prompts, docs = _stock_prompts(lm, stock, template, requests)
+        order = list(template.targets)  # lm-eval's choices are in the task table's label order
+        continuations = [[stock.choices(doc)[order.index(label)] for label in labels] for doc in docs]
+    else:
+        prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
+        continuations = _delimited(requests, labels, [targets] * len(requests))
+    if mode_of(lm) == "generate":
+        if stock is not None:
+            raise PromptedError("xtreme_mode=generate needs a prompt with label verbalisations; lm-eval's "
+                                f"{stock.name} scores whole sentences: use xtreme_mode=score with preset lm-eval")
+        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
+        return [parse_choice(o, targets) for o in outputs]
+    return _rank(lm, requests, prompts, labels, continuations)
+
+
+def choose(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
+    """XCOPA: each candidate's own text is scored (or, ``xtreme_mode=generate``, read back)
+    after the prompt; the answer is the candidate's label."""
+    labels = [str(label) for label in requests[0].args[2]]
+    candidates = [dict(zip(labels, map(str, r.args[1]))) for r in requests]
+    prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
+    if mode_of(lm) == "generate":
+        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
+        return [parse_choice(o, texts) for o, texts in zip(outputs, candidates)]
+    return _rank(lm, requests, prompts, labels, _delimited(requests, labels, candidates))
 
 
 def extract_span(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
@@ -359,7 +384,7 @@ def default_layer(blocks: int) -> int:
     return blocks // 2
 
 
-def embed_texts(lm: Any, texts: Sequence[str]) -> list:
+def embed_texts(lm: Any, texts: Sequence[str], cap: int | None = None) -> list:
     """Mean of the chosen layer's states over each text's tokens, the first position left out
     whether or not it is a BOS: a decoder's first position is an attention sink whose state
     dwarfs the others (SmolLM2, which adds no BOS: norm ~24,000 against ~190) and carries
@@ -375,7 +400,7 @@ def embed_texts(lm: Any, texts: Sequence[str]) -> list:
     layer = _int_option(lm, "layer")
     index = hidden_state_index(default_layer(blocks) if layer is None else layer, blocks)
     limits = [x for x in (position_limit(model), getattr(tokenizer, "model_max_length", None), 512) if x]
-    max_length = int(min(limits))
+    max_length = int(min(limits + ([cap] if cap else [])))
     ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     try:
         device = model.get_input_embeddings().weight.device
@@ -409,7 +434,7 @@ def embed_texts(lm: Any, texts: Sequence[str]) -> list:
 
 
 # --------------------------------------------------------------------------- entry point
-ANSWER = {"classify": classify, "tag": tag, "extract_span": extract_span}
+ANSWER = {"classify": classify, "tag": tag, "extract_span": extract_span, "choose": choose}
 
 
 def answer(kind: str, lm: Any, requests: list) -> list:
@@ -417,7 +442,13 @@ def answer(kind: str, lm: Any, requests: list) -> list:
     if not requests:
         return []
     if kind == "embed":
-        return embed_texts(lm, [str(r.args[0]) for r in requests])
+        from harness_ext.requests import by_cap, embed_response
+
+        vectors: list = [None] * len(requests)
+        for cap, positions in by_cap(requests).items():
+            for i, vector in zip(positions, embed_texts(lm, [str(requests[i].args[0]) for i in positions], cap)):
+                vectors[i] = embed_response(vector)
+        return vectors
     if kind not in ANSWER:
         raise PromptedError(f"unknown XTREME request kind {kind!r}")
     templates = prompts_of(lm)
@@ -453,4 +484,9 @@ def lm_embed(self, requests):
     return answer("embed", self, requests)
 
 
-METHODS = {"classify": lm_classify, "tag": lm_tag, "extract_span": lm_extract_span, "embed": lm_embed}
+def lm_choose(self, requests):
+    return answer("choose", self, requests)
+
+
+METHODS = {"classify": lm_classify, "tag": lm_tag, "extract_span": lm_extract_span, "embed": lm_embed,
+           "choose": lm_choose}

@@ -16,6 +16,8 @@ panx       ``Sentence: {text}\\nEntities:``                             ``PER: J
                                                                         Paris`` (``none``)
 QA         ``Context: {context}\\n\\nQuestion: {question}\\n\\nAnswer:``   the answer text (no
                                                                         instruction, stop at a newline)
+xcopa      ``{context}\\nAnswer:`` (``{context}`` = "{premise} What     the text of the more
+           was the {question}?")                                        plausible choice
 =========  ===========================================================  =========================
 
 Override from a YAML/JSON file or a mapping (``--model_args ...,xtreme_prompts=FILE``),
@@ -45,10 +47,11 @@ import string
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from harness_ext.adapters.formats.reader import choose_fields
 from harness_ext.adapters.text2text.templates import (PLACEHOLDERS, TemplateError, TemplateFamily,
                                            TemplateMethods, check_answers, check_input, load_family)
 from harness_ext.adapters.prompted.stock import STOCK_TASKS
-from xtreme_tasks.table import TASKS, UPOS_TAGS
+from xtreme_tasks.table import TABLE as TASKS, UPOS_TAGS  # XTREME's tasks and XTREME-R's (XCOPA)
 
 PROMPT_TASKS: tuple[str, ...] = tuple(n for n, s in TASKS.items() if s.request_kind in PLACEHOLDERS)
 
@@ -117,6 +120,12 @@ DEFAULT: dict[str, PromptTemplate] = {
     "xquad": _QA,
     "mlqa": replace(_QA, task="mlqa"),
     "tydiqa": replace(_QA, task="tydiqa"),
+    # scored by the log-likelihood of each candidate's own text after the input (no targets)
+    "xcopa": PromptTemplate(
+        "xcopa",
+        "Read the premise and give the more plausible cause or effect.",
+        "{context}\nAnswer:",
+    ),
 }
 #: stock lm-eval's prompts where lm-eval has the task (its per-language prompts, choices and stop
 #: sequences, read from its task YAMLs); UD-POS and PAN-X, which lm-eval lacks, keep the default's
@@ -174,6 +183,8 @@ def query_text(template: PromptTemplate, args: tuple, lang: str) -> str:
         return template.render(text_a=args[0], text_b=args[1] or "", lang=lang)
     if kind == "tag":
         return template.render(text=" ".join(args[1]), lang=lang)
+    if kind == "choose":
+        return template.render(**choose_fields(args[0], args[1]), lang=lang)
     return template.render(question=args[0], context=args[1], lang=lang)
 
 
