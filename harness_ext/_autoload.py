@@ -13,6 +13,9 @@ itself imports lm-eval. Then, right after lm-eval's own modules load:
 * ``lm_eval._cli.utils``: ``--model_args layer=-1`` stays the integer -1 (the
   command line read a signed integer as a float, -1.0, and printed it so; lm-eval's
   own ``utils.handle_arg_string`` already reads signed integers as integers);
+* ``lm_eval.models.huggingface``: ``HFLM`` stops each generated sequence at its own
+  stop string instead of waiting until one string is in every sequence of the batch
+  (same outputs, less generation: :mod:`harness_ext.adapters.prompted.stopping`);
 * ``lm_eval.api.model``: the ``LM`` base class gets ``classify``/``tag``/
   ``extract_span``/``embed`` methods (only names it lacks), so any lm-eval model
   (``hf``, ``vllm``, API models) answers XTREME tasks through its own
@@ -80,6 +83,15 @@ def _patch_cli_values(module) -> None:
     handle_cli_value_string._xtreme_patched = True  # type: ignore[attr-defined]
     handle_cli_value_string.__wrapped__ = original  # type: ignore[attr-defined]
     module.handle_cli_value_string = handle_cli_value_string
+
+
+def _patch_hf_stopping(module) -> None:
+    original = getattr(module, "stop_sequences_criteria", None)
+    if original is None or hasattr(original, "__wrapped__"):
+        return
+    from harness_ext.adapters.prompted.stopping import per_sequence
+
+    module.stop_sequences_criteria = per_sequence(original)
 
 
 REQUEST_KINDS = ("classify", "tag", "extract_span", "embed", "choose")
@@ -255,6 +267,7 @@ HOOKS: dict[str, Callable] = {
     "lm_eval.api.registry": _patch_registry,
     "lm_eval.tasks.manager": _patch_task_manager,
     "lm_eval._cli.utils": _patch_cli_values,
+    "lm_eval.models.huggingface": _patch_hf_stopping,
     "lm_eval._cli.harness": _patch_harness_cli,
     "lm_eval.evaluator": _patch_evaluator,
     "lm_eval.loggers.evaluation_tracker": _patch_tracker,

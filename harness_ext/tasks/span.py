@@ -12,7 +12,9 @@ gather), can write the official ``{id: answer}`` submission file when asked
 (task metadata ``predictions_dir`` or ``$XTREME_PREDICTIONS_DIR``).
 
 Generated answers (text-to-text, prompted models) also get ``chrf``, a supplementary
-metric outside the XTREME score (``harness_ext.metrics.chrf``).
+metric outside the XTREME score (``harness_ext.metrics.chrf``), ``not_in_context`` (% of
+answers that are no span of the context) and ``empty`` (how many answers are empty:
+a model that ends its text at once; ``unparsable`` cannot say so, any text is an answer).
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ def not_in_context(answer: str, context: str) -> int:
     """1 when a generated answer is not a span of the context (empty answers included: no span), else 0."""
     text = str.strip(answer)
     return int(not text or text not in context)
+
+
+def empty_answer(answer: str) -> int:
+    """1 when a generated answer is empty (a model that ends its text at once answers nothing), else 0."""
+    return int(not str.strip(answer))
+
+
+def _count(flags: Sequence[int]) -> int:
+    """How many answers were flagged (``empty``)."""
+    return int(sum(flags))
 
 
 def _percent(flags: Sequence[int]) -> float:
@@ -73,6 +85,7 @@ class SpanTask(XtremeTask):
                 **chrf_item(prediction, doc["answers"]["text"])}
         if "unparsable" in item:  # a generated answer (text-to-text or prompted LLM), not a span cut by a head
             item["not_in_context"] = not_in_context(prediction, doc["context"])
+            item["empty"] = empty_answer(prediction)
         return item
 
     # ----------------------------------------------------------------- aggregation
@@ -97,4 +110,4 @@ class SpanTask(XtremeTask):
             return task._em_aggregation(items)
 
         return {"em": mean_em, "f1": _mean, "unparsable": count_unparsable, "chrf": mean_chrf,
-                "not_in_context": _percent}
+                "not_in_context": _percent, "empty": _count}

@@ -54,7 +54,7 @@ OPTION_PREFIX = "xtreme_"
 OPTIONS = ("prompts", "mode", "layer", "embed_batch_size", "max_new_tokens")
 MODES = ("score", "generate")
 DEFAULT_UNTIL = ["\n\n"]
-#: tagging budgets are rounded up to these so that lm-eval batches requests with equal gen_kwargs
+#: tagging budgets are rounded up to these (one per leaf: its longest sentence's), so runs of similar data ask alike
 BUDGET_STEPS = (32, 64, 128, 256, 512, 1024)
 _STRIP = " \t\"'`*.,:;!?()[]{}"
 
@@ -144,24 +144,37 @@ def render(lm: Any, template: PromptTemplate, request: Any, lang: str, context: 
         if context.get("fewshot_as_multiturn") and shots:
             first = True
             for shot_input, shot_answer in shots:
-                content = f"{template.instruction}\n\n{shot_input}" if first else shot_input
+                content = join_blocks([template.instruction, shot_input]) if first else shot_input
                 messages += [{"role": "user", "content": content}, {"role": "assistant", "content": shot_answer}]
                 first = False
             messages.append({"role": "user", "content": query})
         else:
             blocks = [template.instruction, *(f"{i} {a}" for i, a in shots), query]
-            messages.append({"role": "user", "content": "\n\n".join(blocks)})
+            messages.append({"role": "user", "content": join_blocks(blocks)})
         return lm.apply_chat_template(messages, add_generation_prompt=True)
     blocks = ([system] if system else []) + [template.instruction, *(f"{i} {a}" for i, a in shots), query]
-    return "\n\n".join(blocks)
+    return join_blocks(blocks)
 
 
-def gen_kwargs_for(lm: Any, context: Mapping[str, Any], budget: int) -> dict[str, Any]:
-    """Greedy decoding to ``budget`` new tokens, stopping at a blank line; ``--gen_kwargs`` win."""
+def join_blocks(blocks: Sequence[str]) -> str:
+    """Blocks separated by a blank line; empty blocks (an empty instruction) leave no blank line behind."""
+    return "\n\n".join(b for b in blocks if b)
+
+
+def gen_kwargs_for(lm: Any, context: Mapping[str, Any], budget: int | None,
+                   base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Greedy decoding to ``budget`` new tokens, stopping at a blank line (or the template's /
+    stock task's own ``base`` settings); ``xtreme_max_new_tokens`` and ``--gen_kwargs`` win."""
     override = _int_option(lm, "max_new_tokens")
-    kwargs: dict[str, Any] = {"until": list(DEFAULT_UNTIL), "max_gen_toks": override or budget, "do_sample": False}
+    kwargs: dict[str, Any] = dict(base) if base is not None else {"until": list(DEFAULT_UNTIL), "do_sample": False}
+    if override or budget:
+        kwargs["max_gen_toks"] = override or budget
     kwargs.update(context.get("gen_kwargs") or {})
     return kwargs
+
+
+def template_gen_kwargs(template: PromptTemplate) -> dict[str, Any]:
+    return {"until": list(template.until or DEFAULT_UNTIL), "do_sample": False}
 
 
 def _instance(kind: str, request: Any, arguments: tuple, idx: int = 0):
@@ -184,9 +197,10 @@ def first_line(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- per kind
-def _generate(lm: Any, requests: Sequence[Any], prompts: Sequence[str], budgets: Sequence[int]) -> list[str]:
+def _generate(lm: Any, requests: Sequence[Any], prompts: Sequence[str], budgets: Sequence[int | None],
+              base: Mapping[str, Any]) -> list[str]:
     instances = [
-        _instance("generate_until", r, (p, gen_kwargs_for(lm, _context(r), b)))
+        _instance("generate_until", r, (p, gen_kwargs_for(lm, _context(r), b, base)))
         for r, p, b in zip(requests, prompts, budgets)
     ]
     outputs = lm.generate_until(instances)
@@ -211,37 +225,87 @@ def parse_choice(text: str, targets: Mapping[str, str]) -> T2TText:
     return T2TText(UNPARSABLE_LABEL + line, ParseInfo("unparsable", text, (f"not one of {known}",)))
 
 
+def _stock_of(template: PromptTemplate, lang: str):
+    from harness_ext.adapters.prompted.stock import stock_prompt
+
+    return stock_prompt(template.task, lang) if template.stock else None
+
+
+def _stock_prompts(lm: Any, stock: Any, template: PromptTemplate, requests: Sequence[Any]) -> tuple[list[str], list[dict]]:
+    """(prompts, lm-eval documents) for a stock lm-eval task: its own text, after lm-eval-style shots."""
+    docs = stock.docs([(str(r.args[0]), str(r.args[1] or "")) for r in requests])
+    prompts = []
+    for request, doc in zip(requests, docs):
+        context = _context(request)
+        shots = [_stock_shot(stock, template, d) for d in _shots(template.task, context)]
+        text = stock.context(shots, stock.text(doc))
+        if context.get("apply_chat_template"):
+            messages = ([{"role": "system", "content": context["system_instruction"]}]
+                        if context.get("system_instruction") else []) + [{"role": "user", "content": text}]
+            text = lm.apply_chat_template(messages, add_generation_prompt=True)
+        elif context.get("system_instruction"):
+            text = join_blocks([context["system_instruction"], text])
+        prompts.append(text)
+    return prompts, docs
+
+
+def _stock_shot(stock: Any, template: PromptTemplate, doc: Mapping[str, Any]) -> str:
+    """One demonstration as lm-eval writes it: its text, the target delimiter, its answer."""
+    if template.kind == "classify":
+        (shot,) = stock.docs([(doc["text_a"], doc.get("text_b") or "")])
+        labels = list(template.targets)
+        return stock.text(shot) + stock.choices(shot)[labels.index(doc["label"])]
+    (shot,) = stock.docs([(doc["question"], doc["context"])])
+    answers = doc["answers"]["text"]
+    return stock.text(shot) + stock.target_delimiter + (answers[0] if answers else "")
+
+
 def _rank(lm: Any, requests: Sequence[Any], prompts: Sequence[str], labels: Sequence[str],
-          targets: Sequence[Mapping[str, str]]) -> list:
-    """One ``loglikelihood`` request per label (its text ``targets[n][label]`` after prompt ``n``);
-    the highest sum log-probability wins (ties: the first label)."""
-    instances = []
-    for request, prompt, texts in zip(requests, prompts, targets):
-        # lm-eval's multiple-choice convention: a space before the answer, none after a chat template
-        delimiter = "" if _context(request).get("apply_chat_template") else " "
-        instances += [_instance("loglikelihood", request, (prompt, delimiter + texts[label]), j)
-                      for j, label in enumerate(labels)]
+          continuations: Sequence[Sequence[str]]) -> list:
+    """One ``loglikelihood`` request per label (``continuations[n][j]``, label ``j``'s text after
+    prompt ``n``); the highest sum log-probability wins (ties: the first label)."""
+    instances = [_instance("loglikelihood", request, (prompt, continuation), j)
+                 for request, prompt, row in zip(requests, prompts, continuations)
+                 for j, continuation in enumerate(row)]
     scores = lm.loglikelihood(instances)
     answers = []
-    for n, (request, prompt, texts) in enumerate(zip(requests, prompts, targets)):
+    for n, (request, prompt) in enumerate(zip(requests, prompts)):
         row = [float(s[0]) for s in scores[n * len(labels): (n + 1) * len(labels)]]
         best = max(range(len(labels)), key=lambda k: (row[k], -k))
         context = _context(request)
         context["prompt"] = prompt
-        context["continuations"] = [instances[n * len(labels) + j].args[1] for j in range(len(labels))]
+        context["continuations"] = list(continuations[n])
         context["loglikelihoods"] = row
-        answers.append(T2TText(labels[best], ParseInfo("ok", texts[labels[best]])))
+        answers.append(T2TText(labels[best], ParseInfo("ok", continuations[n][best].strip())))
     return answers
+
+
+def _delimited(requests: Sequence[Any], labels: Sequence[str], texts: Sequence[Mapping[str, str]]) -> list[list[str]]:
+    """lm-eval's multiple-choice convention: a space before the answer, none after a chat template."""
+    return [[("" if _context(r).get("apply_chat_template") else " ") + t[label] for label in labels]
+            for r, t in zip(requests, texts)]
+
+
 
 
 def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
     labels = [str(label) for label in requests[0].args[2]]
     targets = {label: template.targets[label] for label in labels}
-    prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
+    stock = _stock_of(template, lang)
+    if stock is not None:
+        prompts, docs = _stock_prompts(lm, stock, template, requests)
+        order = list(template.targets)  # lm-eval's choices are in the task table's label order
+        continuations = [[stock.choices(doc)[order.index(label)] for label in labels] for doc in docs]
+    else:
+        prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
+        continuations = _delimited(requests, labels, [targets] * len(requests))
     if mode_of(lm) == "generate":
-        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests))
+        if stock is not None:
+            raise PromptedError("xtreme_mode=generate needs a prompt with label verbalisations; lm-eval's "
+                                f"{stock.name} scores whole sentences: use xtreme_mode=score with preset lm-eval")
+        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
         return [parse_choice(o, targets) for o in outputs]
-    return _rank(lm, requests, prompts, labels, [targets] * len(requests))
+    return _rank(lm, requests, prompts, labels, continuations)
 
 
 def choose(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
@@ -251,14 +315,19 @@ def choose(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str
     candidates = [dict(zip(labels, map(str, r.args[1]))) for r in requests]
     prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     if mode_of(lm) == "generate":
-        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests))
+        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
         return [parse_choice(o, texts) for o, texts in zip(outputs, candidates)]
-    return _rank(lm, requests, prompts, labels, candidates)
+    return _rank(lm, requests, prompts, labels, _delimited(requests, labels, candidates))
 
 
 def extract_span(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
-    prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
-    outputs = _generate(lm, requests, prompts, [template.budget() or 64] * len(requests))
+    stock = _stock_of(template, lang)
+    if stock is not None:  # lm-eval's own settings: its stop sequences, its default token budget
+        prompts, _ = _stock_prompts(lm, stock, template, requests)
+        outputs = _generate(lm, requests, prompts, [template.max_new_tokens] * len(requests), stock.generation_kwargs)
+    else:
+        prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
+        outputs = _generate(lm, requests, prompts, [template.budget() or 64] * len(requests), template_gen_kwargs(template))
     return [T2TText(first_line(o), ParseInfo("ok", o)) for o in outputs]
 
 
@@ -279,8 +348,11 @@ def tag(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -
     prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     max_length = getattr(lm, "max_length", None)
     cap = int(max_length) // 2 if isinstance(max_length, int) and max_length > 0 else BUDGET_STEPS[-1]
-    budgets = [template.budget() or _tag_budget(lm, r.args[1], cap) for r in requests]
-    outputs = _generate(lm, requests, prompts, budgets)
+    # one budget for the whole leaf (its longest sentence's): lm-eval batches only requests with equal
+    # generation settings, and per-sentence budgets split a leaf into several small batch groups
+    budget = template.budget() or max(_tag_budget(lm, r.args[1], cap) for r in requests)
+    budgets = [budget] * len(requests)
+    outputs = _generate(lm, requests, prompts, budgets, template_gen_kwargs(template))
     answers = []
     for request, output in zip(requests, outputs):
         line = first_line(output)
@@ -313,8 +385,10 @@ def default_layer(blocks: int) -> int:
 
 
 def embed_texts(lm: Any, texts: Sequence[str], cap: int | None = None) -> list:
-    """Mean of the chosen layer's states over each text's tokens (a leading BOS is left
-    out of the mean: in decoders its state is an outlier that carries no content)."""
+    """Mean of the chosen layer's states over each text's tokens, the first position left out
+    whether or not it is a BOS: a decoder's first position is an attention sink whose state
+    dwarfs the others (SmolLM2, which adds no BOS: norm ~24,000 against ~190) and carries
+    no content (measured: ``bench/measure_smollm2.py first-position``, docs/llm.md)."""
     import numpy as np
     import torch
 
@@ -328,7 +402,6 @@ def embed_texts(lm: Any, texts: Sequence[str], cap: int | None = None) -> list:
     limits = [x for x in (position_limit(model), getattr(tokenizer, "model_max_length", None), 512) if x]
     max_length = int(min(limits + ([cap] if cap else [])))
     ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
-    bos = getattr(tokenizer, "bos_token_id", None)
     try:
         device = model.get_input_embeddings().weight.device
     except AttributeError:
@@ -345,7 +418,7 @@ def embed_texts(lm: Any, texts: Sequence[str], cap: int | None = None) -> list:
             mask[row, : len(ids[i])] = 1
         pool = mask.clone()
         for row, i in enumerate(batch):
-            if bos is not None and len(ids[i]) > 1 and ids[i][0] == bos:
+            if len(ids[i]) > 1:  # a one-token text keeps its only state
                 pool[row, 0] = 0
         with torch.inference_mode():
             out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)

@@ -14,7 +14,8 @@ pawsx      ``Sentence 1: {text_a}\\nSentence 2: {text_b}\\nAnswer:``      ``yes`
 udpos      ``Sentence: {text}\\nTagged:``                               ``The/DET cat/NOUN``
 panx       ``Sentence: {text}\\nEntities:``                             ``PER: John Smith $$ LOC:
                                                                         Paris`` (``none``)
-QA         ``Context: {context}\\nQuestion: {question}\\nAnswer:``       the answer text
+QA         ``Context: {context}\\n\\nQuestion: {question}\\n\\nAnswer:``   the answer text (no
+                                                                        instruction, stop at a newline)
 xcopa      ``{context}\\nAnswer:`` (``{context}`` = "{premise} What     the text of the more
            was the {question}?")                                        plausible choice
 =========  ===========================================================  =========================
@@ -34,7 +35,10 @@ Fields per task: ``instruction``, ``input`` (placeholders as in
 verbalisation), ``format`` / ``separator`` / ``empty`` (tagging: the
 text-to-text formats of :mod:`harness_ext.adapters.formats.parse`, and the word
 the model writes for "no entity"), ``max_new_tokens`` (``None``: the kind's
-default; for tagging it grows with the sentence).
+default; for tagging it grows with the sentence), ``until`` (stop sequences; default
+a blank line), ``stock`` (``true``: lm-eval's own prompt for the task and language,
+see :mod:`harness_ext.adapters.prompted.stock`; preset ``lm-eval`` sets it for XNLI,
+PAWS-X and the three QA tasks).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from typing import Any, Mapping
 from harness_ext.adapters.formats.reader import choose_fields
 from harness_ext.adapters.text2text.templates import (PLACEHOLDERS, TemplateError, TemplateFamily,
                                            TemplateMethods, check_answers, check_input, load_family)
+from harness_ext.adapters.prompted.stock import STOCK_TASKS
 from xtreme_tasks.table import TABLE as TASKS, UPOS_TAGS  # XTREME's tasks and XTREME-R's (XCOPA)
 
 PROMPT_TASKS: tuple[str, ...] = tuple(n for n, s in TASKS.items() if s.request_kind in PLACEHOLDERS)
@@ -66,13 +71,21 @@ class PromptTemplate(TemplateMethods):
     #: tagging: what the model writes for a sentence with nothing to tag (spans format)
     empty: str = ""
     max_new_tokens: int | None = None
+    #: generation: stop sequences (empty: the adapter's default, a blank line)
+    until: tuple[str, ...] = ()
+    #: take prompt, choices, delimiter, stop sequences from lm-eval's own task YAML
+    #: (:mod:`harness_ext.adapters.prompted.stock`); ``instruction``/``input``/``targets`` are then unused
+    stock: bool = False
 
 
 
+#: QA: no instruction, lm-eval's English layout, stop at a newline: measured on SmolLM2-135M-Instruct
+#: (docs/llm.md), an instruction in front made it end its text at once on most questions
 _QA = PromptTemplate(
     "xquad",
-    "Answer the question with the shortest span of words copied exactly from the context.",
-    "Context: {context}\nQuestion: {question}\nAnswer:",
+    "",
+    "Context: {context}\n\nQuestion: {question}\n\nAnswer:",
+    until=("\n",),
 )
 DEFAULT: dict[str, PromptTemplate] = {
     "xnli": PromptTemplate(
@@ -114,7 +127,13 @@ DEFAULT: dict[str, PromptTemplate] = {
         "{context}\nAnswer:",
     ),
 }
-PRESETS: dict[str, dict[str, PromptTemplate]] = {"default": DEFAULT}
+#: stock lm-eval's prompts where lm-eval has the task (its per-language prompts, choices and stop
+#: sequences, read from its task YAMLs); UD-POS and PAN-X, which lm-eval lacks, keep the default's
+LM_EVAL: dict[str, PromptTemplate] = {
+    task: replace(t, instruction="", stock=True) if task in STOCK_TASKS else t
+    for task, t in DEFAULT.items()
+}
+PRESETS: dict[str, dict[str, PromptTemplate]] = {"default": DEFAULT, "lm-eval": LM_EVAL}
 DEFAULT_PRESET = "default"
 _FIELDS = {f.name for f in fields(PromptTemplate)} - {"task"}
 
@@ -132,7 +151,14 @@ def check(template: PromptTemplate, where: str) -> PromptTemplate:
         raise TemplateError(f"{where}: {template.task}.instruction is fixed English text; it may not use {sorted(used)}")
     check_input(template, template.input, "input", where, noun="prompts")
     check_answers(template, where, "verbalisation", ("max_new_tokens",))
-    return template
+    until = [template.until] if isinstance(template.until, str) else list(template.until or ())
+    if not all(isinstance(u, str) and u for u in until):
+        raise TemplateError(f"{where}: {template.task}.until must be a list of non-empty strings, got {template.until!r}")
+    if not isinstance(template.stock, bool):
+        raise TemplateError(f"{where}: {template.task}.stock must be true or false, got {template.stock!r}")
+    if template.stock and template.task not in STOCK_TASKS:
+        raise TemplateError(f"{where}: {template.task}.stock: lm-eval has no stock task for it; stock tasks: {', '.join(STOCK_TASKS)}")
+    return replace(template, until=tuple(until))
 
 
 FAMILY = TemplateFamily(
