@@ -68,9 +68,12 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
 def xtreme_names() -> list[str]:
     """Every task and group name this plugin defines (leaves of every language included)."""
     from harness_ext.task_list import group_names
-    from xtreme_tasks.table import TASK_ORDER, TASKS
+    from xtreme_tasks.table import BENCHMARKS, TABLE
 
-    return group_names() + [TASKS[t].leaf(lang) for t in TASK_ORDER for lang in TASKS[t].all_languages]
+    leaves = {spec.leaf(lang) for spec in TABLE.values() for lang in spec.all_languages}
+    leaves |= {version.spec(t).leaf(lang) for version in BENCHMARKS.values() for t in version.tasks
+               for lang in version.spec(t).all_languages}
+    return group_names() + sorted(leaves)
 
 
 def looks_xtreme(name: str) -> bool:

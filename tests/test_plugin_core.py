@@ -387,3 +387,19 @@ def test_dtype_auto_reads_the_capability_not_is_bf16_supported(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (8, 0))
     assert xtreme_lm._resolve_dtype(None, "cuda:0") == "bfloat16"
     assert xtreme_lm._resolve_dtype("bf16", "cuda") == "bfloat16"  # an explicit choice is kept
+
+
+def test_the_task_name_check_knows_every_generated_task_and_group():
+    """The early one-line check of --tasks names must accept every name the generated YAML defines
+    (XTREME's and XTREME-R's), or a valid task such as xtreme-xcopa-et is refused before lm-eval sees it."""
+    from harness_ext.run_guard import xtreme_names
+
+    defined: set[str] = set()
+    for path in (REPO / "xtreme_tasks" / "tasks").rglob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key in ("task", "group") and value.strip():
+                defined.add(value.strip())
+    assert defined, "no generated YAML found"
+    assert defined <= set(xtreme_names()), sorted(defined - set(xtreme_names()))
