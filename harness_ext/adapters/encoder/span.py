@@ -14,15 +14,17 @@ benchmark's numbers depend on it:
   most ``max_answer_length`` tokens long and the start token has its *maximum
   context* in this window (a token seen by two windows is only trusted where it has
   more text on both sides); the best ``start + end`` logit sum over ALL windows wins;
-* the answer is cut from the ORIGINAL context through the tokenizer's offset
-  mapping, so it is always a substring of the context (never detokenised
-  sub-words, which would break for SentencePiece/byte-level vocabularies).
+* the answer text is recovered as ``compute_predictions_logits`` recovers it
+  (``answer_text.py``: detokenised sub-words projected onto the whole words they
+  come from, else those whole words); ``answer_text=offsets`` cuts the ORIGINAL
+  context at the sub-words' character offsets instead (always a substring).
 
-Differences from the official code, on purpose: when no pair is valid we answer
-``""`` (official: the literal string ``"empty"``; both score 0), and top-n is taken
-over real tokens only (the official code also ranks padding, then discards it);
-a ``stride`` larger than a window's context part steps by the window instead of
-skipping the tokens in between.
+Differences from the official code, on purpose (docs/official_pipeline.md): when no
+pair is valid we answer ``""`` (official: the literal string ``"empty"``; both score
+0), and top-n is taken over real tokens only (the official code pads every window to
+384 tokens and ranks the padding too, then discards it: a padded position can only
+take one of the 20 places, never win); a ``stride`` larger than a window's context part
+steps by the window instead of skipping the tokens in between.
 
 Windows of many questions are batched together, longest first, padded per batch.
 """
@@ -34,10 +36,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from harness_ext.adapters.encoder.answer_text import OfficialText
 from harness_ext.adapters.runtime.autobatch import plan_for
 from harness_ext.adapters.runtime.batching import host_tensors, move, pad_columns
 from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_pipelined, run_waves
-from harness_ext.adapters.runtime.settings import AdapterSettings
+from harness_ext.adapters.runtime.settings import ANSWER_TEXT_MODES, AdapterSettings
 
 #: official run_squad.py defaults
 DEFAULT_MAX_LENGTH = 384
@@ -228,8 +231,12 @@ def encode_windows(
     query_budget = min(max_query_length, max_length - n_special - 1)
     if query_budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for a question and its context")
-    questions = _truncate_questions(tokenizer, questions, query_budget)
-    question_ids = tokenizer(questions, add_special_tokens=False)["input_ids"] if questions else []
+    template = _pair_template(tokenizer)
+    if template is not None:  # the question's first ids, as run_squad's encode(question, max_length=64)
+        question_ids = [ids[:query_budget] for ids in tokenizer(list(questions), add_special_tokens=False)["input_ids"]]
+    else:  # the tokenizer builds the pairs from text: cut the question's text instead
+        questions = _truncate_questions(tokenizer, questions, query_budget)
+        question_ids = tokenizer(questions, add_special_tokens=False)["input_ids"] if questions else []
     query_lengths = [len(ids) for ids in question_ids]
     groups: dict[int, list[int]] = {}
     for i, query_length in enumerate(query_lengths):
@@ -241,9 +248,8 @@ def encode_windows(
     ranges: list[tuple[int, int]] = []
     offsets: list[np.ndarray] = []
     overlaps: list[int] = []
-    template = _pair_template(tokenizer)
-    if template is not None and max(query_lengths, default=0) > max_length - n_special - 1:
-        template = None  # a re-tokenised cut question left no room for context: the tokenizer decides
+    if template is None and max(query_lengths, default=0) > max_length - n_special - 1:
+        raise ValueError(f"max_length={max_length} leaves no room for the context after a {max(query_lengths)}-token question")
     if template is not None:  # each distinct context encoded once, windows cut from it per question
         cut = _cut_windows(tokenizer, template, question_ids, contexts, max_length, doc_stride, n_special)
         features, example, ranges, offsets, overlaps = cut
@@ -331,25 +337,46 @@ def best_spans(
     return spans_of(windows, found)
 
 
-def spans_of(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int] | None]:
-    """Per request: the best of its windows' best pairs (:func:`best_window_span`), as a character span.
+def best_pairs(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int, int] | None]:
+    """Per request: the best of its windows' best pairs (:func:`best_window_span`) as (window, start, end).
 
     Ties go to the earlier window, as in the official loop over features."""
-    spans: list[tuple[int, int] | None] = []
+    out: list[tuple[int, int, int] | None] = []
     for i in range(windows.n_examples):
         best: tuple[float, int, int, int] | None = None
         for w in windows.windows_of(i):
             pair = found[w]
             if pair is not None and (best is None or pair[0] > best[0]):
                 best = (pair[0], w, pair[1], pair[2])
-        if best is None:
-            spans.append(None)
-            continue
-        _, w, start, end = best
-        first = int(windows.context_range[w][0])
-        offsets = windows.offsets[w]
-        spans.append((int(offsets[start - first, 0]), int(offsets[end - first, 1])))
-    return spans
+        out.append(None if best is None else best[1:])
+    return out
+
+
+def char_span(windows: Windows, pair: tuple[int, int, int] | None) -> tuple[int, int] | None:
+    """The character span (start, end) in the context of a (window, start, end) token pair."""
+    if pair is None:
+        return None
+    w, start, end = pair
+    first = int(windows.context_range[w][0])
+    offsets = windows.offsets[w]
+    return int(offsets[start - first, 0]), int(offsets[end - first, 1])
+
+
+def spans_of(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int] | None]:
+    """Per request: the best of its windows' best pairs, as a character span."""
+    return [char_span(windows, pair) for pair in best_pairs(windows, found)]
+
+
+def official_text(recover: OfficialText, windows: Windows, context: str, pair: tuple[int, int, int] | None) -> str:
+    """The answer text of a (window, start, end) pair as run_squad recovers it (see answer_text.py);
+    ``""`` when no pair was valid (official: the literal ``"empty"``)."""
+    if pair is None:
+        return ""
+    w, start, end = pair
+    first = int(windows.context_range[w][0])
+    offsets = windows.offsets[w]
+    ids = windows.features[w]["input_ids"][start : end + 1]
+    return recover(context, ids, int(offsets[start - first, 0]), int(offsets[end - first, 0]))
 
 
 def span_text(context: str, span: tuple[int, int] | None) -> str:
@@ -439,9 +466,10 @@ def _pair(request: Any) -> tuple[str, str]:
 
 
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
-    """One answer string per request, each a substring of its context."""
+    """One answer string per request: run_squad's text (default) or a substring of the context (``answer_text=offsets``)."""
     if not requests:
         return []
+    mode = answer_text_mode(settings)
     pairs = [_pair(r) for r in requests]
     extra = settings.extra or {}
     tokenizer, max_length = loaded.tokenizer, window_length(loaded, settings)
@@ -464,5 +492,18 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length))
     waves = run_waves(waves_plan.bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="extract_span", progress=len(questions) > 64)
-    spans = [span for wave, found in waves for span in spans_of(wave.extra, found)]
-    return waves_plan.restore([span_text(context, span) for context, span in zip(contexts, spans)])
+    chosen = [(wave.extra, pair) for wave, found in waves for pair in best_pairs(wave.extra, found)]
+    if mode == "offsets":
+        texts = [span_text(context, char_span(windows, pair)) for context, (windows, pair) in zip(contexts, chosen)]
+    else:
+        recover = OfficialText(tokenizer)
+        texts = [official_text(recover, windows, context, pair) for context, (windows, pair) in zip(contexts, chosen)]
+    return waves_plan.restore(texts)
+
+
+def answer_text_mode(settings: AdapterSettings) -> str:
+    """``settings.answer_text``: ``official`` (run_squad's text recovery) or ``offsets`` (a substring of the context)."""
+    mode = settings.answer_text
+    if mode not in ANSWER_TEXT_MODES:
+        raise ValueError(f"answer_text={mode!r}: use one of {', '.join(ANSWER_TEXT_MODES)}")
+    return mode

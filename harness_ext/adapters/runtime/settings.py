@@ -6,6 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: ``answer_text``: run_squad's text recovery (official) or the context cut at sub-word offsets
+ANSWER_TEXT_MODES = ("official", "offsets")
+#: ``tag_split``: XTREME's non-overlapping chunks of ``--max_len`` 128 (official) or overlapping windows
+TAG_SPLIT_MODES = ("official", "windows")
+#: ``tag_outputs``: head outputs outside the task's tags visible to the argmax (official) or masked
+TAG_OUTPUT_MODES = ("official", "mask")
+
+
 @dataclass
 class AdapterSettings:
     device: str = "cpu"
@@ -25,6 +33,16 @@ class AdapterSettings:
     pooling: str = "mean"
     #: QA: longest answer in tokens
     max_answer_length: int = 30
+    #: QA: how the best span becomes text: ``official`` (run_squad's whole-word recovery,
+    #: see encoder/answer_text.py) or ``offsets`` (the context cut at the sub-words' offsets)
+    answer_text: str = "official"
+    #: tagging: long sentences in XTREME's non-overlapping chunks of ``max_length`` (default 128)
+    #: sub-words, over-long words as the unknown token (``official``), or in overlapping windows
+    #: of up to the model's limit (``windows``)
+    tag_split: str = "official"
+    #: tagging: head outputs outside the task's tags (the ``O`` of XTREME's UD-POS heads) seen by the
+    #: argmax as in run_tag.py (``official``; such a prediction counts as wrong) or masked (``mask``)
+    tag_outputs: str = "official"
     #: where embeddings are cached (None = ~/.cache/xtreme-harness/embeddings)
     cache_dir: str | None = None
     use_cache: bool = True
