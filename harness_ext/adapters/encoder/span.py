@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness_ext.adapters.encoder.answer_text import OfficialText
+from harness_ext.adapters.encoder.pairs import PairTemplate, pair_template
 from harness_ext.adapters.runtime.autobatch import plan_for
 from harness_ext.adapters.runtime.batching import host_tensors, move, pad_columns
 from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_pipelined, run_waves
@@ -119,40 +120,6 @@ def max_context_masks(offsets: Sequence[np.ndarray], overlap: int) -> list[np.nd
     return [best[start : start + len(off)] == w for w, (start, off) in enumerate(zip(starts, offsets))]
 
 
-@dataclass(frozen=True)
-class _PairTemplate:
-    """Special tokens and token types around (question, context), read from the tokenizer."""
-
-    prefix: list[int]
-    middle: list[int]
-    suffix: list[int]
-    #: token type of prefix, question, middle, context, suffix (None: no token_type_ids)
-    types: tuple[list[int], int, list[int], int, list[int]] | None
-    keys: tuple[str, ...]
-
-
-def _pair_template(tokenizer: Any) -> _PairTemplate | None:
-    """``[CLS] q [SEP] c [SEP]`` / ``<s> q </s></s> c </s>``: the pair layout, or None if it is not of that form."""
-    if getattr(tokenizer, "truncation_side", "right") != "right":
-        return None
-    enc = tokenizer("a", "b")
-    ids, seq = enc["input_ids"], enc.sequence_ids(0)
-    q = [i for i, x in enumerate(seq) if x == 0]
-    c = [i for i, x in enumerate(seq) if x == 1]
-    if not q or not c or q != list(range(q[0], q[-1] + 1)) or c != list(range(c[0], c[-1] + 1)) or q[-1] >= c[0]:
-        return None
-    if len(ids) - len(q) - len(c) != tokenizer.num_special_tokens_to_add(pair=True):
-        return None
-    types = None
-    if "token_type_ids" in enc:
-        t = enc["token_type_ids"]
-        if len({t[i] for i in q}) != 1 or len({t[i] for i in c}) != 1:
-            return None
-        types = (t[: q[0]], t[q[0]], t[q[-1] + 1 : c[0]], t[c[0]], t[c[-1] + 1 :])
-    keys = tuple(k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc)
-    return _PairTemplate(ids[: q[0]], ids[q[-1] + 1 : c[0]], ids[c[-1] + 1 :], types, keys)
-
-
 def _context_starts(n: int, budget: int, overlap: int) -> list[tuple[int, int]]:
     """Context token ranges of the windows, as the tokenizer's overflow cuts them
     (``tokenizers`` ``Encoding::truncate``: steps of ``budget - overlap``, stop once the end is in)."""
@@ -168,7 +135,7 @@ def _context_starts(n: int, budget: int, overlap: int) -> list[tuple[int, int]]:
     return out
 
 
-def _cut_windows(tokenizer, template: _PairTemplate, q_ids, contexts, max_length: int, doc_stride: int,
+def _cut_windows(tokenizer, template: PairTemplate, q_ids, contexts, max_length: int, doc_stride: int,
                  n_special: int):
     """Windows of every (question, context), each distinct context tokenised once (XQuAD has ~5 questions
     per paragraph): the same windows as the tokenizer's ``return_overflowing_tokens`` gives per pair."""
@@ -231,7 +198,7 @@ def encode_windows(
     query_budget = min(max_query_length, max_length - n_special - 1)
     if query_budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for a question and its context")
-    template = _pair_template(tokenizer)
+    template = pair_template(tokenizer)
     if template is not None:  # the question's first ids, as run_squad's encode(question, max_length=64)
         question_ids = [ids[:query_budget] for ids in tokenizer(list(questions), add_special_tokens=False)["input_ids"]]
     else:  # the tokenizer builds the pairs from text: cut the question's text instead

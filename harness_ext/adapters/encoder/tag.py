@@ -8,17 +8,24 @@ What XTREME does, and what we keep:
   control character) is replaced by the tokenizer's unknown token, as XTREME does,
   so it still gets a position and a prediction; a tokenizer without an unknown
   token is refused rather than guessing;
-* **no truncation**: XTREME truncates long sentences and so loses their last words.
-  We never drop a word: a sentence whose sub-words don't fit the window is split
-  into overlapping windows of whole words (overlap up to ``stride`` sub-words, at
-  most half a window); each word takes its prediction from the window where it has
-  the most context (the larger of its smaller left/right sub-word margin, SQuAD's
-  "max context" rule). A single word longer than a whole window keeps its first
-  sub-words (enough for its own prediction);
+* **long sentences, as XTREME splits them** (``tag_split=official``, the default):
+  ``utils_preprocess.py`` (udpos/panx tokenize, ``--max_len 128``) cuts a sentence of
+  more than 126 sub-words (125 for XLM-R, whose inputs end ``</s></s>``) into
+  consecutive, non-overlapping chunks of whole words, each encoded as its own
+  sequence, and writes a word longer than that budget as the unknown token;
+  ``run_tag.py`` re-joins the chunks' predictions in order. ``tag_split=windows``
+  instead encodes up to the model's limit (512) in one window and splits longer
+  sentences into overlapping windows of whole words (overlap up to ``stride``
+  sub-words, at most half a window); each word then takes its prediction from the
+  window where it has the most context (SQuAD's "max context" rule), and a word
+  longer than a whole window keeps its first sub-words;
 * **labels by name**: head outputs are mapped to the task's tag set through the
   checkpoint's ``id2label`` (see :func:`head_to_tagset`), so a head trained with a
   different label order, ``PER``/``PERSON`` spellings or BIOES/BILOU prefixes
-  still scores correctly, and a head whose labels don't name the tags is refused.
+  still scores correctly, and a head whose labels don't name the tags is refused;
+* **outputs outside the task** (the ``O`` that ``utils_tag.get_labels`` adds to an
+  XTREME UD-POS head): seen by the argmax as in ``run_tag.py`` (``tag_outputs=official``;
+  such a prediction counts as wrong), or masked (``tag_outputs=mask``).
 
 Windows of all sentences are sorted by length and padded per batch
 (:mod:`harness_ext.adapters.runtime.batching`).
@@ -92,8 +99,8 @@ def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
 
     Refused (:class:`LabelMismatchError`, naming config.json and the fix): generic
     ``LABEL_<n>`` names, or a head that cannot predict some tag of the task (it was
-    trained on another tag set). Head labels outside the task (CoNLL's ``MISC``) are
-    allowed and never predicted; they are logged.
+    trained on another tag set). Head labels outside the task (the ``O`` of XTREME's UD-POS
+    heads, CoNLL's ``MISC``) are allowed and logged; their index maps to None.
     """
     config = loaded.model.config
     id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
@@ -124,7 +131,8 @@ def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
     key = (_config_path(loaded), tuple(unused))
     if unused and key not in _WARNED:
         _WARNED.add(key)
-        log.warning("%s: head labels %s are not tags of this task and are never predicted", _config_path(loaded), unused)
+        log.warning("%s: head labels %s are not tags of this task: where the argmax picks one the word counts as "
+                    "wrong, as in run_tag.py (tag_outputs=mask never predicts them)", _config_path(loaded), unused)
     return mapping
 
 
