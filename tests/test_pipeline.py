@@ -101,7 +101,8 @@ def test_tag_pipelined_equals_sequential(minilm_path, shared_data):
     sentences = _ud(shared_data, 80)
     requests = _requests([(" ".join(w), tuple(w), UPOS_TAGS) for w in sentences])
     # windows of 24 sub-words: long sentences are split, so the window merge runs too
-    for settings in ({"batch_size": 8, "max_length": 24, "stride": 8}, {"batch_size": None}):
+    for settings in ({"batch_size": 8, "max_length": 24, "stride": 8, "tag_split": "windows"},
+                     {"batch_size": 8, "max_length": 24}, {"batch_size": None}):
         sequential = tag.answer(loaded, requests, _settings(False, **settings))
         pipelined = tag.answer(loaded, requests, _settings(True, **settings))
         assert pipelined == sequential
@@ -112,7 +113,8 @@ def test_span_pipelined_equals_sequential(minilm_path, shared_data):
     loaded = _minilm(minilm_path, "question-answering")
     pairs = _xquad(shared_data, 24)
     requests = _requests(pairs)
-    settings = {"batch_size": 4, "max_length": 96, "stride": 32}  # several windows per paragraph
+    # several windows per paragraph; exact substrings, to compare with span_text below
+    settings = {"batch_size": 4, "max_length": 96, "stride": 32, "answer_text": "offsets"}
     sequential = span.answer(loaded, requests, _settings(False, **settings))
     pipelined = span.answer(loaded, requests, _settings(True, **settings))
     assert pipelined == sequential

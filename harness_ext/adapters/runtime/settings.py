@@ -22,11 +22,12 @@ class AdapterSettings:
     #: examples per batch; ``None`` = found automatically (largest that fits)
     batch_size: int | None = 32
     max_batch_size: int = 512
-    #: tokens per window (defaults to the model's limit, capped at 512)
+    #: tokens per input; default as the official scripts: QA 384, tagging 128 (``tag_split=windows``:
+    #: the model's limit, capped at 512), classification 128; never beyond the model's limit
     max_length: int | None = None
     #: long inputs: for QA the step between window starts in tokens (XTREME's
-    #: ``doc_stride``, official default 128); for tagging the overlap (sub-words) kept
-    #: between neighbouring word windows
+    #: ``doc_stride``, official default 128); for tagging with ``tag_split=windows`` the
+    #: overlap (sub-words) kept between neighbouring word windows
     stride: int = 128
     #: retrieval: hidden-state index (negative counts from the top; official scripts skip the embedding layer)
     layer: int | None = None
