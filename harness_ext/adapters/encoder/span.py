@@ -65,6 +65,8 @@ class Windows:
     offsets: list[np.ndarray]  # per window (n_context, 2) int
     max_context: list[np.ndarray]  # per window (n_context,) bool
     n_examples: int
+    #: the requests' contexts (for the answer text), in request order
+    contexts: Sequence[str] = ()
 
     def windows_of(self, example: int) -> range:
         lo, hi = np.searchsorted(self.example, [example, example + 1])
@@ -253,7 +255,7 @@ def encode_windows(
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         if hi > lo:
             max_context[lo:hi] = max_context_masks(offsets[lo:hi], overlaps[lo])
-    return Windows(features, example_arr, ranges_arr, offsets, max_context, len(questions))
+    return Windows(features, example_arr, ranges_arr, offsets, max_context, len(questions), list(contexts))
 
 
 # --------------------------------------------------------------------------- decoding
@@ -304,26 +306,27 @@ def best_spans(
     return spans_of(windows, found)
 
 
-def best_pairs(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int, int] | None]:
-    """Per request: the best of its windows' best pairs (:func:`best_window_span`) as (window, start, end).
+def best_pairs(windows: Windows, found: Sequence[tuple | None]) -> list[tuple | None]:
+    """Per request: the best of its windows' best pairs (:func:`best_window_span`) as (window, start, end,
+    and whatever else the window's entry holds after its score, e.g. its answer text).
 
     Ties go to the earlier window, as in the official loop over features."""
-    out: list[tuple[int, int, int] | None] = []
+    out: list[tuple | None] = []
     for i in range(windows.n_examples):
-        best: tuple[float, int, int, int] | None = None
+        best: tuple | None = None
         for w in windows.windows_of(i):
             pair = found[w]
             if pair is not None and (best is None or pair[0] > best[0]):
-                best = (pair[0], w, pair[1], pair[2])
+                best = (pair[0], w, *pair[1:])
         out.append(None if best is None else best[1:])
     return out
 
 
-def char_span(windows: Windows, pair: tuple[int, int, int] | None) -> tuple[int, int] | None:
+def char_span(windows: Windows, pair: tuple | None) -> tuple[int, int] | None:
     """The character span (start, end) in the context of a (window, start, end) token pair."""
     if pair is None:
         return None
-    w, start, end = pair
+    w, start, end = pair[:3]
     first = int(windows.context_range[w][0])
     offsets = windows.offsets[w]
     return int(offsets[start - first, 0]), int(offsets[end - first, 1])
@@ -339,7 +342,7 @@ def official_text(recover: OfficialText, windows: Windows, context: str, pair: t
     ``""`` when no pair was valid (official: the literal ``"empty"``)."""
     if pair is None:
         return ""
-    w, start, end = pair
+    w, start, end = pair[:3]
     first = int(windows.context_range[w][0])
     offsets = windows.offsets[w]
     ids = windows.features[w]["input_ids"][start : end + 1]
@@ -407,10 +410,16 @@ def _run_windows(loaded: Any, windows: Windows, settings: AdapterSettings, decod
                          forward, prepare=prepare, finish=finish, overlap=overlap_enabled(settings), desc="extract_span")
 
 
-def _best_of(n_best: int, max_answer_length: int) -> Callable:
-    def decode(windows: Windows, w: int, start: np.ndarray, end: np.ndarray) -> tuple[float, int, int] | None:
-        return best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w], n_best,
-                                max_answer_length)
+def _best_of(n_best: int, max_answer_length: int, recover: OfficialText | None = None) -> Callable:
+    """Per window: its best valid (score, start, end) pair; with ``recover`` also that pair's official
+    answer text, worked out on the pipeline's finishing thread while the next batches run."""
+    def decode(windows: Windows, w: int, start: np.ndarray, end: np.ndarray) -> tuple | None:
+        found = best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w], n_best,
+                                 max_answer_length)
+        if found is None or recover is None:
+            return found
+        context = windows.contexts[int(windows.example[w])]
+        return (*found, official_text(recover, windows, context, (w, found[1], found[2])))
     return decode
 
 
@@ -455,16 +464,16 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         return Wave([(windows, w) for w in range(len(windows.features))],
                     [len(f["input_ids"]) for f in windows.features], windows)
 
+    recover = OfficialText(tokenizer) if mode == "official" else None
     prepare, forward, finish = _stages(
-        loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length))
+        loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length, recover))
     waves = run_waves(waves_plan.bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="extract_span", progress=len(questions) > 64)
     chosen = [(wave.extra, pair) for wave, found in waves for pair in best_pairs(wave.extra, found)]
-    if mode == "offsets":
+    if recover is None:
         texts = [span_text(context, char_span(windows, pair)) for context, (windows, pair) in zip(contexts, chosen)]
-    else:
-        recover = OfficialText(tokenizer)
-        texts = [official_text(recover, windows, context, pair) for context, (windows, pair) in zip(contexts, chosen)]
+    else:  # the text each window's best pair got on the finishing thread
+        texts = ["" if pair is None else pair[3] for _, pair in chosen]
     return waves_plan.restore(texts)
 
 
