@@ -15,6 +15,9 @@ What it reports (each part is independent: one failing part is recorded and the 
   aside), plus k = 2500 (> faiss's GPU limit) served on the chosen backend;
 * ``bucc``: BUCC-size mining, 400k x 400k x 1024, both directions with k = 4 plus ratio
   margin (``harness_ext.retrieval.mining.mine``) on the ``auto`` backend; goal < 10 s on an H100;
+* ``mewslix``: Mewsli-X-size ranking, top 20 of 20k queries in a 1M x 768 pool
+  (``harness_ext.retrieval.ranking.top_k``, what the Mewsli-X task runs) on the ``auto``
+  backend, checked against torch's exact search on the CPU for the first 500 queries (ties aside);
 * ``throughput``: a randomly initialised encoder of XLM-R large's shape (24 x 1024,
   16 heads; all-MiniLM's tokenizer) in bf16, our classify / tag / extract_span / embed
   adapters from raw requests next to the bare forward pass over the same pre-built
@@ -43,8 +46,10 @@ import _common as c  # noqa: E402
 import numpy as np  # noqa: E402
 
 FULL = {"search_db": 100_000, "search_q": 10_000, "dim": 1024, "bucc": 400_000, "k_large": 2500,
+        "mewslix_pool": 1_000_000, "mewslix_q": 20_000, "mewslix_dim": 768,
         "k_large_db": 20_000, "size": "large", "n_classify": 4000, "n_tag": 2000, "n_qa": 300, "n_embed": 4000}
 SMOKE = {"search_db": 2_000, "search_q": 200, "dim": 64, "bucc": 3_000, "k_large": 2100,
+         "mewslix_pool": 5_000, "mewslix_q": 300, "mewslix_dim": 64,
          "k_large_db": 2_500, "size": "minilm", "n_classify": 24, "n_tag": 12, "n_qa": 4, "n_embed": 24}
 GOALS = {"bucc_seconds": 10.0, "throughput_ratio": 0.9}
 
@@ -282,6 +287,19 @@ def _free() -> None:
 
 
 # --------------------------------------------------------------------------- main
+def part_mewslix(sizes: dict, memory: Memory) -> dict[str, Any]:
+    from harness_ext.retrieval.ranking import top_k
+    from harness_ext.retrieval.search import resolve_backend
+
+    n, q, dim = sizes["mewslix_pool"], sizes["mewslix_q"], sizes["mewslix_dim"]
+    pool, queries = unit_vectors(n, dim, 4), unit_vectors(q, dim, 5)
+    seconds, (scores, ids) = best_of(lambda: top_k(queries, pool, 20, backend="auto"), 1, memory)
+    ref_scores, ref_ids = top_k(queries[:500], pool, 20, backend="torch")
+    return {"shape": f"{q} queries x {n} x {dim}, k=20 (cosine, exact)", "backend": resolve_backend("auto"),
+            "seconds": round(seconds, 3), "queries_per_s": round(q / seconds, 1),
+            "vs_torch": agreement(ids[:500], scores[:500], ref_ids, ref_scores)}
+
+
 def run(smoke: bool, rounds: int, out_path: Path, data: Path, parts: list[str]) -> dict[str, Any]:
     import torch
 
@@ -300,6 +318,7 @@ def run(smoke: bool, rounds: int, out_path: Path, data: Path, parts: list[str]) 
         "environment": lambda: part_environment(sizes),
         "search": lambda: part_search(sizes, rounds, memory),
         "bucc": lambda: part_bucc(sizes, memory),
+        "mewslix": lambda: part_mewslix(sizes, memory),
         "throughput": lambda: part_throughput(sizes, rounds, dtype, data, memory),
     }
     for name in parts:
@@ -327,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data", type=Path, default=c.DEFAULT_DATA, help="the shared data folder (Tatoeba, UD, XQuAD)")
-    parser.add_argument("--parts", default="environment,search,bucc,throughput")
+    parser.add_argument("--parts", default="environment,search,bucc,mewslix,throughput")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     c.set_threads(args.threads)

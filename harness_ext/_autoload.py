@@ -82,7 +82,7 @@ def _patch_cli_values(module) -> None:
     module.handle_cli_value_string = handle_cli_value_string
 
 
-REQUEST_KINDS = ("classify", "tag", "extract_span", "embed")
+REQUEST_KINDS = ("classify", "tag", "extract_span", "embed", "choose")
 
 
 def _prompted_method(kind: str) -> Callable:

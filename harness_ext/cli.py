@@ -36,17 +36,21 @@ def run(ctx: typer.Context) -> None:
     raise typer.Exit(run_lm_eval_cli(list(ctx.args)))
 
 
-@app.command(help="Score a folder of predictions in the official XTREME layout "
-             "(<task>/test-<lang>.{tsv,json}) against a folder of labels, with the official rules.")
+@app.command(help="Score a folder of predictions in the official XTREME / XTREME-R layout "
+             "(<task>/test-<lang>.{tsv,json,jsonl}) against a folder of labels, with the official rules.")
 def score(
     predictions: Path = typer.Option(..., "--predictions", "-p", help="predictions folder"),
     labels: Path = typer.Option(..., "--labels", "-l", help="labels folder"),
     tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="only these tasks"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", "-b", help="xtreme or xtreme-r (evaluate.py's --xtreme_version); default: xtreme-r when "
+        "the folder has xcopa/, lareqa/ or mewslix/ and no pawsx/ or bucc2018/, else xtreme"),
 ) -> None:
+    from harness_ext.reports.cli import _benchmark
     from harness_ext.reports.official import score_command
 
-    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json))
+    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json, _benchmark(benchmark)))
 
 
 @app.command(help="Built-in offline demo: builds a tiny checkpoint, runs real XTREME tasks end to end "
@@ -67,11 +71,12 @@ def demo(
              "table). Names are printed whole at any width and when piped.")
 def list_tasks(
     as_json: bool = typer.Option(False, "--json", help="print JSON (groups, then one record per task)"),
-    markdown: bool = typer.Option(False, "--markdown", help="print the README's task table"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the README's task tables (XTREME, then XTREME-R)"),
 ) -> None:
     from harness_ext import task_list
 
-    typer.echo(task_list.as_json() if as_json else task_list.markdown_table() if markdown else task_list.plain_text())
+    tables = "\n\n".join(task_list.markdown_table(name) for name in task_list.BENCHMARKS)
+    typer.echo(task_list.as_json() if as_json else tables if markdown else task_list.plain_text())
 
 
 @checkpoints_app.command("validate", help="Validate a checkpoints.yaml: schema, paths, heads, label sets.")
@@ -118,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        typer.secho(f"error: {err}", err=True, fg="red")
+        from harness_ext.reports.escape import console_text
+
+        # names in errors come from other people's files: no terminal escapes (a list of problems keeps its lines)
+        typer.secho(f"error: {console_text(str(err), one_line=False)}", err=True, fg="red")
         return 2
 
 

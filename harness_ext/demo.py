@@ -125,7 +125,7 @@ def build_tiny_checkpoint(folder: Path, head: str, labels: tuple[str, ...], toke
         "token-classification": transformers.BertForTokenClassification,
         "question-answering": transformers.BertForQuestionAnswering,
     }
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
     label_kwargs = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -207,6 +207,24 @@ def plan_jobs(out: Path, source: Path | None, real: dict[str, str], limit: int,
     return jobs
 
 
+def write_page(results: Path, site: Path) -> Path | None:
+    """The static leaderboard page of the demo's runs (``None`` when no run gave numbers)."""
+    from harness_ext.reports.official import ReportError
+    from harness_ext.reports.results import all_scores, collect
+    from harness_ext.reports.site import PAGE_NAME, build_page
+    from harness_ext.reports.submission import atomic_write_text
+
+    try:
+        systems = collect([results])
+    except ReportError:
+        return None
+    page = site / PAGE_NAME
+    atomic_write_text(page, build_page(all_scores(systems), systems, title="xtreme-harness demo (NOT XTREME results)",
+                                       notes=["Demo run: tiny random checkpoints and an English sentence encoder on "
+                                              "a few examples per language; none of these are XTREME results."]))
+    return page
+
+
 def _headline(job: DemoJob) -> list[tuple[str, str]]:
     rows = []
     for name, metrics in sorted(job.results.items()):
@@ -264,6 +282,9 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
                                     "model_args": job.model_args, "data": job.real_data or str(job.data_dir),
                                     "test_sets": {task: (config.get("metadata") or {}).get("test_set")
                                                   for task, config in (result.get("configs") or {}).items()}})
+                # lm-eval's own results file too, so that `xtreme-eval report` (and the page below) read it
+                _write_json_atomic(out / "results" / job.tasks[0] / "results.json",
+                                   {k: v for k, v in result.items() if k != "samples"})
             except Exception as err:  # one failing task must not lose the others
                 job.error = f"{type(err).__name__}: {err}"
                 (out / "results").mkdir(parents=True, exist_ok=True)
@@ -298,5 +319,9 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
         console.print(f"skipped (no data found{' in ' + str(source) if source else ''}): {', '.join(skipped)}")
     console.print(f"tables: {markdown} (the table above); per-job lm-eval results: {out / 'results'}/*.json",
                   soft_wrap=True)
+    page = write_page(out / "results", out / "site")
+    if page:
+        console.print(f"leaderboard page: {page} (open it in a browser; `xtreme-eval report` makes one from any results)",
+                      soft_wrap=True)
     console.print("[bold yellow]These are not XTREME results.[/]")
     return 1 if any(job.error for job in jobs) else 0

@@ -8,12 +8,14 @@ fails if a future lm-eval stops dispatching them this way.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
+import numpy as np
 from lm_eval.api.instance import Instance
 
-RequestKind = Literal["classify", "tag", "extract_span", "embed"]
-REQUEST_KINDS: tuple[str, ...] = ("classify", "tag", "extract_span", "embed")
+RequestKind = Literal["classify", "tag", "extract_span", "embed", "choose"]
+REQUEST_KINDS: tuple[str, ...] = ("classify", "tag", "extract_span", "embed", "choose")
 
 #: the model head each kind needs from an encoder checkpoint
 HEAD_FOR_KIND: dict[str, str] = {
@@ -21,6 +23,7 @@ HEAD_FOR_KIND: dict[str, str] = {
     "tag": "token-classification",
     "extract_span": "question-answering",
     "embed": "encoder",
+    "choose": "multiple-choice",
 }
 
 
@@ -45,5 +48,49 @@ def span_args(question: str, context: str) -> tuple[Any, ...]:
     return (question, context)
 
 
-def embed_args(text: str) -> tuple[Any, ...]:
-    return (text,)
+def embed_args(text: str, max_tokens: int | None = None) -> tuple[Any, ...]:
+    """``(text,)``, or ``(text, max_tokens)`` when the task fixes the input length (LAReQA's
+    96/256 tokens, Mewsli-X's 64, as the official scripts truncate); adapters cap their own
+    limit at it."""
+    return (text,) if max_tokens is None else (text, int(max_tokens))
+
+
+def embed_cap(args: tuple) -> int | None:
+    """The token cap an ``embed`` request carries (None: the adapter's own limit)."""
+    return int(args[1]) if len(args) > 1 and args[1] is not None else None
+
+
+def by_cap(requests: list) -> dict[int | None, list[int]]:
+    """Positions of ``embed`` requests grouped by the token cap they carry (each adapter embeds a group at once)."""
+    groups: dict[int | None, list[int]] = {}
+    for i, request in enumerate(requests):
+        groups.setdefault(embed_cap(tuple(request.args)), []).append(i)
+    return groups
+
+
+class EmbedVector(np.ndarray):
+    """An ``embed`` response: a float32 vector that prints as its size and a digest.
+
+    lm-eval's ``--log_samples`` writes every response with ``str()``; a plain array would
+    dump every number of every vector (a Mewsli-X run holds a million). Computation sees an
+    ordinary array (``np.asarray`` drops the subclass).
+    """
+
+    def __str__(self) -> str:
+        digest = hashlib.sha1(np.ascontiguousarray(self).tobytes()).hexdigest()[:12]
+        return f"<{self.shape[-1] if self.ndim else 0}-d {self.dtype} vector sha1:{digest}>"
+
+    __repr__ = __str__
+
+
+def embed_response(vector: Any) -> EmbedVector:
+    """Wrap one vector as the response of an ``embed`` request (see :class:`EmbedVector`)."""
+    return np.asarray(vector, dtype=np.float32).view(EmbedVector)
+
+
+def choose_args(context: str, choices: tuple[str, ...], labels: tuple[str, ...]) -> tuple[Any, ...]:
+    """A choice among the document's own candidates: ``labels[i]`` names ``choices[i]``; the
+    response is the chosen label (XCOPA: ``choice1`` / ``choice2``)."""
+    if len(choices) != len(labels):
+        raise ValueError(f"{len(choices)} choices but {len(labels)} labels")
+    return (context, tuple(choices), tuple(labels))

@@ -10,6 +10,7 @@ Layout under ``--out``::
     <out>/<system>/<task>/error.log             traceback of the last failed attempt (removed on success)
     <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / n/a
     <out>/tables/                               the leaderboard of everything finished (xtreme-eval report)
+    <out>/index.html                            the same as a static leaderboard page (docs/reports.md)
 
 Crash safety: lm-eval writes into a staging folder inside the job's folder; the
 files are then moved into place with ``os.replace`` (atomic on one file system),
@@ -31,6 +32,7 @@ kill a sweep at a known point.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -46,7 +48,7 @@ from typing import Any, Callable, Iterable, Sequence
 from harness_ext.progress import bar
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.submission import atomic_write_text
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import DEFAULT_BENCHMARK, TABLE, get_benchmark
 
 HANG_ENV = "XTREME_SWEEP_HANG_ON"
 RESULTS_FILE = "results.json"
@@ -60,9 +62,12 @@ class SweepError(ReportError):
 
 
 def safe_name(name: str) -> str:
-    """A folder name for a system (keeps letters, digits, ``.-_``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "system"
+    """A folder name for a system (keeps letters, digits, ``.-_``); a long name is cut to
+    80 characters plus a digest of the whole, as file systems allow 255 bytes per name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "system"
+    if len(cleaned) > 96:
+        cleaned = f"{cleaned[:80]}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+    return cleaned
 
 
 def check_folder_names(systems: Sequence[str], source: Path | str) -> None:
@@ -85,13 +90,24 @@ class Job:
     task: str
     #: the checkpoint reference this job evaluates (``CheckpointRef`` as sorted JSON)
     checkpoint: str = "{}"
+    #: the benchmark version whose group of the task is run (``xtreme_xnli`` / ``xtreme-r_xnli``)
+    benchmark: str = DEFAULT_BENCHMARK
+
+    @property
+    def group(self) -> str:
+        return get_benchmark(self.benchmark).task_group(self.task)
+
+    @property
+    def key(self) -> str:
+        """The task for XTREME jobs (the folder names sweeps always had), the group for other versions."""
+        return self.task if self.benchmark == DEFAULT_BENCHMARK else self.group
 
     @property
     def id(self) -> str:
-        return f"{self.system}/{self.task}"
+        return f"{self.system}/{self.key}"
 
     def folder(self, out: Path) -> Path:
-        return Path(out) / safe_name(self.system) / self.task
+        return Path(out) / safe_name(self.system) / self.key
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,7 @@ class SweepOptions:
     device: str | None = None
     log_samples: bool = True
     model_args: dict[str, Any] = field(default_factory=dict)
+    benchmark: str = DEFAULT_BENCHMARK
 
 
 @dataclass
@@ -127,26 +144,30 @@ class JobOutcome:
 # ----------------------------------------------------------------------------- planning
 
 
-def parse_tasks(values: Sequence[str] | None) -> list[str]:
-    """``xnli,pawsx`` / ``xtreme_xnli`` / ``all`` (or nothing) -> task names in benchmark order."""
+def parse_tasks(values: Sequence[str] | None, benchmark: str = DEFAULT_BENCHMARK) -> list[str]:
+    """``xnli,pawsx`` / ``xtreme_xnli`` (``xtreme-r_xnli``) / ``all`` (or nothing) -> task names of
+    ``benchmark`` in its order."""
+    version = get_benchmark(benchmark)
+    prefix = version.task_group("")
     names: list[str] = []
     for value in values or ["all"]:
         for part in value.split(","):
             part = part.strip()
             if not part:
                 continue
-            if part in ("all", "xtreme", "xtreme_*"):
-                names.extend(TASK_ORDER)
+            if part in ("all", version.umbrella, prefix + "*"):
+                names.extend(version.tasks)
                 continue
-            name = part.removeprefix("xtreme_")
-            if name not in TASKS:
-                raise SweepError(f"unknown task {part!r}; use task names ({', '.join(TASK_ORDER)}), their groups "
-                                 "(xtreme_xnli, ...) or all")
+            name = part.removeprefix(prefix)
+            if name not in version.tasks:
+                raise SweepError(f"unknown task {part!r} of {version.title}; use task names ({', '.join(version.tasks)}), "
+                                 f"their groups ({prefix}xnli, ...) or all")
             names.append(name)
-    return [t for t in TASK_ORDER if t in names]
+    return [t for t in version.tasks if t in names]
 
 
-def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None = None) -> tuple[list[Job], list[JobOutcome]]:
+def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None = None,
+         benchmark: str = DEFAULT_BENCHMARK) -> tuple[list[Job], list[JobOutcome]]:
     """Jobs to run, and ``n/a`` outcomes for system x task pairs without a checkpoint."""
     from harness_ext.systems import load_systems
 
@@ -166,7 +187,7 @@ def plan(checkpoints: Path, tasks: Sequence[str], systems: Sequence[str] | None 
         for task in tasks:
             if task in has:
                 ref = asdict(known[name].checkpoint_for(task))
-                jobs.append(Job(name, task, json.dumps(ref, sort_keys=True, default=str)))
+                jobs.append(Job(name, task, json.dumps(ref, sort_keys=True, default=str), benchmark))
             else:
                 not_applicable.append(JobOutcome(name, task, "n/a", detail=f"{name} has no checkpoint for {task}"))
     return jobs, not_applicable
@@ -179,8 +200,11 @@ def _plain(value: Any) -> Any:
 
 def job_spec(job: Job, options: "SweepOptions") -> dict[str, Any]:
     """What determines a job's numbers; stored as ``job.json`` and compared on resume."""
-    return {"system": job.system, "task": job.task, "checkpoint": json.loads(job.checkpoint),
+    spec = {"system": job.system, "task": job.task, "checkpoint": json.loads(job.checkpoint),
             "limit": options.limit, "model_args": _plain(options.model_args)}
+    if job.benchmark != DEFAULT_BENCHMARK:  # XTREME jobs keep the job.json they always had (resume)
+        spec["benchmark"] = job.benchmark
+    return spec
 
 
 def has_results(folder: Path) -> bool:
@@ -239,7 +263,7 @@ def _evaluate(job: Job, options: SweepOptions, staging: Path) -> None:
         model_args["batch_size"] = options.batch_size
     tracker = EvaluationTracker(output_path=str(staging))
     results = lm_eval.simple_evaluate(
-        model="xtreme", model_args=model_args, tasks=[TASKS[job.task].group], limit=options.limit,
+        model="xtreme", model_args=model_args, tasks=[job.group], limit=options.limit,
         device=options.device, log_samples=options.log_samples, evaluation_tracker=tracker,
         task_manager=xtreme_task_manager(),
     )
@@ -347,14 +371,18 @@ def summary_table(outcomes: Iterable[JobOutcome]):
     from harness_ext.reports.tables import Cell, Table
 
     table = Table("sweep_summary", "Sweep: one row per system x task", ["System", "Task", "Status", "Seconds", "Detail"])
-    for o in sorted(outcomes, key=lambda o: (o.system, TASK_ORDER.index(o.task))):
+    from harness_ext.reports.escape import natural_key
+
+    order = list(TABLE)
+    for o in sorted(outcomes, key=lambda o: (natural_key(o.system), order.index(o.task))):
         detail = o.detail + (f" (log: {o.log})" if o.status == "failed" else "")
         table.add([o.system, o.task, o.status, Cell(round(o.seconds, 1), f"{o.seconds:.1f}"), detail])
     return table
 
 
-def write_summary(summary: SweepSummary) -> list[Path]:
-    """``sweep_summary.{md,csv,json}`` and the leaderboard of all finished jobs under ``<out>/tables``."""
+def write_summary(summary: SweepSummary, sizes: dict[str, int] | None = None) -> list[Path]:
+    """``sweep_summary.{md,csv,json}``, the leaderboard of all finished jobs under ``<out>/tables``
+    and the leaderboard page ``<out>/index.html`` (``sizes``: parameters by system, for its Size column)."""
     from harness_ext.reports.tables import to_csv, to_markdown
 
     table = summary_table(summary.outcomes)
@@ -367,8 +395,13 @@ def write_summary(summary: SweepSummary) -> list[Path]:
         from harness_ext.reports.results import all_scores, collect
         from harness_ext.reports.tables import report_tables, write_tables
 
-        scores = all_scores(collect([out]))
+        from harness_ext.reports.site import PAGE_NAME, build_page
+
+        systems = collect([out])
+        scores = all_scores(systems)
         files += write_tables(report_tables(scores), out / "tables", title="XTREME sweep")
+        atomic_write_text(out / PAGE_NAME, build_page(scores, systems, sizes, title="XTREME sweep"))
+        files.append(out / PAGE_NAME)
     return files
 
 
@@ -377,14 +410,16 @@ def run_sweep(
     ray: str | None = None, ray_num_cpus: int | None = None, limit: float | None = None, batch_size: int | None = None,
     device: str | None = None, log_samples: bool = True, model_args: dict[str, Any] | None = None,
     on_done: Callable[[JobOutcome], None] | None = None, on_plan: Callable[[list[Job], list[JobOutcome]], None] | None = None,
+    benchmark: str = DEFAULT_BENCHMARK,
 ) -> SweepSummary:
     """Plan, skip finished jobs, run the rest (locally or on Ray), write the summary and tables."""
     checkpoints = Path(checkpoints).expanduser().resolve()
     out = Path(out).expanduser().resolve()
-    jobs, not_applicable = plan(checkpoints, parse_tasks(tasks), systems)
+    jobs, not_applicable = plan(checkpoints, parse_tasks(tasks, benchmark), systems, benchmark)
     out.mkdir(parents=True, exist_ok=True)
     (out / ".hanging").unlink(missing_ok=True)
-    options = SweepOptions(str(checkpoints), str(out), limit, batch_size, device, log_samples, dict(model_args or {}))
+    options = SweepOptions(str(checkpoints), str(out), limit, batch_size, device, log_samples, dict(model_args or {}),
+                           benchmark)
     if on_plan:
         on_plan(jobs, not_applicable)
     callback = on_done or (lambda outcome: None)
@@ -406,5 +441,7 @@ def run_sweep(
             else:
                 outcomes += run_local(pending, options, counted)
     summary = SweepSummary(outcomes + not_applicable, out)
-    summary.files = write_summary(summary)
+    from harness_ext.systems import load_systems
+
+    summary.files = write_summary(summary, {name: system.size for name, system in load_systems(checkpoints).items()})
     return summary

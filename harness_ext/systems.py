@@ -10,10 +10,11 @@ validated with pydantic; every error names the file, the system and the field.
         family: xlm-r
         size: 278000000
         seed: 1
-        encoder: xlm-roberta-base          # bucc2018 / tatoeba unless given per task
+        encoder: xlm-roberta-base          # retrieval tasks (bucc2018, tatoeba, lareqa, mewslix) unless given per task
         retrieval: {layer: 7, pooling: mean}
         checkpoints:
           xnli: ./runs/xnli/best           # relative to this file's folder
+          mewslix: {source: ./runs/mewslix-dual-encoder, layer: -1, pooling: cls}   # a retrieval task's own layer
           panx: {source: ./runs/panx.ckpt, backend: lightning, tokenizer: xlm-roberta-base}
 
 A source starting with ``/``, ``./``, ``../`` or ``~``, or naming something that exists
@@ -31,13 +32,16 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xtreme_tasks.table import TASKS
+from harness_ext.errors import yaml_error_line
+from xtreme_tasks.table import TABLE as TASKS  # every task of either benchmark (XTREME-R's too)
 
-Head = Literal["sequence-classification", "token-classification", "question-answering", "encoder", "seq2seq"]
+Head = Literal["sequence-classification", "token-classification", "question-answering", "multiple-choice",
+               "encoder", "seq2seq"]
 Scalar = Union[str, int, float, bool]
-#: request kind of a task -> the head its fine-tuned checkpoint carries
+#: request kind of a task -> the head its fine-tuned checkpoint carries (as harness_ext.requests.HEAD_FOR_KIND,
+#: kept here so that reading checkpoints.yaml does not import lm-eval)
 HEAD_FOR_KIND = {"classify": "sequence-classification", "tag": "token-classification",
-                 "extract_span": "question-answering", "embed": "encoder"}
+                 "extract_span": "question-answering", "embed": "encoder", "choose": "multiple-choice"}
 RETRIEVAL_TASKS = tuple(name for name, spec in TASKS.items() if spec.request_kind == "embed")
 ENV_VAR = "XTREME_CHECKPOINTS"
 FILE_NAME = "checkpoints.yaml"
@@ -49,7 +53,10 @@ class SystemsError(ValueError):
 
 def task_head(task: str) -> str:
     """The head a fine-tuned checkpoint for ``task`` carries (``encoder`` for retrieval)."""
-    return HEAD_FOR_KIND[TASKS[task].request_kind]
+    kind = TASKS[task].request_kind
+    if kind not in HEAD_FOR_KIND:
+        raise ValueError(f"{task}: no checkpoint head is known for its request kind {kind!r}")
+    return HEAD_FOR_KIND[kind]
 
 
 # --------------------------------------------------------------------------- schema
@@ -68,11 +75,31 @@ class CheckpointSpec(_Strict):
     templates: str | None = Field(None, description="text-to-text templates (seq2seq checkpoints)")
     revision: str | None = None
     options: dict[str, Scalar] = Field(default_factory=dict, description="more backend options")
+    layer: int | None = Field(None, description="retrieval tasks: this checkpoint's layer (else the system's)")
+    pooling: str | None = Field(None, description="retrieval tasks: this checkpoint's pooling (else the system's)")
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, value: Any) -> Any:
         return {"source": value} if isinstance(value, str) else value
+
+    @field_validator("pooling")
+    @classmethod
+    def _known_pooling(cls, value: str | None) -> str | None:
+        known = _poolings()
+        if value is not None and known and value not in known:
+            raise ValueError(f"unknown pooling {value!r}; expected one of {', '.join(known)}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _no_remote_code(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        from harness_ext.backends._guards import REMOTE_CODE_FIX
+
+        if str(value.get("trust_remote_code", False)).strip().lower() not in {"false", "0", "no", "off", ""}:
+            raise ValueError(f"trust_remote_code is refused (it would import Python files from the checkpoint); "
+                             f"{REMOTE_CODE_FIX}")
+        return {k: v for k, v in value.items() if k != "trust_remote_code"}
 
 
 class Retrieval(_Strict):
@@ -125,6 +152,8 @@ class SystemSpec(_Strict):
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; expected some of {', '.join(TASKS)}")
         for task, spec in value.items():
+            if (spec.layer is not None or spec.pooling is not None) and task not in RETRIEVAL_TASKS:
+                raise ValueError(f"{task}: layer/pooling apply to retrieval tasks ({', '.join(RETRIEVAL_TASKS)}) only")
             allowed = {task_head(task), "seq2seq"}
             if spec.head is not None and spec.head not in allowed:
                 raise ValueError(f"{task}: head {spec.head!r} cannot answer {task}; expected one of {sorted(allowed)}")
@@ -222,7 +251,10 @@ class System:
         head = spec.head or task_head(task)
         settings: dict[str, Any] = {}
         if task in RETRIEVAL_TASKS:
-            settings = {"layer": self.spec.retrieval.layer, "pooling": self.spec.retrieval.pooling}
+            settings = {
+                "layer": spec.layer if spec.layer is not None else self.spec.retrieval.layer,
+                "pooling": spec.pooling or self.spec.retrieval.pooling,
+            }
         return CheckpointRef(
             source=resolve_source(spec.source, base), head=head, backend=spec.backend, options=options,
             settings=settings, templates=resolve_source(spec.templates, base) if spec.templates else None,
@@ -269,6 +301,15 @@ def default_path() -> Path:
 
 def load_systems(path: str | Path | None = None) -> dict[str, System]:
     """Every system in the file, validated; raises SystemsError naming file/system/field."""
+    systems, problems = parse_systems(path)
+    if problems:
+        raise SystemsError("\n".join(problems))
+    return systems
+
+
+def parse_systems(path: str | Path | None = None) -> tuple[dict[str, System], list[str]]:
+    """The valid systems of the file and one line per problem of the others (SystemsError
+    when the file as a whole is unusable), so that one bad system hides no other."""
     file = Path(path).expanduser() if path else default_path()
     raw = _read_yaml(file)
     try:
@@ -284,10 +325,8 @@ def load_systems(path: str | Path | None = None) -> dict[str, System]:
         try:
             systems[str(name)] = System(str(name), SystemSpec.model_validate(body), file.resolve())
         except ValidationError as exc:
-            problems.append(_format_errors(file, str(name), exc))
-    if problems:
-        raise SystemsError("\n".join(problems))
-    return systems
+            problems.extend(_format_errors(file, str(name), exc).splitlines())
+    return systems, problems
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -326,7 +365,9 @@ def _read_yaml(file: Path) -> Any:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SystemsError(f"{file}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise SystemsError(f"{file}: not valid YAML: {yaml_error_line(exc)}") from None
+    except RecursionError:
+        raise SystemsError(f"{file}: nested too deeply to be a checkpoints file; fix its structure") from None
     if data is None:
         raise SystemsError(f"{file}: is empty (expected 'systems:' with at least one system; "
                            "see the shipped checkpoints.yaml)")
@@ -377,17 +418,33 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
     checkpoint carries the task's head with the task's labels (loads what it must)."""
     file = Path(path).expanduser() if path else default_path()
     try:
-        systems = load_systems(file)
+        systems, invalid = parse_systems(file)
     except SystemsError as exc:
         return [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in str(exc).splitlines()]
-    problems: list[Problem] = []
+    problems = [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in invalid]
     for name, system in systems.items():
         for task in system.tasks():
             ref = system.checkpoint_for(task)
             where = f"checkpoints.{task}" if task in system.spec.checkpoints else "encoder"
-            for severity, message in check_checkpoint(ref, task, check_heads):
-                problems.append(Problem(str(file), name, where, message, severity))
+            found = check_checkpoint(ref, task, check_heads) + check_templates(ref)
+            for severity, message in found:
+                problem = Problem(str(file), name, where, message, severity)
+                if problem not in problems:  # a shared encoder (BUCC and Tatoeba) is reported once
+                    problems.append(problem)
     return problems
+
+
+def check_templates(ref: CheckpointRef) -> list[tuple[str, str]]:
+    """A ``templates:`` file is read and checked as the run will read it."""
+    if not ref.templates:
+        return []
+    from harness_ext.adapters.text2text.templates import load_templates
+
+    try:
+        load_templates(ref.templates)
+    except ValueError as exc:
+        return [("error", " ".join(str(exc).split()))]
+    return []
 
 
 def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[tuple[str, str]]:
@@ -414,6 +471,11 @@ def check_checkpoint(ref: CheckpointRef, task: str, check_heads: bool) -> list[t
         return out + [("error", " ".join(str(exc).split()))]
     except OSError as exc:  # a file that cannot be read (permissions, a folder where a file belongs)
         return out + [("error", f"{ref.source}: cannot be read: {exc.strerror or exc} ({getattr(exc, 'filename', '')})")]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one bad checkpoint never stops the others being checked
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        return out + [("error", f"{ref.source}: cannot be checked: {type(exc).__name__}: {first[:300]}")]
     if ref.head != "encoder" and info.saved_head not in (None, ref.head):
         return [("error", f"{ref.source}: carries a {info.saved_head} head; {task} needs {ref.head}")]
     labels = TASKS[task].labels
@@ -436,7 +498,7 @@ def check_layer(ref: CheckpointRef) -> str | None:
             continue
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             return f"{config}: unreadable config ({type(exc).__name__}); cannot check layer={layer}"
         blocks = next((data.get(k) for k in ("num_hidden_layers", "num_layers", "n_layers", "encoder_layers")
                        if isinstance(data.get(k), int) and data.get(k) > 0), None) if isinstance(data, dict) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The embedding cache's per-user secret: one per test session, never the user's own.
+os.environ.setdefault("XTREME_CACHE_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="xtreme-key-"), "cache.key"))
 
 
 def pytest_configure(config):

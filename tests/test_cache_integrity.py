@@ -1,6 +1,7 @@
 """The embedding cache verifies what it reads: vectors edited in place, NaN, a wrong width,
 a truncated, empty or deleted file are each dropped with one warning and embedded again
-(the result equals an uncached run); an unwritable cache warns once and the run goes on."""
+(the result equals an uncached run); so are poisoned entries (check file missing, or rewritten
+without the per-user key, keys reordered); an unwritable cache warns once and the run goes on."""
 
 from __future__ import annotations
 
@@ -45,7 +46,36 @@ def _truncate(f: Path) -> None:
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
 
 
+def _sibling(f: Path, suffix: str) -> Path:
+    return f.with_name(f.name.replace(".vectors.npy", suffix))
+
+
+def _forged_check(f: Path) -> None:
+    """Poisoning: new vectors plus a check file recomputed by someone without the user's secret."""
+    import hashlib
+    import hmac
+    import json
+
+    _overwrite(f)
+    data = np.load(f)
+    keys = np.load(_sibling(f, ".keys.npy"))
+    mac = hmac.new(b"guessed-key-guessed-key", digestmod=hashlib.sha256)
+    mac.update(f"{f.parent.name}\0{list(data.shape)}\0".encode() + keys.tobytes() + data.tobytes())
+    _sibling(f, ".check.json").write_text(json.dumps({"shape": list(data.shape), "dtype": "float32",
+                                                      "mac": mac.hexdigest(), "sha1": hashlib.sha1(data.tobytes()).hexdigest()}))
+
+
+def _swapped_keys(f: Path) -> None:
+    """Poisoning without touching the vectors: text 0 now finds text 1's vector."""
+    keys_file = _sibling(f, ".keys.npy")
+    keys = np.load(keys_file)
+    np.save(keys_file, keys[[1, 0, *range(2, len(keys))]])
+
+
 FAULTS = {
+    "check-file-missing": lambda f: _sibling(f, ".check.json").unlink(),
+    "check-file-forged": _forged_check,
+    "keys-swapped": _swapped_keys,
     "overwritten": _overwrite,
     "nan": _nan,
     "wrong-width": _wider,

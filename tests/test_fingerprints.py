@@ -13,7 +13,7 @@ import pytest
 
 from xtreme_tasks import fingerprints
 from xtreme_tasks.data import DataError, load_checked, load_docs
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import BENCHMARKS, TASK_ORDER, TASKS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
@@ -36,7 +36,10 @@ def test_every_task_and_language_of_the_xtreme_score_has_an_entry():
     score = {(t, lang) for t in TASK_ORDER for lang in TASKS[t].languages}
     extras = {(t, lang) for t in TASK_ORDER for lang in TASKS[t].extra_languages}
     assert len(score) == 15 + 7 + 33 + 40 + 11 + 7 + 9 + 4 + 36
-    assert score | extras == set(fingerprints.FINGERPRINTS)
+    xtreme_r = BENCHMARKS["xtreme-r"]
+    r_score = {(t, lang) for t in xtreme_r.tasks for lang in xtreme_r.languages[t]}
+    assert len(r_score) == 15 + 11 + 38 + 48 + 12 + 7 + 9 + 41 + 11 + 11
+    assert score | extras | r_score == set(fingerprints.FINGERPRINTS)
     for key, fp in fingerprints.FINGERPRINTS.items():
         assert fp.source and fp.unit, key
         if fp.count is None:
@@ -208,7 +211,7 @@ def test_strict_test_sets_model_argument_refuses_before_loading_a_model(tmp_path
 def test_export_refuses_a_language_scored_on_a_nonstandard_test_set(tmp_path):
     from harness_ext.reports.export import export_predictions
     from harness_ext.reports.results import collect
-    from test_report_efficacy import write_run
+    from helpers.synthetic_results import write_run
 
     rows = {lang: [{"doc_id": 0, "doc": {"id": "a"}, "acc": ["1", "1"]}] for lang in TASKS["pawsx"].languages}
     write_run(tmp_path / "runs" / "s" / "pawsx", "s", "pawsx", rows, {l: {"acc": 100.0} for l in TASKS["pawsx"].languages})

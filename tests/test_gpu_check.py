@@ -30,7 +30,7 @@ def test_gpu_check_smoke_writes_every_part(tmp_path):
     report = json.loads(out.read_text())
     assert report["smoke"] is True and not out.with_name(out.name + ".tmp").exists()
     parts = report["parts"]
-    assert set(parts) == {"environment", "search", "bucc", "throughput"}
+    assert set(parts) == {"environment", "search", "bucc", "mewslix", "throughput"}
     assert not [name for name, part in parts.items() if "error" in part]
     for name, case in parts["search"]["cases"].items():
         for key, agreement in case.items():
@@ -38,6 +38,7 @@ def test_gpu_check_smoke_writes_every_part(tmp_path):
                 assert agreement["differences_are_ties"] and agreement["same_ids"] > 0.99, (name, agreement)
     assert parts["search"]["k_above_gpu_limit"]["k"] > 2048
     assert parts["search"]["k_above_gpu_limit"]["vs_torch_cpu"]["differences_are_ties"]
+    assert parts["mewslix"]["vs_torch"]["differences_are_ties"]
     found, planted = parts["bucc"]["planted_pairs_found"].split("/")
     assert found == planted
     kinds = parts["throughput"]["kinds"]

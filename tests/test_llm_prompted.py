@@ -86,12 +86,14 @@ def write_data(root: Path) -> Path:
     return root
 
 
-def run_cli(tmp: Path, model_args: str, tasks: str, *extra: str) -> tuple[dict, dict]:
+def run_cli(tmp: Path, model_args: str, tasks: str, *extra: str, model: str = "hf", data: Path | None = None,
+            limit: int = LIMIT, batch_size: int = 1) -> tuple[dict, dict]:
+    """``lm_eval`` on the command line with ``--log_samples``: (results JSON, samples per leaf by doc_id)."""
     out = tmp / "out"
-    command = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args,
-               "--tasks", tasks, "--limit", str(LIMIT), "--device", "cpu", "--batch_size", "1",
+    command = [sys.executable, "-m", "lm_eval", "--model", model, "--model_args", model_args,
+               "--tasks", tasks, "--limit", str(limit), "--device", "cpu", "--batch_size", str(batch_size),
                "--output_path", str(out), "--log_samples", *extra]
-    env = {**os.environ, "XTREME_DATA_DIR": str(tmp / "data"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+    env = {**os.environ, "XTREME_DATA_DIR": str(data or tmp / "data"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp, env=env)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -95,13 +95,17 @@ def test_readme_task_table_equals_the_table_module():
     from harness_ext.task_list import markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").splitlines()
-    start = readme.index(next(line for line in readme if line.startswith("| group | task |")))
-    block = []
-    for line in readme[start:]:
-        if not line.startswith("|"):
-            break
-        block.append(line)
-    assert "\n".join(block) == markdown_table(), "README's task table drifted: paste `xtreme-eval tasks --markdown`"
+    starts = [i for i, line in enumerate(readme) if line.startswith("| group | task |")]
+    blocks = []
+    for start in starts[:2]:
+        block = []
+        for line in readme[start:]:
+            if not line.startswith("|"):
+                break
+            block.append(line)
+        blocks.append("\n".join(block))
+    assert blocks == [markdown_table(), markdown_table("xtreme-r")], \
+        "README's task tables drifted: paste `xtreme-eval tasks --markdown` (XTREME, then XTREME-R)"
 
 
 def test_readme_sections_and_docs_named_by_the_code_exist():

@@ -67,7 +67,9 @@ def test_xtreme_score_and_categories(mock_report):
         "qa": sum(qa) / 3,
         "retrieval": (F1["bucc2018"] + ACCURACY["tatoeba"]) / 2,
     }, abs=TOL)
-    assert mock_report.notes == ()
+    # the mock also holds XTREME-R's Mewsli-X: not an XTREME task, named as XTREME-R's
+    assert mock_report.benchmark == "xtreme" and len(mock_report.notes) == 1
+    assert "ignored folder(s) mewslix (not XTREME tasks; mewslix: XTREME-R (--benchmark xtreme-r))" in mock_report.notes[0]
 
 
 def test_per_language_scores_cover_every_language(mock_report):

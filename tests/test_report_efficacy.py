@@ -21,30 +21,13 @@ from harness_ext.reports.bootstrap import (
     percentile_interval,
     ratio,
 )
+from helpers.synthetic_results import write_complete_system, write_run
 from xtreme_tasks.table import TASKS
 
 XNLI = TASKS["xnli"]
 
 
 # ----------------------------------------------------------------------------- synthetic runs
-
-
-def write_run(folder: Path, system: str, task: str, rows_by_lang: dict[str, list[dict]], metrics_by_lang: dict[str, dict],
-              date: float = 1.0, limit=None, original: dict[str, int] | None = None) -> Path:
-    """A run in the layout ``xtreme-eval sweep`` writes: results.json + samples_<leaf>.jsonl."""
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = TASKS[task]
-    results = {spec.leaf(l): {f"{m},none": v for m, v in metrics.items()} for l, metrics in metrics_by_lang.items()}
-    for lang, rows in rows_by_lang.items():
-        with open(folder / f"samples_{spec.leaf(lang)}.jsonl", "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
-    n_samples = {spec.leaf(l): {"effective": len(r), "original": (original or {}).get(l, len(r))} for l, r in rows_by_lang.items()}
-    data = {"results": results, "config": {"model": "xtreme", "model_args": {"system": system}, "limit": limit},
-            "n-samples": n_samples, "date": date}
-    path = folder / "results.json"
-    path.write_text(json.dumps(data))
-    return path
 
 
 def xnli_rows(lang: str, correct: Sequence[bool]) -> list[dict]:
@@ -301,51 +284,11 @@ def test_efficacy_command(efficacy_setup, tmp_path, capsys):
     for name in ("efficacy_scaling.png", "efficacy_scaling.svg", "efficacy_scaling.csv", "efficacy_gains.tex",
                  "efficacy_long.csv", "report.md"):
         assert (out / name).stat().st_size > 0, name
+    assert 'src="data:image/svg+xml;base64,' in (out / "report.html").read_text()  # the plot is in the HTML report
     assert main(["efficacy", str(root / "runs"), "-c", str(root / "checkpoints.yaml"), "--baseline", "nope=base-s1"]) == 2
 
 
 # ----------------------------------------------------------------------------- the XTREME-score interval
-
-
-def write_complete_system(root: Path, system: str, skill: float, n: int = 8) -> dict[str, float]:
-    """All nine tasks: samples for the seven with per-example items, results only for retrieval.
-
-    Returns the task scores (official rules) for a hand check of the XTREME gain."""
-    from harness_ext.metrics.tagging import span_prf, token_accuracy
-    from harness_ext.reports.rules import score_task
-    from xtreme_tasks.table import TASK_ORDER
-
-    rng = random.Random(system)
-    scores = {}
-    for task in TASK_ORDER:
-        spec = TASKS[task]
-        rows_by_lang, metrics = {}, {}
-        for lang in spec.languages:
-            rows = []
-            if spec.request_kind == "classify":
-                for i in range(n):
-                    gold = spec.labels[i % len(spec.labels)]
-                    pred = gold if rng.random() < skill else spec.labels[(i + 1) % len(spec.labels)]
-                    rows.append({"doc_id": i, "doc": {"id": f"{lang}-{i}"}, "acc": [pred, gold]})
-                metrics[lang] = {"acc": 100.0 * sum(r["acc"][0] == r["acc"][1] for r in rows) / n}
-            elif spec.request_kind == "tag":
-                golds = [[rng.choice(spec.labels) for _ in range(4)] for _ in range(n)]
-                preds = [[t if rng.random() < skill else rng.choice(spec.labels) for t in g] for g in golds]
-                rows = [{"doc_id": i, "doc": {"id": f"{lang}-{i}"}, "f1": [g, p]} for i, (g, p) in enumerate(zip(golds, preds))]
-                metrics[lang] = {"f1": span_prf(golds, preds)["f1"], "token_acc": token_accuracy(golds, preds)}
-            elif spec.request_kind == "extract_span":
-                for i in range(n):
-                    em = 100.0 if rng.random() < skill else 0.0
-                    f1 = 100.0 if em else 100.0 * rng.random() * skill
-                    rows.append({"doc_id": i, "doc": {"id": f"{lang}-{i}"}, "em": [f"{lang}-{i}", "a", em], "f1": f1})
-                metrics[lang] = {"em": sum(r["em"][2] for r in rows) / n, "f1": sum(r["f1"] for r in rows) / n}
-            else:
-                metrics[lang] = {spec.score_metrics[0]: 100.0 * skill}
-            if rows:
-                rows_by_lang[lang] = rows
-        write_run(root / system / task, system, task, rows_by_lang, metrics)
-        scores[task] = score_task(task, metrics).score
-    return scores
 
 
 def test_xtreme_score_gain_and_interval_with_retrieval_held_fixed(tmp_path):
@@ -368,3 +311,26 @@ def test_xtreme_score_gain_and_interval_with_retrieval_held_fixed(tmp_path):
     assert _gain(eff, "better", "panx").interval is not None
     (group,) = [g for g in eff.groups if g.task == "xtreme"]
     assert group.mean == pytest.approx(hand) and group.interval is not None
+
+
+def test_limit_runs_are_said_in_tables_and_plot_and_dollar_names_plot(tmp_path):
+    """Runs made with --limit are named in the efficacy notes and the plot's title; a family name
+    with ``$...$`` (mathtext, a crash when malformed) is drawn as plain text."""
+    from harness_ext.reports.efficacy import Meta, compute_efficacy, efficacy_tables
+    from harness_ext.reports.plots import plot_scaling, scaling_svg
+    from harness_ext.reports.results import all_scores, collect
+
+    write_complete_system(tmp_path, "base", skill=0.4, tasks=("xnli", "pawsx"), limit=8)
+    write_complete_system(tmp_path, "better", skill=0.7, tasks=("xnli", "pawsx"), limit=8)
+    systems = collect([tmp_path])
+    family = "$\\frac{broken$ fam"  # unescaped, matplotlib raises ValueError on this label
+    meta = {"base": Meta("base", family, 10), "better": Meta("better", family, 10, intermediate_task="mnli")}
+    eff = compute_efficacy(systems, all_scores(systems), meta, n_resamples=50)
+    assert sorted(eff.limited) == ["base", "better"]
+    for table in efficacy_tables(eff)[:2]:
+        (note,) = [n for n in table.notes if n.startswith("runs made with --limit")]
+        assert "base, better" in note
+    png, svg = plot_scaling(eff, tmp_path / "plot")
+    text = svg.read_text()
+    assert png.stat().st_size > 5000 and "runs made with" in text and "frac{broken" in text  # drawn literally, not as math
+    assert scaling_svg(eff)[:200].lstrip().startswith(b"<?xml")

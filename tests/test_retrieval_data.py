@@ -35,11 +35,14 @@ def test_tatoeba_pairs_are_line_aligned_and_codes_are_mapped():
 
 def test_laser_languages_outside_xtreme_load_by_three_letter_code():
     assert len(tatoeba.LASER_LANGUAGES) == 112
-    assert len(tatoeba.LASER_EXTRA) == 112 - 36
+    assert len(tatoeba.LASER_EXTRA) == 112 - 36 - 5  # XTREME's 36, XTREME-R's az lt pl uk ro
     on_disk = {p.name.split(".")[1].split("-")[0] for p in (SHARED_DATA / "tatoeba").glob("tatoeba.*-eng.eng")}
     assert on_disk == set(tatoeba.LASER_LANGUAGES)
     docs = tatoeba.local(SHARED_DATA, "tatoeba", "amh", "test")
     assert docs and docs[0]["id"].startswith("tatoeba-amh-")
+    # XTREME-R's added languages load by their two-letter code (leaf xtreme-tatoeba-az)
+    az = tatoeba.local(SHARED_DATA, "tatoeba", "az", "test")
+    assert [d["src"] for d in az] == [d["src"] for d in tatoeba.local(SHARED_DATA, "tatoeba", "aze", "test")]
 
 
 def test_tatoeba_errors_name_the_problem(tmp_path):

@@ -295,3 +295,31 @@ def test_oom_halving_is_remembered_for_later_calls(bert):
     assert first >= 1 and embedder.batch_plan.halvings == first
     embedder.embed([t + " again" for t in texts])  # next language: starts at the size that fit
     assert embedder.model.ooms == first
+
+
+# --------------------------------------------------------------------------- the task's token cap (LAReQA, Mewsli-X)
+def test_requests_carry_the_official_token_cap(bert, tmp_path):
+    """``embed_args(text, cap)``: the encoder adapter (also the mT5 encoder's path) and the prompted
+    path cut each text at its request's cap, below the model's own limit; vectors print as digests."""
+    from harness_ext.adapters.prompted.adapter import answer as prompted_answer
+    from harness_ext.requests import EmbedVector, embed_args
+
+    long_text = " ".join(["hello world this is a test"] * 20)
+    requests = [SimpleNamespace(args=embed_args(long_text, 8)), SimpleNamespace(args=embed_args(long_text)),
+                SimpleNamespace(args=embed_args("hello", 8))]
+    vectors = answer(bert, requests, settings(use_cache=False))
+    ids = bert.tokenizer([long_text], truncation=True, max_length=8, return_tensors="pt")
+    with torch.no_grad():
+        cut = bert.model(**ids).last_hidden_state[0].mean(0).numpy()
+    np.testing.assert_allclose(vectors[0], cut, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1], atol=1e-4)  # the uncapped request sees more tokens
+    assert isinstance(vectors[0], EmbedVector) and str(vectors[0]).startswith("<32-d float32 vector sha1:")
+
+    mt5 = load_checkpoint(str(tiny_mt5(tmp_path, head="encoder")), "encoder")
+    mt5_vectors = answer(mt5, requests[:2], settings(use_cache=False))
+    assert not np.allclose(mt5_vectors[0], mt5_vectors[1], atol=1e-4)
+
+    lm = SimpleNamespace(model=bert.model, tokenizer=bert.tokenizer, _xtreme_options={})
+    prompted = prompted_answer("embed", lm, requests)
+    assert all(isinstance(v, EmbedVector) for v in prompted)
+    assert not np.allclose(prompted[0], prompted[1], atol=1e-4)

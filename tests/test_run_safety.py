@@ -228,4 +228,4 @@ def test_checkpoints_validate_unreadable_files(tmp_path: Path, capsys) -> None:
     assert validate_command(path) == 1
     lines = [line for line in capsys.readouterr().out.splitlines() if ": error: " in line]
     assert len(lines) == 2
-    assert "model.safetensors: is a folder" in lines[0] and "b/config.json: cannot read the model config" in lines[1]
+    assert "model.safetensors: is a folder" in lines[0] and "b/config.json: not valid JSON" in lines[1]

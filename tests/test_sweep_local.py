@@ -128,6 +128,8 @@ def test_killed_sweep_resumes_without_redoing_work_and_isolates_failures(inputs,
     assert _tables(out / "tables") == _tables(tmp_path / "reference" / "tables")
     board = (out / "tables" / "leaderboard.csv").read_text()
     assert "base-s1" in board and "mnli-s1" in board and "broken" not in board
+    page = (out / "index.html").read_text()
+    assert '"name": "base-s1"' in page and '"name": "mnli-s1"' in page and "Content-Security-Policy" in page
 
 
 def test_sweep_output_feeds_report_export_and_official_scorer(inputs, env, tmp_path):
@@ -175,3 +177,13 @@ def test_planning_errors_and_not_applicable_pairs(inputs, tmp_path):
     assert {o.id for o in not_applicable} == {"base-s1/pawsx", "mnli-s1/pawsx", "broken/pawsx"}
     with pytest.raises(SweepError, match="not in"):
         plan(checkpoints, ["xnli"], systems=["nobody"])
+    # XTREME-R: 'all' is its ten tasks, jobs run its groups into folders of their own
+    from xtreme_tasks.table import BENCHMARKS
+
+    assert parse_tasks(None, "xtreme-r") == list(BENCHMARKS["xtreme-r"].tasks)
+    assert parse_tasks(["xtreme-r_xcopa,xnli"], "xtreme-r") == ["xnli", "xcopa"]
+    with pytest.raises(SweepError, match="unknown task 'pawsx' of XTREME-R"):
+        parse_tasks(["pawsx"], "xtreme-r")
+    jobs, _ = plan(checkpoints, ["xnli"], benchmark="xtreme-r")
+    assert [(j.id, j.group) for j in jobs][0] == ("base-s1/xtreme-r_xnli", "xtreme-r_xnli")
+    assert jobs[0].folder(tmp_path).name == "xtreme-r_xnli"

@@ -58,7 +58,7 @@ def test_per_task_checkpoints_and_relative_paths(tmp_path: Path) -> None:
         """)
     mine = load_systems(path)["mine"]
     assert mine.intermediate_task == "mnli" and mine.seed == 3
-    assert mine.tasks() == ["xnli", "panx", "xquad", "bucc2018", "tatoeba"]
+    assert mine.tasks() == ["xnli", "panx", "xquad", "bucc2018", "tatoeba", "lareqa", "mewslix"]  # the encoder serves every retrieval task
     assert mine.checkpoint_for("xnli").source == str(tmp_path / "runs" / "xnli")
     assert mine.checkpoint_for("xnli").head == "sequence-classification"
     panx = mine.checkpoint_for("panx")
@@ -202,3 +202,25 @@ def test_validate_loads_non_hf_checkpoints(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("xnli: {source: ./dcp,", "xnli: {labels: [entailment, neutral, contradiction], source: ./dcp,"))
     problems = validate_file(path)
     assert [p.field for p in problems] == ["checkpoints.pawsx"]  # 3 outputs cannot be PAW-X's 2 labels
+
+
+def test_xtreme_r_retrieval_tasks_take_the_encoder_and_their_own_layer(tmp_path):
+    """LAReQA / Mewsli-X fall back to the system's encoder and retrieval settings; a checkpoint
+    given for one of them may name its own layer and pooling (a fine-tuned dual encoder's CLS)."""
+    from harness_ext.systems import load_systems
+
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(
+        "systems:\n"
+        "  row:\n"
+        "    family: x\n    size: 1\n    encoder: some/encoder\n    retrieval: {layer: 7, pooling: mean}\n"
+        "    checkpoints:\n      mewslix: {source: some/dual-encoder, layer: -1, pooling: cls}\n"
+    )
+    system = load_systems(path)["row"]
+    lareqa = system.checkpoint_for("lareqa")
+    assert (lareqa.source, lareqa.head, lareqa.settings) == ("some/encoder", "encoder", {"layer": 7, "pooling": "mean"})
+    mewslix = system.checkpoint_for("mewslix")
+    assert (mewslix.source, mewslix.settings) == ("some/dual-encoder", {"layer": -1, "pooling": "cls"})
+    path.write_text(path.read_text().replace("mewslix: {", "xnli: {"))
+    with pytest.raises(Exception, match="retrieval tasks"):
+        load_systems(path)

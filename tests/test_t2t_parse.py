@@ -195,7 +195,9 @@ def test_presets_follow_the_mt5_code():
     assert mt5["panx"].render(text="a b") == "tag: a b" and mt5["panx"].format == "spans"
     assert mt5["xquad"].render(question="q", context="c") == "question: q context: c" and mt5["xquad"].pad_punctuation
     assert dict(load_templates("mt5-words")["xnli"].targets) == {l: l for l in ("entailment", "neutral", "contradiction")}
-    assert set(PRESETS["mt5"]) == {"xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa"}
+    assert set(PRESETS["mt5"]) == {"xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "xcopa"}
+    assert mt5["xcopa"].render(context="P. What was the cause?", choice1="a", choice2="b") == \
+        "xcopa: P. What was the cause? choice1: a choice2: b"
 
 
 def test_template_file_overrides_a_preset(tmp_path):

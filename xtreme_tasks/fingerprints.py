@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from xtreme_tasks.table import TASKS, TATOEBA_CODES, get_task
+from xtreme_tasks.table import TABLE, TASKS, TATOEBA_ALL_CODES, UDPOS_RELEASE, XTREME_R_ADDED, get_task
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,22 @@ HUB_CARD = (
     "datasets/xtreme/dataset_infos.json, config {config}, split {split})"
 )
 TATOEBA_SOURCE = "line pairs in LASER data/tatoeba/v1 tatoeba.{code}-eng.* (counted from the verbatim copy in ../shared/data/tatoeba)"
+XCOPA_SOURCE = ("examples in cambridgeltl/xcopa data/{lang}/test.{lang}.jsonl (counted and hashed from the verbatim copy "
+                "in ../shared/data/xcopa); XCOPA paper: 500 test examples per language")
+XCOPA_FILES = {  # lang: digest of the texts (first segment and choices), from ../shared/data/xcopa
+    "et": "b0af239af2393233", "ht": "ca5974dbf139c1c6", "id": "b6a6437939c0cf59", "it": "9663169111fc539d",
+    "qu": "70daa96b2e44a36a", "sw": "b5b064a5e383a367", "ta": "68e0d455d6d26873", "th": "2ff3c9fa833b6386",
+    "tr": "b45bff92b48b9ae1", "vi": "2a5f5bfbe85ed9df", "zh": "71db00f45f2bd63a",
+}
+#: lang: hash of the leaf's documents (its questions and the whole 11-language candidate pool, uid + text),
+#: from google-research-datasets/lareqa xquad-r/ (verbatim in ../shared/data/xquad_r)
+LAREQA_DIGESTS = {
+    "ar": "25bce1fcd386b0b7", "de": "49be25e7336dd8a3", "el": "08296995d75b6037", "en": "0287c00715a1276a",
+    "es": "69393bb42352197b", "hi": "d08d3f9bacfcbbab", "ru": "bc439fde482a52e1", "th": "db34b5629b5383a4",
+    "tr": "ccf506dd1e58801c", "vi": "6b5941e83a36a9e8", "zh": "dbf8d56914ee4d17",
+}
+LAREQA_HASHED = "; hashed with the pool of 13,014 candidate sentences from the verbatim copy in ../shared/data/xquad_r"
+LAREQA_SOURCE = "questions in google-research-datasets/lareqa xquad-r/{lang}.json (XQuAD's 1,190 per language)"
 XQUAD_SOURCE = "questions in deepmind/xquad xquad.{lang}.json (counted from the verbatim copy in ../shared/data/xquad); XQuAD paper: 1,190 question-answer pairs"
 
 
@@ -113,7 +129,7 @@ HUB_TEST_SIZES: dict[str, int] = {
 TATOEBA_FILES = {  # lang: (pairs, digest) counted/hashed from LASER data/tatoeba/v1 (verbatim in ../shared/data/tatoeba)
     "af": (1000, "129e289e33414022"), "amh": (168, "88ba0f2fa91c47a8"), "ang": (134, "80a92751ad36b3cb"),
     "ar": (1000, "e62f3f1ffc196f3f"), "arq": (911, "641f06c9df806dbd"), "arz": (477, "ab7ce1af53432f11"),
-    "ast": (127, "0c45b77a3bd391cf"), "awa": (231, "42b4c2f2cdea36c6"), "aze": (1000, "6cc07e985e235559"),
+    "ast": (127, "0c45b77a3bd391cf"), "awa": (231, "42b4c2f2cdea36c6"), "az": (1000, "6cc07e985e235559"),
     "bel": (1000, "6d84dbad5fb7c09d"), "bn": (1000, "a54b6864a29978c7"), "ber": (1000, "04b14760100be3e1"),
     "bos": (354, "5c08cbb27fc0d181"), "bre": (1000, "a7b4cbd4bc302c90"), "bg": (1000, "343526c2208e5695"),
     "cat": (1000, "6ce264430fa8d783"), "cbk": (1000, "0f943089eb7c6984"), "ceb": (600, "9650a48d0bb21e72"),
@@ -132,20 +148,20 @@ TATOEBA_FILES = {  # lang: (pairs, digest) counted/hashed from LASER data/tatoeb
     "kab": (1000, "1cd784b4f41e7e47"), "ka": (746, "e0b84552fe149c9c"), "kk": (575, "d2dedcade85ddc43"),
     "khm": (722, "2677887779b862df"), "ko": (1000, "d2dbbbfaef73f567"), "kur": (410, "88350b071e37bc14"),
     "kzj": (1000, "fc170c02f64bec5e"), "lat": (1000, "984eaa493fc005eb"), "lfn": (1000, "62a515e98c3fb1b6"),
-    "lit": (1000, "8af3b1356d35c7fa"), "lvs": (1000, "c3e7b297ea1eda2f"), "ml": (687, "091c88334af3fe77"),
+    "lt": (1000, "8af3b1356d35c7fa"), "lvs": (1000, "c3e7b297ea1eda2f"), "ml": (687, "091c88334af3fe77"),
     "mr": (1000, "a985cd8c94087dc5"), "max": (284, "8642a85f132d00a1"), "mhr": (1000, "cb78a0785c083ba9"),
     "mkd": (1000, "e61f48622472f9a1"), "mon": (440, "31ac9c571c656cc9"), "nds": (1000, "ee888d140dc641fe"),
     "nl": (1000, "d1ee44069f11b8ad"), "nno": (1000, "9c50c50a298e10b0"), "nob": (1000, "dfba7a4ebff9f54b"),
     "nov": (257, "f6586a5ac6d4f32c"), "oci": (1000, "d35808ca38d59faf"), "orv": (835, "7e6cad89eaf62372"),
     "pam": (1000, "7f8d6535f359fef1"), "fa": (1000, "dbee5018d9e815b0"), "pms": (525, "ea759ea0c8f6d09f"),
-    "pol": (1000, "1e851890c4cc1a80"), "pt": (1000, "8f34f84e08c88b2a"), "ron": (1000, "7b8703a150e8f213"),
+    "pl": (1000, "1e851890c4cc1a80"), "pt": (1000, "8f34f84e08c88b2a"), "ro": (1000, "7b8703a150e8f213"),
     "ru": (1000, "4c9611337d26d6d6"), "slk": (1000, "d5bd9e7d66037112"), "slv": (823, "f42299659cc9fb50"),
     "es": (1000, "a7c1b9067be90b7f"), "sqi": (1000, "1785da94e756ea21"), "srp": (1000, "16c0bd16f05ca19b"),
     "swe": (1000, "2cfbea7fd7b4637f"), "swg": (112, "b64d8c100e437be9"), "sw": (390, "28f65110d0a5182a"),
     "ta": (307, "4f0b8557aea24cb6"), "tat": (1000, "75ead2a26a78d14a"), "te": (234, "cc692184cca717e2"),
     "tl": (1000, "cdb869159922f954"), "th": (548, "b7d14847ad317c42"), "tuk": (203, "86bc8af5133cbd0c"),
     "tr": (1000, "c51c1251d42afa13"), "tzl": (104, "01d76447044a117b"), "uig": (1000, "3cf94453bc2effaf"),
-    "ukr": (1000, "3aeac2c4078198ef"), "ur": (1000, "d8c51806012626e6"), "uzb": (428, "a6a75336e20c1b18"),
+    "uk": (1000, "3aeac2c4078198ef"), "ur": (1000, "d8c51806012626e6"), "uzb": (428, "a6a75336e20c1b18"),
     "vi": (1000, "a4c215b15b91c222"), "war": (1000, "6d9ecc73e2106922"), "wuu": (1000, "eac6346fc8c928c1"),
     "xho": (142, "2792776c81b2e3c8"), "yid": (848, "7a50ea192bfa12e2"), "yue": (1000, "4d1bef22d3421972"),
     "zsm": (1000, "f1eb58519e68c6e6"),
@@ -214,6 +230,12 @@ UDPOS_HUB_CAVEAT = (
 )
 #: what the name rule is known to pull in (Ancient Greek: UD_Ancient_Greek-PROIEL/-Perseus contain "_Greek")
 UDPOS_HUB_EXTRA = {"el": "; udpos.Greek includes the Ancient Greek treebanks (grc_proiel, grc_perseus)"}
+#: UD v2.7 treebanks of XTREME-R's added UD-POS languages (file-name code = the language, as
+#: download_data.sh selects them); their test files were not available here, so no count is given
+UDPOS_V27_TREEBANKS = {
+    "lt": ("Lithuanian-ALKSNIS", "Lithuanian-HSE"), "pl": ("Polish-LFG", "Polish-PDB", "Polish-PUD"),
+    "uk": ("Ukrainian-IU",), "wo": ("Wolof-WTB",), "ro": ("Romanian-Nonstandard", "Romanian-RRT", "Romanian-SiMoNERo"),
+}
 XNLI_PAWSX_HUB_CAVEAT = (
     "the hub builder reads the raw TSV with CSV quoting, so a sentence that starts with a double quote loses "
     "its quotes (XTREME splits lines on tabs)"
@@ -262,9 +284,18 @@ def _build() -> dict[tuple[str, str], Fingerprint]:
                 f"unknown: the UD v2.5 (git tag r2.5) test file of UD_{UDPOS_ABSENT[lang]} was not in the repository "
                 f"snapshot available to us, so XTREME's pooled test set could not be counted",
                 hub_caveat=caveat)
+    for lang in XTREME_R_ADDED["udpos"]:
+        add("udpos", lang, None, "sentences",
+            f"unknown: XTREME-R reads this language from UD v{UDPOS_RELEASE[lang]} "
+            f"({', '.join(UDPOS_V27_TREEBANKS[lang])}); those test files were not available to us to count, "
+            "and the google/xtreme hub has no config for it")
     for lang in TASKS["panx"].languages:
         add("panx", lang, HUB_TEST_SIZES[f"PAN-X.{lang}"], "sentences",
             _card(f"PAN-X.{lang}") + "; the builder reads the Rahimi et al. (2019) split files that XTREME uses")
+    for lang in XTREME_R_ADDED["panx"]:
+        add("panx", lang, None, "sentences",
+            "unknown: an XTREME-R language of the Rahimi et al. (2019) split; the google/xtreme hub has no "
+            f"PAN-X.{lang} config and no verbatim copy was available to count")
     for lang in TASKS["xquad"].all_languages:
         n, dg = XQUAD_FILES[lang]
         add("xquad", lang, n, "questions", XQUAD_SOURCE.format(lang=lang), digest=dg)
@@ -281,11 +312,20 @@ def _build() -> dict[tuple[str, str], Fingerprint]:
             hub_caveat=f"the hub's bucc18.{lang} holds only the gold pairs, without the distractor sentences")
     for lang in TASKS["tatoeba"].all_languages:
         n, dg = TATOEBA_FILES[lang]
-        code = TATOEBA_CODES.get(lang, lang)
+        code = TATOEBA_ALL_CODES.get(lang, lang)
         source = TATOEBA_SOURCE.format(code=code)
         if lang in TASKS["tatoeba"].languages:
             source += f"; equal to {_card(f'tatoeba.{code}', 'validation')}"
         add("tatoeba", lang, n, "sentence pairs", source, digest=dg)
+    for lang in TABLE["xcopa"].languages:
+        add("xcopa", lang, 500, "examples", XCOPA_SOURCE.format(lang=lang), digest=XCOPA_FILES[lang])
+    for lang in TABLE["lareqa"].languages:
+        add("lareqa", lang, 1190, "questions", LAREQA_SOURCE.format(lang=lang) + LAREQA_HASHED,
+            digest=LAREQA_DIGESTS[lang])
+    for lang in TABLE["mewslix"].languages:
+        add("mewslix", lang, None, "mentions",
+            "unknown: the official test file (wikinews_mentions-test.jsonl, written by get-mewsli-x.sh) could "
+            "not be obtained here to count")
     return table
 
 
@@ -304,6 +344,8 @@ def count_examples(task: str, docs: list[dict]) -> int | None:
         if any(d.get("gold") is None for d in xx):
             return None  # XTREME's download deletes the test gold: nothing to count
         return sum(len(d["gold"]) for d in xx)
+    if task in ("lareqa", "mewslix"):  # a leaf's queries; the shared candidate pool is not counted
+        return sum(d.get("role") in ("question", "mention") for d in docs)
     return len(docs)
 
 
@@ -317,6 +359,10 @@ def digest(task: str, docs: list[dict]) -> str | None:
         return _short_sha(f"{d['src']}\t{d['tgt']}" for d in docs)
     if task == "xquad":
         return _short_sha(sorted(f"{d['id']}\t{d['question'].strip()}" for d in docs))
+    if task == "xcopa":  # texts only: XTREME-R's download zeroes the test labels, the texts stay XCOPA's
+        return _short_sha(f"{d['context']}\t" + "\t".join(d["choices"]) for d in docs)
+    if task == "lareqa":  # the leaf's questions and the whole pool it ranks (both decide the score)
+        return _short_sha(sorted(f"{d['uid']}\t{d['text']}" for d in docs))
     if task == "udpos":  # order-free: the hub pools treebanks in archive order, XTREME in file-name order
         return _short_sha(sorted(
             hashlib.sha256(json.dumps([d["words"], d["tags"]], ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -412,24 +458,23 @@ def refuse_if_nonstandard(task: str, lang: str) -> None:
 # ----------------------------------------------------------------------------- generated table
 def render_markdown() -> str:
     """``docs/test_sets.md``: the table as a document (written by ``python -m xtreme_tasks.generate``)."""
-    from xtreme_tasks.table import TASK_ORDER
-
     lines = [
         "<!-- Generated by `python -m xtreme_tasks.generate` from xtreme_tasks/fingerprints.py. Do not edit. -->",
-        "# XTREME test sets: expected sizes",
+        "# XTREME and XTREME-R test sets: expected sizes",
         "",
         "Every load (hub or local) is checked against these numbers; see docs/data.md. `unknown` means no",
         "source states the size: such a set is loaded and scored but recorded as unchecked.",
-        "Languages outside the XTREME score (XQuAD `ro`, LASER's other Tatoeba languages) are marked *extra*.",
+        "Languages outside both benchmarks' scores (LASER's other Tatoeba languages) are marked *extra*;",
+        "XTREME-R's additions to XTREME's tasks are marked *XTREME-R*, and its own tasks follow XTREME's nine.",
         "",
         "| task | language | examples | unit | text hash | source |",
         "|---|---|---|---|---|---|",
     ]
-    for task in TASK_ORDER:
-        spec = TASKS[task]
+    for task, spec in TABLE.items():
         for lang in spec.all_languages:
             fp = FINGERPRINTS[(task, lang)]
-            name = lang if lang in spec.languages else f"{lang} *extra*"
+            added = lang in XTREME_R_ADDED.get(task, ())
+            name = lang if lang in spec.languages else f"{lang} *XTREME-R*" if added else f"{lang} *extra*"
             count = f"{fp.count:,}" if fp.count is not None else "unknown"
             source = fp.source.replace("|", "/")
             if fp.hub_caveat:

@@ -40,6 +40,7 @@ ADAPTER_MODULES = {
     "tag": "harness_ext.adapters.encoder.tag",
     "extract_span": "harness_ext.adapters.encoder.span",
     "embed": "harness_ext.adapters.encoder.embed",
+    "choose": "harness_ext.adapters.encoder.choose",
 }
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text.adapter"
 
@@ -211,7 +212,7 @@ def is_text_to_text(source: str) -> bool:
         else:
             from transformers import AutoConfig
 
-            config = AutoConfig.from_pretrained(source).to_dict()
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False).to_dict()
     except Exception:  # unreadable here: let the backend decide and report
         return False
     architectures = " ".join(config.get("architectures") or [])
@@ -265,7 +266,10 @@ class XtremeLM(LM):
         self.system_name = system
         self.backend = backend
         self.head_override = head
-        self.load_options: dict[str, Any] = {"trust_remote_code": _as_bool(trust_remote_code)}
+        from harness_ext.backends._guards import refuse_remote_code
+
+        refuse_remote_code(trust_remote_code, "--model_args")  # checkpoints never run their own code
+        self.load_options: dict[str, Any] = {}
         if tokenizer:
             self.load_options["tokenizer"] = tokenizer
         if device_map:  # large models: accelerate places the layers over all GPUs (e.g. device_map=auto)
@@ -477,7 +481,11 @@ class XtremeLM(LM):
             return None
         except CheckpointError as exc:
             return str(exc)
-        if choice.head not in ("sequence-classification", "token-classification", "question-answering"):
+        except Exception as exc:  # noqa: BLE001 - a hostile or damaged file may fail deep inside a library
+            log.debug("xtreme: checking %s failed", choice.source, exc_info=True)
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            return f"{choice.source}: cannot be loaded: {type(exc).__name__}: {first[:300]}"
+        if choice.head not in ("sequence-classification", "token-classification", "question-answering", "multiple-choice"):
             return None
         from harness_ext.backends._common import head_fix
 
@@ -539,6 +547,9 @@ class XtremeLM(LM):
     def embed(self, requests: list[Instance]) -> list:
         return self._answer("embed", requests)
 
+    def choose(self, requests: list[Instance]) -> list[str]:
+        return self._answer("choose", requests)
+
     # ------------------------------------------------------------ data parallel (lm-eval's collectives)
     @property
     def device(self) -> str:
@@ -557,7 +568,7 @@ class XtremeLM(LM):
     # ------------------------------------------------------------ lm-eval's prompt kinds
     def _unsupported(self, kind: str):
         raise UnsupportedRequest(
-            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed), "
+            f"the xtreme model answers XTREME's request kinds (classify, tag, extract_span, embed, choose), "
             f"not '{kind}': run prompt-style tasks with --model hf"
         )
 

@@ -14,6 +14,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from harness_ext.backends._guards import refuse_remote_code
 from harness_ext.backends.base import (
     HEADS,
     TASK_HEADS,
@@ -95,6 +96,7 @@ def load_checkpoint(
     """
     check_head(head)
     source = str(source)
+    refuse_remote_code(options.pop("trust_remote_code", None), source)
     name = backend or detect_backend(source)
     chosen = get_backend(name)
     target = source if not Path(source).expanduser().exists() else str(Path(source).expanduser())
@@ -132,13 +134,12 @@ def _placement_after_loading(loader: Any, options: dict[str, Any]) -> dict[str, 
 
 
 def _options_for(loader: Any, options: dict[str, Any], source: str, name: str) -> dict[str, Any]:
-    """The options ``loader`` takes; an unknown one is an error, except a harmless
-    ``trust_remote_code=False`` that callers pass to every backend alike."""
+    """The options ``loader`` takes; an unknown one is an error."""
     params = inspect.signature(loader).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return dict(options)
     taken = {k: v for k, v in options.items() if k in params}
-    unknown = sorted(k for k in options if k not in params and not (k == "trust_remote_code" and not options[k]))
+    unknown = sorted(k for k in options if k not in params)
     if unknown:
         known = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
         raise CheckpointError(f"{source}: backend {name!r} does not take option(s) {unknown}; it takes {known}")

@@ -9,6 +9,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness_ext.backends._guards import (
+    check_claimed_bytes,
+    check_config,
+    check_config_dict,
+    check_local_config,
+    check_tokenizer_files,
+    read_json,
+)
 from harness_ext.backends.base import TASK_HEADS, CheckpointError
 
 #: class-name suffix of a transformers architecture -> the head it carries
@@ -16,6 +24,7 @@ ARCH_SUFFIX_HEAD = {
     "ForSequenceClassification": "sequence-classification",
     "ForTokenClassification": "token-classification",
     "ForQuestionAnswering": "question-answering",
+    "ForMultipleChoice": "multiple-choice",
     "ForConditionalGeneration": "seq2seq",
 }
 _T5_ENCODERS = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
@@ -43,6 +52,7 @@ def model_class(config: Any, head: str) -> type:
         "sequence-classification": transformers.AutoModelForSequenceClassification,
         "token-classification": transformers.AutoModelForTokenClassification,
         "question-answering": transformers.AutoModelForQuestionAnswering,
+        "multiple-choice": transformers.AutoModelForMultipleChoice,
         "seq2seq": transformers.AutoModelForSeq2SeqLM,
     }[head]
     mapping = auto._model_mapping  # config class -> model class
@@ -66,7 +76,8 @@ def saved_head(config: Any) -> str | None:
 
 _HEAD_TASKS = {"sequence-classification": ("XNLI and PAWS-X", "ForSequenceClassification"),
                "token-classification": ("UD-POS and PAN-X", "ForTokenClassification"),
-               "question-answering": ("XQuAD, MLQA and TyDiQA", "ForQuestionAnswering")}
+               "question-answering": ("XQuAD, MLQA and TyDiQA", "ForQuestionAnswering"),
+               "multiple-choice": ("XCOPA", "ForMultipleChoice")}
 
 
 def head_fix(head: str) -> str:
@@ -128,7 +139,12 @@ def load_tokenizer(candidates: Iterable[str | Path | None], where: str, option: 
 
     if option is not None:
         try:
-            return AutoTokenizer.from_pretrained(str(option), local_files_only=hub_offline() or Path(str(option)).exists())
+            if Path(str(option)).is_dir():
+                check_tokenizer_files(Path(str(option)))
+            return AutoTokenizer.from_pretrained(str(option), local_files_only=hub_offline() or Path(str(option)).exists(),
+                                                 trust_remote_code=False)
+        except CheckpointError:
+            raise
         except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
             missing = sentencepiece_missing()
             hint = (f" (if its tokenizer is a sentencepiece model, as mT5's is, it needs '{missing}': "
@@ -144,13 +160,14 @@ def load_tokenizer(candidates: Iterable[str | Path | None], where: str, option: 
             if not any((path / f).exists() for f in TOKENIZER_FILES):
                 continue
             require_sentencepiece(path)
+            check_tokenizer_files(path)
             try:
-                return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
             except Exception as exc:  # noqa: BLE001
                 raise CheckpointError(f"{path}: tokenizer files present but unreadable: {exc}") from exc
         elif not path.exists():
             try:  # a model name recorded in the checkpoint: hub id
-                return AutoTokenizer.from_pretrained(str(cand), local_files_only=hub_offline())
+                return AutoTokenizer.from_pretrained(str(cand), local_files_only=hub_offline(), trust_remote_code=False)
             except Exception:  # noqa: BLE001 - not available here; keep looking
                 continue
     raise CheckpointError(
@@ -183,7 +200,10 @@ def model_from_state_dict(config: Any, head: str, state_dict: Mapping[str, Any],
     For an encoder, a task-model state dict is fine: its base-model keys are used.
     """
     check_saved_head(config, head, where)
-    model = model_class(config, head)(config)
+    check_config(config, where)
+    cls = model_class(config, head)
+    check_model_size(cls, config, state_dict, where)
+    model = cls(config)
     own = model.state_dict()
     prefix = guess_prefix(state_dict, own)
     sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
@@ -208,6 +228,23 @@ def model_from_state_dict(config: Any, head: str, state_dict: Mapping[str, Any],
     if hasattr(model, "tie_weights"):
         model.tie_weights()
     return model
+
+
+def check_model_size(cls: type, config: Any, state_dict: Mapping[str, Any], where: str) -> None:
+    """Refuse, before allocating it, a model whose config claims far more values than the
+    weights hold (a config.json edited to 10^6 hidden units would otherwise exhaust memory)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            wanted = sum(t.numel() for t in cls(config).state_dict().values())
+    except Exception:  # noqa: BLE001 - a config that cannot even build on meta: the real build reports it
+        return
+    held = sum(int(getattr(v, "numel", lambda: 0)()) for v in state_dict.values())
+    if wanted > 2 * held + 2**22:
+        raise CheckpointError(f"{where}: the config describes a model of {wanted} values but the weights hold {held}; "
+                              "expected the config the checkpoint was trained with (pass config=)")
+    check_claimed_bytes(4 * wanted, 4 * held + 2**24, where, "the model from its config", expansion=2)
 
 
 def _tied(model: Any, key: str) -> bool:
@@ -236,6 +273,9 @@ def find_config(weights: Path, option: str | None, hints: Iterable[str] = ()) ->
         tried.append(cand)
         try:
             return config_from(cand), cand
+        except CheckpointError as exc:
+            if cand == option or "refused" in str(exc) or "hostile" in str(exc) or "would be" in str(exc):
+                raise
         except Exception as exc:  # noqa: BLE001
             if cand == option:
                 raise CheckpointError(f"{weights}: cannot read config {option!r}: {exc}") from exc
@@ -247,15 +287,19 @@ def find_config(weights: Path, option: str | None, hints: Iterable[str] = ()) ->
 
 def config_from(source: str) -> Any:
     """A transformers config from a folder, a config.json file or a hub id."""
-    import json
-
     from transformers import AutoConfig
 
     path = Path(source)
     if path.is_file():
-        data = json.loads(path.read_text())
-        return AutoConfig.for_model(data.pop("model_type"), **data)
-    return AutoConfig.from_pretrained(source, local_files_only=hub_offline() or path.exists())
+        data = read_json(path, "a transformers config.json")
+        check_config_dict(data, path)
+        config = AutoConfig.for_model(data.pop("model_type"), **data)
+    else:
+        if path.is_dir():
+            check_local_config(path)
+        config = AutoConfig.from_pretrained(source, local_files_only=hub_offline() or path.exists(), trust_remote_code=False)
+    check_config(config, str(path / "config.json") if path.is_dir() else source)
+    return config
 
 
 #: head-layer weights whose first dimension is the number of labels

@@ -14,15 +14,17 @@ if TYPE_CHECKING:  # torch/transformers are heavy; only needed for type names he
     import torch
     from transformers import PreTrainedTokenizerBase
 
-Head = Literal["sequence-classification", "token-classification", "question-answering", "encoder", "seq2seq"]
+Head = Literal["sequence-classification", "token-classification", "question-answering", "multiple-choice",
+               "encoder", "seq2seq"]
 HEADS: tuple[str, ...] = (
     "sequence-classification",
     "token-classification",
     "question-answering",
+    "multiple-choice",
     "encoder",
     "seq2seq",
 )
-TASK_HEADS: frozenset[str] = frozenset(HEADS[:3])
+TASK_HEADS: frozenset[str] = frozenset(HEADS[:4])
 
 
 class CheckpointError(ValueError):

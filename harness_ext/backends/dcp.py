@@ -24,6 +24,7 @@ from harness_ext.backends._common import (
     model_class,
     model_from_state_dict,
 )
+from harness_ext.backends._guards import check_claimed_bytes
 from harness_ext.backends._torchfile import restricted_unpickle
 from harness_ext.backends.base import CheckpointError, register_backend
 
@@ -152,6 +153,9 @@ def load_dcp(source: str, head: str, *, tokenizer: str | None = None, config: st
     if claimed > 2 * needed + 2**20:  # never allocate what a damaged/hostile .metadata claims
         raise CheckpointError(f"{folder / '.metadata'}: claims {claimed} values under {prefix!r}, the model "
                               f"from the config has {needed} (wrong config or corrupted metadata)")
+    on_disk = sum(f.stat().st_size for f in folder.glob("*.distcp"))
+    check_claimed_bytes(sum(m.numel() * m.element_size() for m in chosen.values()), on_disk,
+                        str(folder / ".metadata"), "the DCP metadata", expansion=2)
     wanted = {k: torch.empty(tuple(m.shape), dtype=m.dtype) for k, m in chosen.items()}
     if not wanted:
         raise CheckpointError(f"{folder}: no model tensors found (expected keys like '{next(iter(expected))}')")

@@ -45,7 +45,10 @@ def locate(path: Path, tag: str | None = None) -> tuple[Path, str]:
     if _has_model_states(path) and not (path / "latest").exists():
         return path.parent, path.name
     if tag is None and (path / "latest").is_file():
-        tag = (path / "latest").read_text().strip()
+        tag = (path / "latest").read_text(errors="replace")[:256].strip()
+        if not tag or "/" in tag or "\\" in tag or tag in (".", "..") or "\0" in tag:
+            raise CheckpointError(f"{path / 'latest'}: names {tag[:80]!r}; expected the name of a tag folder "
+                                  "inside the checkpoint (e.g. global_step100), or pass tag=")
     if tag is None:
         tags = sorted((p.name for p in path.iterdir() if _has_model_states(p)),
                       key=lambda n: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", n)])

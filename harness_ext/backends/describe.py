@@ -27,7 +27,9 @@ class Description:
 def describe(source: str, head: str, *, backend: str | None = None, **options: Any) -> Description:
     """Backend, saved head and labels of ``source``; CheckpointError when it is unusable."""
     from harness_ext.backends import detect_backend, load_checkpoint
+    from harness_ext.backends._guards import refuse_remote_code
 
+    refuse_remote_code(options.pop("trust_remote_code", None), source)
     name = backend or detect_backend(source)
     if name == "hf":
         return _describe_hf(source, options)
@@ -39,23 +41,26 @@ def _describe_hf(source: str, options: dict[str, Any]) -> Description:
     from transformers import AutoConfig
 
     from harness_ext.backends._common import TOKENIZER_FILES, hub_offline, saved_head
+    from harness_ext.backends._guards import check_config, check_local_config
     from harness_ext.backends.hf import check_weight_files
 
     path = Path(source)
     if path.is_dir():
         check_weight_files(path)
+        check_local_config(path)
         if not options.get("tokenizer") and not any((path / f).exists() for f in TOKENIZER_FILES):
             raise CheckpointError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); pass tokenizer=")
         where = str(path / "config.json")
     else:
         where = source
     try:
-        config = AutoConfig.from_pretrained(source, revision=options.get("revision"),
+        config = AutoConfig.from_pretrained(source, revision=options.get("revision"), trust_remote_code=False,
                                             local_files_only=hub_offline() or path.is_dir())
     except Exception as exc:  # noqa: BLE001
         if not path.exists() and hub_offline():
             raise NotChecked(f"hub id not in the local cache and HF_HUB_OFFLINE is set ({type(exc).__name__})") from exc
         raise CheckpointError(f"{where}: cannot read the model config: {exc}") from exc
+    check_config(config, where)
     labels = options.get("labels")
     desc = _from_config("hf", config, None)
     if labels:

@@ -191,6 +191,6 @@ def xlmr_tokenizer(folder: Path, file: Path) -> Any:
     from transformers import XLMRobertaTokenizer
 
     try:
-        return XLMRobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return XLMRobertaTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{spm_file}: cannot build the XLM-R tokenizer: {exc}") from exc

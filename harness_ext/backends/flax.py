@@ -22,7 +22,7 @@ max distance (128) and gated-GELU when ``wi_0``/``wi_1`` are present.
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from harness_ext.backends._common import (
     missing_extra,
     model_from_state_dict,
 )
+from harness_ext.backends._guards import bytes_on_disk, check_claimed_bytes, inside, read_json
 from harness_ext.backends.base import CheckpointError, register_backend
 
 FLAX_WEIGHTS = "flax_model.msgpack"
@@ -166,9 +167,15 @@ def _msgpack(file: Path) -> Any:
 def _restore_hf_flax(folder: Path) -> dict[str, Any]:
     if (folder / FLAX_WEIGHTS).is_file():
         return _msgpack(folder / FLAX_WEIGHTS)
-    index = json.loads((folder / FLAX_INDEX).read_text())
+    index = read_json(folder / FLAX_INDEX, "a Flax shard index")
+    try:
+        shards = sorted(set(map(str, index["weight_map"].values())))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{folder / FLAX_INDEX}: not a valid shard index (expected a 'weight_map'): {exc}") from None
     params: dict[str, Any] = {}
-    for shard in sorted(set(index["weight_map"].values())):
+    for shard in shards:
+        if not inside(shard, folder):
+            raise CheckpointError(f"{folder / FLAX_INDEX}: shard {shard[:80]!r} is outside the checkpoint folder")
         if not (folder / shard).is_file():
             raise CheckpointError(f"{folder / shard}: shard listed in {FLAX_INDEX} is missing")
         params.update(_flatten(_msgpack(folder / shard)))  # shards hold flat "a/b/c"-keyed trees
@@ -239,6 +246,9 @@ def read_orbax(state: Path) -> dict[tuple[str, ...], Any]:
     if not isinstance(tree, dict) or not isinstance(tree.get("target"), dict):
         keys = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
         raise CheckpointError(f"{state / '_METADATA'}: no 'target' parameters (found {keys}; expected a T5X train state)")
+    claimed = sum(int(math.prod(getattr(m, "shape", ()) or ())) * np.dtype(getattr(m, "dtype", None) or "float32").itemsize
+                  for m in jax.tree_util.tree_leaves(tree["target"]))
+    check_claimed_bytes(claimed, bytes_on_disk(state), str(state / "_METADATA"), "the Orbax parameters")
     as_numpy = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree["target"])
     try:
         try:
@@ -253,21 +263,57 @@ def read_orbax(state: Path) -> dict[tuple[str, ...], Any]:
     return {key: np.asarray(value) for key, value in _flatten(restored["target"]).items()}
 
 
+#: TensorStore array drivers T5X writes; the key-value store is always the local folder
+_TS_DRIVERS = ("zarr", "zarr3", "n5")
+#: key-value store drivers a T5X spec may name; each is read as a path inside the checkpoint folder
+_TS_STORES = ("file", "gcs", "gfile")
+
+
+def ts_spec(spec: dict[str, Any], ckpt_dir: Path, where: Path) -> dict[str, Any]:
+    """A TensorStore spec we build ourselves from a checkpoint's: the array driver from
+    :data:`_TS_DRIVERS` over the local ``file`` store at a relative path that resolves
+    inside the checkpoint folder. Nothing else of the checkpoint's spec is used (no
+    network drivers, absolute paths, contexts, metadata overrides or create/delete flags)."""
+    spec = _lists(spec)
+    store = spec.get("kvstore")
+    if isinstance(store, str):
+        raise CheckpointError(f"{where}: TensorStore kvstore {store[:80]!r} is a URL; expected a path relative "
+                              "to the checkpoint folder (checkpoints never fetch from the network)")
+    store = store if isinstance(store, dict) else {}
+    driver, kind = spec.get("driver"), store.get("driver")
+    if driver not in _TS_DRIVERS or kind not in _TS_STORES:
+        raise CheckpointError(f"{where}: TensorStore spec with driver {str(driver)[:40]!r} over kvstore "
+                              f"{str(kind)[:40]!r}; expected {'/'.join(_TS_DRIVERS)} over a local file store "
+                              "(checkpoints never fetch from the network)")
+    name = store.get("path") or spec.get("path") or ""
+    if not isinstance(name, str) or not name or "\0" in name or "://" in name:
+        raise CheckpointError(f"{where}: TensorStore path {str(name)[:80]!r}; expected a path relative to the checkpoint folder")
+    if kind == "file" and Path(name).is_absolute() or not inside(name.lstrip("/") if kind != "file" else name, ckpt_dir):
+        raise CheckpointError(f"{where}: TensorStore path {name[:80]!r} is outside the checkpoint folder "
+                              f"{ckpt_dir}; expected a path relative to it")
+    path = (ckpt_dir / (name.lstrip("/") if kind != "file" else name)).resolve()
+    return {"driver": driver, "kvstore": {"driver": "file", "path": str(path)}, "open": True}
+
+
 def _read_ts(spec: dict[str, Any], ckpt_dir: Path) -> Any:
     try:
         import tensorstore as ts
     except ImportError:
         raise missing_extra("flax", "tensorstore", str(ckpt_dir)) from None
-    spec = _lists(json.loads(json.dumps(spec)))
-    store = spec["kvstore"]
-    if store.get("driver") in ("gcs", "gfile", "file"):  # written relative to the checkpoint folder
-        name = store.get("path") or spec.pop("path", "")
-        spec["kvstore"] = {"driver": "file", "path": str(ckpt_dir / name)}
-    where = ckpt_dir / Path(spec["kvstore"]["path"]).name
-    if not Path(spec["kvstore"]["path"]).exists():
+    raw = spec.get("kvstore", {}).get("path", "") if isinstance(spec.get("kvstore"), dict) else ""
+    where = ckpt_dir / Path(str(raw or spec.get("path", "array"))).name
+    clean = ts_spec(spec, ckpt_dir, where)
+    folder = Path(clean["kvstore"]["path"])
+    if not folder.exists():
         raise CheckpointError(f"{where}: TensorStore array missing (expected a zarr folder beside the checkpoint)")
     try:
-        return ts.open(spec, open=True).result().read().result()
+        store = ts.open(clean, read=True).result()
+        claimed = int(math.prod(store.shape)) * int(store.dtype.numpy_dtype.itemsize)
+    except Exception as exc:  # noqa: BLE001 - tensorstore raises ValueError on bad metadata
+        raise CheckpointError(f"{where}: truncated or corrupted TensorStore array: {exc}") from exc
+    check_claimed_bytes(claimed, bytes_on_disk(folder), str(where), f"array {list(store.shape)} {store.dtype}")
+    try:
+        return store.read().result()
     except Exception as exc:  # noqa: BLE001 - tensorstore raises ValueError on bad chunks
         raise CheckpointError(f"{where}: truncated or corrupted TensorStore array: {exc}") from exc
 

@@ -5,7 +5,6 @@ make a bad folder fail loudly instead of evaluating a random head.
 
 from __future__ import annotations
 
-import json
 import struct
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from harness_ext.backends._common import (
     load_tokenizer,
     model_class,
 )
+from harness_ext.backends._guards import check_config, check_local_config, check_stored_zip, loads_json
 from harness_ext.backends.base import CheckpointError, register_backend
 
 WEIGHT_FILES = (
@@ -45,7 +45,6 @@ def load_hf(
     *,
     tokenizer: str | None = None,
     revision: str | None = None,
-    trust_remote_code: bool = False,
     device_map: str | dict | None = None,
     max_memory: dict | tuple | None = None,
     dtype: str | None = None,
@@ -58,12 +57,14 @@ def load_hf(
     local = path.is_dir()
     if local:
         check_weight_files(path)
-    hub = {"revision": revision, "local_files_only": hub_offline() or local, "trust_remote_code": trust_remote_code}
+        check_local_config(path)
+    hub = {"revision": revision, "local_files_only": hub_offline() or local, "trust_remote_code": False}
     where = str(path / "config.json") if local else source
     try:
         config = AutoConfig.from_pretrained(source, **hub)
     except Exception as exc:  # noqa: BLE001 - OSError, ValueError, JSON errors, hub errors
         raise CheckpointError(f"{where}: cannot read the model config: {exc}") from exc
+    check_config(config, where)
     check_saved_head(config, head, where)
     cls = model_class(config, head)
     try:
@@ -123,7 +124,7 @@ def check_weight_files(folder: Path) -> None:
 
 def _index_map(index: Path) -> dict[str, str]:
     try:
-        return dict(json.loads(index.read_text())["weight_map"])
+        return dict(loads_json(index.read_bytes(), str(index), "a shard index")["weight_map"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{index}: not a valid shard index (expected JSON with a 'weight_map'): {exc}") from exc
 
@@ -136,9 +137,11 @@ def check_safetensors(f: Path) -> None:
             (n,) = struct.unpack("<Q", fh.read(8))
             if n > size - 8:
                 raise ValueError(f"header length {n} exceeds file size {size}")
-            header = json.loads(fh.read(n))
+            header = loads_json(fh.read(n), str(f), "a safetensors header")
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError) as exc:
+    except CheckpointError:
+        raise
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{f}: corrupted safetensors file (expected a valid header): {exc}") from exc
     if 8 + n + end != size:
         raise CheckpointError(
@@ -152,15 +155,15 @@ def check_torch_zip(f: Path) -> None:
     them with ``weights_only=True``, which refuses the rest)."""
     from torch.serialization import get_unsafe_globals_in_checkpoint
 
-    from harness_ext.backends._torchfile import refuse
+    from harness_ext.backends._torchfile import check_legacy_weights_only, refuse
 
     with f.open("rb") as fh:
         magic = fh.read(4)
-    if magic != b"PK\x03\x04":
-        return  # pre-1.6 pickle format; torch.load will judge it
+    if magic != b"PK\x03\x04":  # pre-1.6 pickle format: judged now as transformers' torch.load will
+        check_legacy_weights_only(f, "Hugging Face weights")
+        return
+    check_stored_zip(f, "a torch.save archive")
     try:
-        with zipfile.ZipFile(f) as z:
-            z.infolist()
         unsafe = get_unsafe_globals_in_checkpoint(str(f))
     except (zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
         raise CheckpointError(f"{f}: truncated or corrupted torch file (expected a complete torch.save archive): {exc}") from exc

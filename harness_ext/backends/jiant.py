@@ -18,7 +18,6 @@ found again when the experiment folder has moved.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from harness_ext.backends._common import (
     model_class,
     model_from_state_dict,
 )
+from harness_ext.backends._guards import inside, named_location, read_json
 from harness_ext.backends._torchfile import torch_load
 from harness_ext.backends.base import CheckpointError, register_backend
 
@@ -135,25 +135,30 @@ class RunRecords:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        #: the experiment folder: recorded paths are followed only inside it
+        self.root = ([run_dir, *run_dir.parents][:5])[-1]
         args_file = run_dir / "args.json"
-        self.args: dict[str, Any] = json.loads(args_file.read_text()) if args_file.is_file() else {}
+        self.args: dict[str, Any] = read_json(args_file, "jiant's args.json (a JSON object)") if args_file.is_file() else {}
+        if not isinstance(self.args, dict):
+            raise CheckpointError(f"{args_file}: expected a JSON object of jiant's run arguments, got "
+                                  f"{type(self.args).__name__}; delete it or pass config= and tokenizer=")
 
-    def find(self, recorded: str | None) -> Path | None:
-        if not recorded:
+    def find(self, recorded: Any) -> Path | None:
+        if not isinstance(recorded, str) or not recorded or "\0" in recorded:
             return None
         path = Path(recorded)
-        if path.exists():
+        if path.exists() and inside(path, self.root):
             return path
         parts = path.parts
         for k in range(1, len(parts) - 1):  # longest suffix first, at least two components
             suffix = Path(*parts[k:])
             for base in (self.run_dir, *list(self.run_dir.parents)[:4]):
-                if (base / suffix).exists():
+                if (base / suffix).exists() and inside(base / suffix, self.root):
                     return base / suffix
         return None
 
     def hf_name(self) -> str | None:
-        return self.args.get("hf_pretrained_model_name_or_path")
+        return named_location(self.args.get("hf_pretrained_model_name_or_path"), self.root)
 
     def config(self, option: str | None, file: Path) -> Any:
         tried = [option] if option else [self.find(self.args.get("model_config_path")), self.hf_name()]
@@ -179,16 +184,22 @@ class RunRecords:
         names = [taskmodel]
         container = self.find(self.args.get("jiant_task_container_config_path"))
         if container:
-            run_config = json.loads(container.read_text())
-            mapping = run_config.get("taskmodels_config", {}).get("task_to_taskmodel_map", {})
-            paths = run_config.get("task_config_path_dict", {})
+            run_config = _object(read_json(container, "jiant's task container config"))
+            mapping = _object(_object(run_config.get("taskmodels_config")).get("task_to_taskmodel_map"))
+            paths = _object(run_config.get("task_config_path_dict"))
             for task_name, model_name in mapping.items():
                 if model_name != taskmodel:
                     continue
                 task_cfg = self.find(paths.get(task_name))
-                names.insert(0, json.loads(task_cfg.read_text()).get("task", task_name) if task_cfg else task_name)
+                recorded = _object(read_json(task_cfg, "jiant's task config")).get("task") if task_cfg else None
+                names.insert(0, recorded if isinstance(recorded, str) else str(task_name))
         for name in names:
             for key in (name, name.split("_")[0]):
                 if key in JIANT_TASKS and JIANT_TASKS[key][0] == head and JIANT_TASKS[key][1]:
                     return JIANT_TASKS[key][1]
         return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object from a jiant record; anything else counts as absent."""
+    return value if isinstance(value, dict) else {}

@@ -18,6 +18,7 @@ from harness_ext.backends._common import (
     load_tokenizer,
     model_from_state_dict,
 )
+from harness_ext.backends._guards import named_location
 from harness_ext.backends._torchfile import find_key, torch_load
 from harness_ext.backends.base import CheckpointError, register_backend
 
@@ -49,7 +50,8 @@ def load_lightning(source: str, head: str, *, tokenizer: str | None = None, conf
         raise CheckpointError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
     state_dict = ckpt["state_dict"]
     hparams = ckpt.get("hyper_parameters") or {}
-    names = [v for v in (find_key(hparams, k) for k in MODEL_NAME_KEYS) if isinstance(v, str)]
+    # a recorded hub id is fetched like one the user typed; a recorded local path only inside the folder
+    names = [v for v in (named_location(find_key(hparams, k), path.resolve().parent.parent) for k in MODEL_NAME_KEYS) if v]
     cfg, _ = find_config(path, config, names)
     fit_num_labels(cfg, head, state_dict)
     apply_label_names(cfg, head, _label_names(hparams), str(path))

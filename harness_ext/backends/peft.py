@@ -8,7 +8,6 @@ head (``modules_to_save``), and refuses a head that neither the base nor the ada
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from harness_ext.backends._common import (
     model_class,
     model_from_state_dict,
 )
+from harness_ext.backends._guards import named_location, plain_names, read_json, regex_select
 from harness_ext.backends._torchfile import torch_load
 from harness_ext.backends.base import CheckpointError, register_backend
 
@@ -43,16 +43,19 @@ def is_peft(path: Path) -> bool:
 
 @register_backend("peft", is_peft, priority=40, expects="PEFT adapter folder: adapter_config.json + adapter_model.safetensors")
 def load_peft(source: str, head: str, *, tokenizer: str | None = None, base_model: str | None = None,
-              revision: str | None = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
+              revision: str | None = None) -> tuple[Any, Any]:
     folder = Path(source)
     adapter_cfg = _read_json(folder / "adapter_config.json")
     try:
-        from peft import PeftModel
+        from peft import PeftConfig, PeftModel
     except ImportError:
         raise missing_extra("peft", "peft", str(folder)) from None
-    base = base_model or adapter_cfg.get("base_model_name_or_path")
+    recorded = adapter_cfg.get("base_model_name_or_path")
+    base = base_model or named_location(recorded, folder.resolve().parent)  # beside the adapter at most
     if not base:
-        raise CheckpointError(f"{folder / 'adapter_config.json'}: no base_model_name_or_path; pass base_model=<folder or hub id>")
+        why = "no base_model_name_or_path" if not recorded else \
+            f"base_model_name_or_path {str(recorded)[:80]!r} is a path outside the folder holding the adapter (not followed)"
+        raise CheckpointError(f"{folder / 'adapter_config.json'}: {why}; pass base_model=<folder or hub id>")
     trained = TASK_TYPES.get(str(adapter_cfg.get("task_type")), None)
     if head in TASK_HEADS and trained not in (None, head):
         raise CheckpointError(f"{folder / 'adapter_config.json'}: adapter trained for {trained} (task_type "
@@ -64,7 +67,9 @@ def load_peft(source: str, head: str, *, tokenizer: str | None = None, base_mode
 
         check_weight_files(Path(base))
     try:
-        config = config_from(base) if Path(base).exists() else _hub_config(base, revision, trust_remote_code)
+        config = config_from(base) if Path(base).exists() else _hub_config(base, revision)
+    except CheckpointError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{folder}: cannot read the base model {base!r}: {exc}") from exc
     fit_num_labels(config, load_head, saved)
@@ -72,7 +77,7 @@ def load_peft(source: str, head: str, *, tokenizer: str | None = None, base_mode
     cls = model_class(config, load_head)
     try:
         model, info = cls.from_pretrained(base, config=config, output_loading_info=True, revision=revision,
-                                          local_files_only=hub_offline() or Path(base).exists())
+                                          local_files_only=hub_offline() or Path(base).exists(), trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{folder}: cannot load base model {base!r}: {exc}") from exc
     covered = set(saved)  # head weights the adapter brings (modules_to_save)
@@ -80,7 +85,13 @@ def load_peft(source: str, head: str, *, tokenizer: str | None = None, base_mode
                         "mismatched_keys": [k for k in info["mismatched_keys"] if k[0] not in covered]},
                        load_head, f"{base} + {folder}")
     try:
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        peft_config = PeftConfig.from_pretrained(str(folder))
+    except Exception as exc:  # noqa: BLE001 - peft raises TypeError/ValueError on unknown fields
+        raise CheckpointError(f"{folder / 'adapter_config.json'}: not a PEFT adapter config peft can read: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    defuse_patterns(peft_config, [name for name, _ in model.named_modules() if name], folder / "adapter_config.json")
+    try:
+        model = PeftModel.from_pretrained(model, str(folder), config=peft_config).merge_and_unload()
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{folder}: peft could not apply the adapter to {base!r}: {exc}") from exc
     if load_head != head:  # an encoder from a task adapter: the merged model's base
@@ -90,10 +101,39 @@ def load_peft(source: str, head: str, *, tokenizer: str | None = None, base_mode
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: not valid JSON (expected a PEFT adapter config): {exc}") from exc
+    data = read_json(path, "a PEFT adapter config")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object (a PEFT adapter config), got {type(data).__name__}")
+    return data
+
+
+def defuse_patterns(config: Any, names: list[str], where: Path) -> None:
+    """Replace the regular expressions an adapter config may hold (``target_modules``,
+    ``exclude_modules``, ``rank_pattern``/``alpha_pattern`` keys) by the module names they
+    match, found with a time budget, so peft's own backtracking ``re`` never sees them;
+    fields peft pastes into a regex must be plain names; Megatron (a module import) is refused."""
+    import re
+
+    for field in ("target_modules", "exclude_modules"):
+        value = getattr(config, field, None)
+        if isinstance(value, str):
+            matched = regex_select(value, names, str(where), field)
+            if field == "target_modules" and not matched:
+                raise CheckpointError(f"{where}: target_modules {value[:80]!r} matches no module of the base model")
+            setattr(config, field, set(matched) if matched or field == "target_modules" else None)
+    for field in ("rank_pattern", "alpha_pattern"):
+        value = getattr(config, field, None)
+        if isinstance(value, dict) and value:
+            exact: dict[str, Any] = {}
+            for pattern, setting in value.items():
+                for name in regex_select(rf"(?:.*\.)?(?:{pattern})", names, str(where), f"{field} key"):
+                    exact.setdefault(re.escape(name), setting)
+            setattr(config, field, exact)
+    for field in ("layers_pattern", "modules_to_save"):
+        plain_names(getattr(config, field, None), str(where), field)
+    if getattr(config, "megatron_config", None) or getattr(config, "megatron_core", "megatron.core") != "megatron.core":
+        raise CheckpointError(f"{where}: megatron_config/megatron_core would import a module named by the adapter; "
+                              "remove them (XTREME adapters are plain LoRA on transformers models)")
 
 
 def _saved_modules(folder: Path) -> dict[str, Any]:
@@ -118,14 +158,18 @@ def _label_names(folder: Path, config: Any) -> None:
     """id2label from a config.json saved beside the adapter, when it fits the head."""
     local = folder / "config.json"
     if local.exists():
-        id2label = json.loads(local.read_text()).get("id2label") or {}
-        if len(id2label) == config.num_labels:
+        data = read_json(local, "a transformers config.json")
+        id2label = (data.get("id2label") if isinstance(data, dict) else None) or {}
+        if isinstance(id2label, dict) and len(id2label) == config.num_labels:
             config.id2label = {int(k): v for k, v in id2label.items()}
             config.label2id = {v: int(k) for k, v in id2label.items()}
 
 
-def _hub_config(base: str, revision: str | None, trust_remote_code: bool) -> Any:
+def _hub_config(base: str, revision: str | None) -> Any:
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(base, revision=revision, trust_remote_code=trust_remote_code,
-                                      local_files_only=hub_offline())
+    from harness_ext.backends._guards import check_config
+
+    config = AutoConfig.from_pretrained(base, revision=revision, trust_remote_code=False, local_files_only=hub_offline())
+    check_config(config, base)
+    return config

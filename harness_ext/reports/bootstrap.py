@@ -34,7 +34,7 @@ import numpy as np
 
 from harness_ext.metrics.tagging import corpus_entities
 from harness_ext.reports.results import example_id
-from xtreme_tasks.table import TASKS, TaskSpec
+from xtreme_tasks.table import TaskSpec, get_task
 
 
 class BootstrapUnavailable(ValueError):
@@ -86,7 +86,7 @@ def language_stats(spec: TaskSpec, rows: Sequence[Mapping[str, Any]], where: str
     ids = tuple(example_id(row) for row in rows)
     kind = spec.request_kind
     try:
-        if kind == "classify":
+        if kind in ("classify", "choose"):
             num = np.array([float(row["acc"][0] == row["acc"][1]) for row in rows])
             return LanguageStats(ids, num, np.ones(len(rows)), 100.0)
         if kind == "tag":
@@ -121,7 +121,7 @@ def _task_languages(task: str, comparisons: Sequence[Comparison]) -> tuple[str, 
     for comparison in comparisons:
         for stats in (comparison.system, *comparison.baselines):
             if set(stats[task]) != set(languages):
-                raise BootstrapUnavailable(f"{TASKS[task].title}: the runs cover different languages")
+                raise BootstrapUnavailable(f"{get_task(task).title}: the runs cover different languages")
     return languages
 
 
@@ -146,7 +146,7 @@ def bootstrap_task_gains(
         order = reference.ids
         runs = []
         for c_index, comparison in enumerate(comparisons):
-            where = f"{TASKS[task].leaf(lang)}"
+            where = f"{get_task(task).leaf(lang)}"
             system = comparison.system[task][lang].aligned(order, where)
             bases = [b[task][lang].aligned(order, where) for b in comparison.baselines]
             runs.append((c_index, system, bases))

@@ -39,11 +39,13 @@ from harness_ext.reports.bootstrap import (
     language_stats,
     percentile_interval,
 )
+from harness_ext.reports.board import size_text as _size_text
+from harness_ext.reports.escape import natural_key
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.results import SystemRuns, read_samples
 from harness_ext.reports.rules import SystemScores, is_number, language_score
 from harness_ext.reports.tables import Cell, Table
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import DEFAULT_BENCHMARK, get_benchmark
 
 OVERALL = "xtreme"
 #: tolerance when checking that samples reproduce the results JSON (0-100 scale)
@@ -130,10 +132,10 @@ def pair_baselines(
 
 
 def point_gains(pairing: Pairing, scores: Mapping[str, SystemScores]) -> dict[str, float | None]:
-    """Gain per task and on the XTREME score from the results JSON (``None`` where either side lacks it)."""
+    """Gain per task and on the benchmark's score from the results JSON (``None`` where either side lacks it)."""
     mine = scores[pairing.system]
     out: dict[str, float | None] = {}
-    for key in (OVERALL, *TASK_ORDER):
+    for key in (OVERALL, *mine.task_order):
         value = mine.xtreme if key == OVERALL else mine.task_scores[key]
         if pairing.published is not None:
             base = pairing.published.get(key)
@@ -150,8 +152,9 @@ def point_gains(pairing: Pairing, scores: Mapping[str, SystemScores]) -> dict[st
 class StatsCache:
     """Per (system, task) statistics read from samples once, checked against the results JSON."""
 
-    def __init__(self, systems: Mapping[str, SystemRuns]):
+    def __init__(self, systems: Mapping[str, SystemRuns], benchmark: str = DEFAULT_BENCHMARK):
         self.systems = systems
+        self.version = get_benchmark(benchmark)
         self._cache: dict[tuple[str, str], dict[str, LanguageStats] | BootstrapUnavailable] = {}
 
     def get(self, system: str, task: str) -> dict[str, LanguageStats]:
@@ -167,7 +170,7 @@ class StatsCache:
         return value
 
     def _load(self, system: str, task: str) -> dict[str, LanguageStats]:
-        spec = TASKS[task]
+        spec = self.version.spec(task)
         if spec.request_kind == "embed":
             raise BootstrapUnavailable(f"{spec.title}: retrieval is scored over the whole corpus; "
                                        "lm-eval samples hold no per-example outcome")
@@ -233,11 +236,30 @@ class Efficacy:
     meta: dict[str, Meta] = field(default_factory=dict)
     level: float = 0.95
     n_resamples: int = 1000
+    benchmark: str = DEFAULT_BENCHMARK
+    #: systems whose numbers come from runs made with ``--limit`` (not XTREME numbers)
+    limited: list[str] = field(default_factory=list)
+
+    @property
+    def task_order(self) -> tuple[str, ...]:
+        return get_benchmark(self.benchmark).tasks
+
+    def title(self, key: str) -> str:
+        """Column title: the benchmark's name for the overall score, else the task's."""
+        version = get_benchmark(self.benchmark)
+        return version.title if key == OVERALL else version.spec(key).title
+
+    def limit_note(self) -> str:
+        """One line for tables and the plot when any compared run used ``--limit``; else ``""``."""
+        if not self.limited:
+            return ""
+        return (f"runs made with --limit (a subset of each test set; not XTREME numbers): "
+                f"{', '.join(sorted(self.limited, key=natural_key))}")
 
 
 def _bootstrap_group(
     pairings: Sequence[Pairing], tasks: Sequence[str], cache: StatsCache, point: Mapping[str, Mapping[str, float | None]],
-    n_resamples: int, seed: int,
+    n_resamples: int, seed: int, order: Sequence[str],
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Resampled gains per task (rows = pairings), plus ``xtreme``; reasons for what has none."""
     draws: dict[str, np.ndarray] = {}
@@ -252,13 +274,13 @@ def _bootstrap_group(
         except BootstrapUnavailable as err:
             reasons[task] = str(err)
     if all(point[p.system].get(OVERALL) is not None for p in pairings):
-        resampled = [t for t in TASK_ORDER if t in draws]
+        resampled = [t for t in order if t in draws]
         if resampled:
-            fixed = [t for t in TASK_ORDER if t not in draws]
+            fixed = [t for t in order if t not in draws]
             total = sum(draws[t] for t in resampled)
             for t in fixed:
                 total = total + np.array([[point[p.system][t]] for p in pairings])
-            draws[OVERALL] = total / len(TASK_ORDER)
+            draws[OVERALL] = total / len(order)
             if fixed:
                 reasons[OVERALL] = f"interval resamples {len(resampled)} tasks; {', '.join(fixed)} held at their observed gain"
         else:
@@ -272,9 +294,17 @@ def compute_efficacy(
 ) -> Efficacy:
     """Gains of every system with a baseline, grouped by (family, intermediate task, size)."""
     pairings, notes = pair_baselines(list(scores), meta, explicit)
-    result = Efficacy(notes=notes, meta=dict(meta), level=level, n_resamples=n_resamples)
+    versions = {getattr(row, "benchmark", DEFAULT_BENCHMARK) for row in scores.values()}
+    if len(versions) > 1:
+        raise ValueError(f"compute_efficacy got rows of {sorted(versions)}; score one version (all_scores(..., benchmark))")
+    benchmark = versions.pop() if versions else DEFAULT_BENCHMARK
+    order = get_benchmark(benchmark).tasks
+    compared = {p.system for p in pairings} | {b for p in pairings for b in p.baselines}
+    limited = [name for name in compared if name in systems and systems[name].limited()]
+    result = Efficacy(notes=notes, meta=dict(meta), level=level, n_resamples=n_resamples, limited=limited,
+                      benchmark=benchmark)
     point = {p.system: point_gains(p, scores) for p in pairings}
-    cache = StatsCache(systems)
+    cache = StatsCache(systems, benchmark)
     # systems compared with systems, grouped so seeds share resamples; published comparisons alone
     groups: dict[tuple, list[Pairing]] = {}
     for pairing in pairings:
@@ -282,13 +312,13 @@ def compute_efficacy(
         key = (info.family, info.intermediate_task, info.size) if info else ("?", pairing.system, 0)
         groups.setdefault((pairing.published is not None, *key), []).append(pairing)
     for (published, family, intermediate, size), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        tasks = [t for t in TASK_ORDER if any(point[p.system][t] is not None for p in members)]
+        tasks = [t for t in order if any(point[p.system][t] is not None for p in members)]
         draws: dict[str, np.ndarray] = {}
         reasons: dict[str, str] = {}
         if published:
             reasons = {t: "compared with published numbers: no examples to resample" for t in (OVERALL, *tasks)}
         else:
-            draws, reasons = _bootstrap_group(members, tasks, cache, point, n_resamples, seed)
+            draws, reasons = _bootstrap_group(members, tasks, cache, point, n_resamples, seed, order)
         for key in (OVERALL, *tasks):
             for row, pairing in enumerate(members):
                 gain = point[pairing.system][key]
@@ -327,23 +357,15 @@ def _gain_text(gain: float | None, interval: Interval | None) -> Cell:
     return Cell(gain, text)
 
 
-def _size_text(size: int) -> str:
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if size >= div:
-            return f"{size / div:.3g}{unit}"
-    return str(size)
-
-
 def gains_table(eff: Efficacy) -> Table:
     """Wide: one row per system, gain [CI] on XTREME and each task with any gain."""
-    keys = [OVERALL] + [t for t in TASK_ORDER if any(g.task == t for g in eff.gains)]
-    header = ["System", "Baseline", "Family", "Size", "Intermediate", "Seed"] + [
-        "XTREME" if k == OVERALL else TASKS[k].title for k in keys]
+    keys = [OVERALL] + [t for t in eff.task_order if any(g.task == t for g in eff.gains)]
+    header = ["System", "Baseline", "Family", "Size", "Intermediate", "Seed"] + [eff.title(k) for k in keys]
     table = Table("efficacy_gains", f"Gain over baseline ({eff.level:.0%} paired bootstrap CI over examples; * = excludes 0)", header)
     by_system: dict[str, dict[str, Gain]] = {}
     for g in eff.gains:
         by_system.setdefault(g.system, {})[g.task] = g
-    for system, row in sorted(by_system.items()):
+    for system, row in sorted(by_system.items(), key=lambda kv: natural_key(kv[0])):
         info = eff.meta.get(system)
         first = next(iter(row.values()))
         table.add([system, first.baseline, info.family if info else "", _size_text(info.size) if info else "",
@@ -361,19 +383,20 @@ def _notes(eff: Efficacy) -> list[str]:
     for g in eff.gains:
         if g.note and g.interval is not None and g.note not in seen:
             seen.append(g.note)
-    return list(eff.notes) + seen
+    return ([eff.limit_note()] if eff.limited else []) + list(eff.notes) + seen
 
 
 def scaling_table(eff: Efficacy) -> Table:
     """Wide: rows (family, intermediate task, size); mean gain +- seed std [CI of the mean] per task."""
-    keys = [OVERALL] + [t for t in TASK_ORDER if any(g.task == t for g in eff.groups)]
-    header = ["Family", "Intermediate", "Size", "Seeds"] + ["XTREME" if k == OVERALL else TASKS[k].title for k in keys]
+    keys = [OVERALL] + [t for t in eff.task_order if any(g.task == t for g in eff.groups)]
+    header = ["Family", "Intermediate", "Size", "Seeds"] + [eff.title(k) for k in keys]
     table = Table("efficacy_scaling", "Gain from intermediate-task training by model size "
                   f"(mean over seeds, ± seed std, [{eff.level:.0%} bootstrap CI of the mean])", header)
     rows: dict[tuple, dict[str, GroupGain]] = {}
     for g in eff.groups:
         rows.setdefault((g.family, g.intermediate_task, g.size), {})[g.task] = g
-    for (family, intermediate, size), cells in sorted(rows.items()):
+    for (family, intermediate, size), cells in sorted(rows.items(), key=lambda kv: (natural_key(kv[0][0]),
+                                                                                 natural_key(kv[0][1]), kv[0][2])):
         seeds = max(len(g.gains) for g in cells.values())
         out = [family, intermediate, Cell(size, _size_text(size)), Cell(seeds, str(seeds))]
         for key in keys:

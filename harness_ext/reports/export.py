@@ -5,7 +5,14 @@ takes (``<out>/<task>/test-<lang>.{tsv,json}``):
 
 * XNLI, PAWS-X: one predicted label per line, in test-file order;
 * UD-POS, PAN-X: one predicted tag per line, a blank line after each sentence;
-* XQuAD, MLQA, TyDiQA: ``{"question id": "answer"}`` (via :mod:`harness_ext.reports.submission`).
+* XQuAD, MLQA, TyDiQA: ``{"question id": "answer"}`` (via :mod:`harness_ext.reports.submission`);
+* XCOPA (XTREME-R): ``xcopa/test-<lang>.jsonl``, one ``{"label": 0 or 1}`` per line, as
+  ``run_xcopa.py`` writes it (an answer that is neither choice, e.g. unparsable mT5 output, is -1: wrong).
+
+The benchmark version (``xtreme`` / ``xtreme-r``) decides which tasks and languages a
+submission holds: XTREME-R's is its ten tasks with its added languages (UD-POS lt pl uk wo
+ro, PAN-X qu pl uk az lt pa gu ro, XQuAD ro, ...). Without one, it is the version of the
+system's runs (an error when they hold both).
 
 Predictions are read from each sample's metric item -- the value that was scored --
 and ordered by ``doc_id`` (= test-file order, which the line-based files rely on).
@@ -14,8 +21,8 @@ reject (or mis-score) it, so such a language is refused unless ``allow_partial``
 language whose results JSON records a test set that is not XTREME's (docs/data.md).
 Retrieval predictions are not in the samples (they are made in the aggregation over
 the whole corpus): BUCC writes its submission file itself when
-``$XTREME_BUCC_PREDICTIONS_DIR`` is set; Tatoeba has none. Both are reported as not
-exported, with that reason.
+``$XTREME_BUCC_PREDICTIONS_DIR`` is set; Tatoeba, LAReQA and Mewsli-X have none here.
+They are reported as not exported, with that reason.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any, Mapping, Sequence
 from harness_ext.reports.official import ReportError, file_suffix
 from harness_ext.reports.results import SystemRuns, example_id, read_samples
 from harness_ext.reports.submission import atomic_write_text, prediction_path, write_qa_predictions
-from xtreme_tasks.table import TASK_ORDER, TASKS, TaskSpec
+from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, TaskSpec, get_benchmark
 
 
 @dataclass
@@ -49,6 +56,11 @@ def _tags_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(sentences)
 
 
+def _choices_text(spec: TaskSpec, rows: Sequence[Mapping[str, Any]]) -> str:
+    index = {label: i for i, label in enumerate(spec.labels)}
+    return "".join(f'{{"label": {index.get(str(row["acc"][0]), -1)}}}\n' for row in rows)
+
+
 def _qa_map(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {str(row["em"][0]): row["em"][1] for row in rows}
 
@@ -57,24 +69,31 @@ def _write_language(spec: TaskSpec, lang: str, rows: list[dict[str, Any]], out: 
     if spec.request_kind == "extract_span":
         return write_qa_predictions(out, spec.name, lang, _qa_map(rows))
     path = prediction_path(out, spec.name, lang, file_suffix(spec))
-    text = _labels_text(rows) if spec.request_kind == "classify" else _tags_text(rows)
+    if spec.request_kind == "choose":
+        text = _choices_text(spec, rows)
+    else:
+        text = _labels_text(rows) if spec.request_kind == "classify" else _tags_text(rows)
     atomic_write_text(path, text)
     return path
 
 
-def export_system(system: SystemRuns, out: Path, tasks: Sequence[str] | None = None, allow_partial: bool = False) -> ExportReport:
-    """Write every official language found in ``system``'s runs under ``out``."""
+def export_system(system: SystemRuns, out: Path, tasks: Sequence[str] | None = None, allow_partial: bool = False,
+                  benchmark: str = DEFAULT_BENCHMARK) -> ExportReport:
+    """Write every official language of ``benchmark`` found in ``system``'s runs under ``out``."""
     report = ExportReport()
-    wanted = list(tasks) if tasks else [t for t in TASK_ORDER if any(TASKS[t].leaf(l) in system.chosen for l in TASKS[t].all_languages)]
-    unknown = [t for t in wanted if t not in TASKS]
+    version = get_benchmark(benchmark)
+    specs = version.specs()
+    wanted = list(tasks) if tasks else [t for t in version.tasks
+                                        if any(specs[t].leaf(l) in system.chosen for l in specs[t].all_languages)]
+    unknown = [t for t in wanted if t not in specs]
     if unknown:
-        raise ReportError(f"unknown task(s) {', '.join(unknown)}; the XTREME tasks are {', '.join(TASK_ORDER)}")
+        raise ReportError(f"unknown task(s) {', '.join(unknown)}; the {version.title} tasks are {', '.join(version.tasks)}")
     for task in wanted:
-        spec = TASKS[task]
+        spec = specs[task]
         if spec.request_kind == "embed":
             reason = ("BUCC predictions are mined over the whole corpus; the task writes test-<lang>.tsv itself "
                       "when $XTREME_BUCC_PREDICTIONS_DIR is set" if task == "bucc2018"
-                      else "Tatoeba predictions are made over the whole corpus and are not in the samples")
+                      else f"{spec.title} predictions are made over the whole corpus and are not in the samples")
             report.not_exported.append((task, reason))
             continue
         for lang in spec.languages:
@@ -107,17 +126,27 @@ def export_system(system: SystemRuns, out: Path, tasks: Sequence[str] | None = N
                 report.not_exported.append((leaf, f"{path}: samples rows lack the metric items ({err!r})"))
         extra = [l for l in spec.extra_languages if spec.leaf(l) in system.chosen]
         if extra:
-            report.not_exported.append((task, f"{', '.join(extra)}: outside XTREME's official languages, not exported"))
+            report.not_exported.append((task, f"{', '.join(extra)}: outside {version.title}'s official languages, not exported"))
     return report
 
 
 def export_predictions(systems: Mapping[str, SystemRuns], out: Path, system: str | None = None,
-                       tasks: Sequence[str] | None = None, allow_partial: bool = False) -> ExportReport:
-    """Export one system's predictions (``system`` must be given when the results hold several)."""
+                       tasks: Sequence[str] | None = None, allow_partial: bool = False,
+                       benchmark: str | None = None) -> ExportReport:
+    """Export one system's predictions (``system`` must be given when the results hold several) in the
+    layout of ``benchmark`` (``None``: the version of its runs, from those runs only)."""
     if system is None:
         if len(systems) != 1:
             raise ReportError(f"the results hold {len(systems)} systems ({', '.join(sorted(systems))}); choose one with --system")
         system = next(iter(systems))
     if system not in systems:
         raise ReportError(f"no results for system {system!r}; present: {', '.join(sorted(systems))}")
-    return export_system(systems[system], Path(out), tasks, allow_partial)
+    runs = systems[system]
+    if benchmark is None:
+        found = runs.benchmarks()
+        if len(found) > 1:
+            raise ReportError(f"the results of {system} hold runs of {' and '.join(BENCHMARKS[b].title for b in found)}; "
+                              "choose the submission's version with --benchmark xtreme or --benchmark xtreme-r")
+        benchmark = found[0] if found else DEFAULT_BENCHMARK
+        runs = runs.of_benchmark(benchmark)
+    return export_system(runs, Path(out), tasks, allow_partial, benchmark)

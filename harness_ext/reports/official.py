@@ -7,6 +7,12 @@ Layout (the one XTREME's evaluate.py and the leaderboard read)::
                                        bucc2018: one "<xx-id>\\t<en-id>" pair per line
     <folder>/<task>/test-<lang>.json   xquad mlqa tydiqa: predictions {"id": "answer"},
                                        labels SQuAD v1.1 JSON
+    <folder>/xcopa/test-<lang>.jsonl   XTREME-R's XCOPA: one {"label": 0 or 1} per line
+
+Benchmark version (``benchmark``, as evaluate.py's ``--xtreme_version``): ``xtreme`` (the
+default) or ``xtreme-r`` decides the tasks, each task's languages and the categories;
+without one, a folder holding an XTREME-R-only task (xcopa, lareqa, mewslix) and no
+XTREME-only one (pawsx, bucc2018) is scored as XTREME-R.
 
 Rules: every language of a task is scored (a task folder with a language missing is
 an error, as in the official script); a task's score is the plain mean over its
@@ -27,15 +33,17 @@ from typing import Any, Callable, Iterable, Sequence
 
 from harness_ext.metrics.classification import accuracy
 from harness_ext.metrics.mlqa import mlqa_scores
-from harness_ext.metrics.retrieval import bucc_prf, tatoeba_accuracy
+from harness_ext.metrics.retrieval import bucc_prf, mean_reciprocal_rank_at_k, tatoeba_accuracy
 from harness_ext.metrics.squad import squad_scores
 from harness_ext.metrics.tagging import span_prf, token_accuracy
-from xtreme_tasks.table import TASK_ORDER, TASKS, TaskSpec
+from harness_ext.reports import rules
+from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, TABLE, TaskSpec, get_benchmark
 
 PathLike = str | Path
 
 _METRIC_NAMES = {
     "acc": "Acc", "f1": "F1", "em": "EM", "precision": "P", "recall": "R", "token_acc": "token acc",
+    "map@20": "mAP@20",
 }
 
 
@@ -208,12 +216,59 @@ def _score_tatoeba(spec: TaskSpec, lang: str, pred_path: Path, label_path: Path)
     return {"acc": tatoeba_accuracy(preds, golds)}, []
 
 
+def _id_lists(data: Any, path: Path, what: str) -> dict[str, list[str]]:
+    """``{example id: [entity ids]}``, checked (Mewsli-X predictions and labels files)."""
+    if not isinstance(data, dict) or not all(
+        isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in data.values()
+    ):
+        raise ReportError(f"{path} must hold one JSON object {{\"example id\": [{what}]}} (Mewsli-X layout); fix the file")
+    return data
+
+
+def _score_mewslix(spec: TaskSpec, lang: str, pred_path: Path, label_path: Path) -> Scored:
+    """``utils_mewslix.evaluate(k=20)``: reciprocal rank of the gold QID among the first 20 predicted."""
+    preds = _id_lists(read_json(pred_path), pred_path, "predicted entity ids, best first")
+    golds = _id_lists(read_json(label_path), label_path, "the gold entity id")
+    if any(not ids or not ids[0].strip() for ids in golds.values()):
+        raise ReportError(f"{label_path}: some examples have no gold entity id (XTREME's preprocessing blanks the test "
+                          "labels); score against the withheld gold")
+    notes = []
+    unanswered = sum(example not in preds for example in golds)
+    if unanswered:
+        notes.append(f"{pred_path}: {unanswered} of {len(golds)} mentions have no prediction and score 0 "
+                     "(as in the official script)")
+    return {"map@20": mean_reciprocal_rank_at_k(golds, preds, k=20)}, notes
+
+
+def read_xcopa_labels(path: Path) -> list[Any]:
+    """The ``label`` of every JSON line (the official ``read_xcopa``); blank lines are skipped."""
+    labels = []
+    for number, line in enumerate(_open_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ReportError(f"{path}:{number}: not a JSON line ({err.msg}); write one {{\"label\": 0 or 1}} per line") from None
+        if not isinstance(row, dict) or "label" not in row:
+            raise ReportError(f"{path}:{number}: no \"label\" field; write one {{\"label\": 0 or 1}} per line")
+        labels.append(row["label"])
+    return labels
+
+
+def _score_xcopa(spec: TaskSpec, lang: str, pred_path: Path, label_path: Path) -> Scored:
+    preds, golds = read_xcopa_labels(pred_path), read_xcopa_labels(label_path)
+    _same_length(pred_path, label_path, len(preds), len(golds), "lines",
+                 "write one {\"label\": 0 or 1} line per example of the labels file, in the same order")
+    return {"acc": accuracy(preds, golds)}, []
+
+
 #: The scorer of a task: by request kind, with the tasks whose official metric differs.
 _SCORER_BY_KIND: dict[str, Scorer] = {
-    "classify": _score_accuracy, "tag": _score_tags, "extract_span": _score_squad,
+    "classify": _score_accuracy, "tag": _score_tags, "extract_span": _score_squad, "choose": _score_xcopa,
 }
 _SCORER_BY_TASK: dict[str, Scorer] = {
-    "mlqa": _score_mlqa, "bucc2018": _score_bucc, "tatoeba": _score_tatoeba,
+    "mlqa": _score_mlqa, "bucc2018": _score_bucc, "tatoeba": _score_tatoeba, "mewslix": _score_mewslix,
 }
 
 
@@ -226,8 +281,11 @@ def scorer_for(spec: TaskSpec) -> Scorer:
 
 
 def file_suffix(spec: TaskSpec) -> str:
-    """``json`` for QA (span extraction), ``tsv`` for every other task, as in the official layout."""
-    return "json" if spec.request_kind == "extract_span" else "tsv"
+    """As evaluate.py's ``get_suffix``: ``json`` for QA and Mewsli-X, ``jsonl`` for the multiple-choice
+    task (XCOPA), ``tsv`` for every other task."""
+    if spec.request_kind == "extract_span" or spec.name == "mewslix":
+        return "json"
+    return "jsonl" if spec.request_kind == "choose" else "tsv"
 
 
 # ---------------------------------------------------------------- results
@@ -258,37 +316,34 @@ class TaskScore:
 
 @dataclass(frozen=True)
 class ScoreReport:
-    """All scored tasks, the tasks of the XTREME score that were not scored, and notes."""
+    """All scored tasks, the tasks of the benchmark's score that were not scored, and notes."""
 
     tasks: dict[str, TaskScore]
     missing: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    benchmark: str = DEFAULT_BENCHMARK
 
     @property
     def complete(self) -> bool:
         return not self.missing
 
+    def _task_scores(self) -> dict[str, float]:
+        return {name: task.score for name, task in self.tasks.items()}
+
     @property
     def xtreme_score(self) -> float | None:
-        """Mean of all task scores; ``None`` unless every task of the benchmark was scored."""
-        if not self.complete:
-            return None
-        return sum(self.tasks[name].score for name in TASK_ORDER) / len(TASK_ORDER)
+        """Mean of all task scores of the benchmark (XTREME: 9, XTREME-R: 10); ``None`` unless every one was scored."""
+        return rules.xtreme_score(self._task_scores(), self.benchmark)
 
     @property
     def categories(self) -> dict[str, float]:
         """Mean task score per category, for the categories whose tasks were all scored."""
-        by_category: dict[str, list[str]] = {}
-        for name in TASK_ORDER:
-            by_category.setdefault(TASKS[name].category, []).append(name)
-        return {
-            category: sum(self.tasks[n].score for n in names) / len(names)
-            for category, names in by_category.items()
-            if all(n in self.tasks for n in names)
-        }
+        scores = rules.category_scores(self._task_scores(), self.benchmark)
+        return {category: value for category, value in scores.items() if value is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "benchmark": self.benchmark,
             "xtreme_score": self.xtreme_score,
             "complete": self.complete,
             "missing_tasks": list(self.missing),
@@ -306,19 +361,29 @@ def _check_folder(path: Path, role: str) -> None:
         what = "does not exist" if not path.exists() else "is not a folder"
         raise ReportError(
             f"{role} folder {path} {what}; pass the folder that holds one subfolder per task "
-            f"({', '.join(t + '/' for t in TASK_ORDER)})"
+            f"({', '.join(t + '/' for t in TABLE)})"
         )
 
 
-def _select(tasks: Iterable[str] | None) -> list[str] | None:
+def infer_benchmark(pred_root: Path) -> str:
+    """``xtreme-r`` for a folder with an XTREME-R-only task folder and no XTREME-only one, else ``xtreme``."""
+    found = {p.name for p in pred_root.iterdir() if p.is_dir()}
+    only = {name: set(b.tasks) - {t for o in BENCHMARKS.values() if o is not b for t in o.tasks}
+            for name, b in BENCHMARKS.items()}
+    return "xtreme-r" if found & only["xtreme-r"] and not found & only["xtreme"] else DEFAULT_BENCHMARK
+
+
+def _select(tasks: Iterable[str] | None, benchmark: str = DEFAULT_BENCHMARK) -> list[str] | None:
     """Task names in benchmark order; accepts ``xnli,pawsx`` in one entry. ``None``: all."""
     if not tasks:
         return None
+    order = get_benchmark(benchmark).tasks
     wanted = [name.strip() for entry in tasks for name in entry.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in TASKS]
+    unknown = [name for name in wanted if name not in order]
     if unknown:
-        raise ReportError(f"unknown task(s) {', '.join(unknown)}; the XTREME tasks are {', '.join(TASK_ORDER)}")
-    return [name for name in TASK_ORDER if name in wanted]
+        raise ReportError(f"unknown task(s) {', '.join(unknown)}; the {get_benchmark(benchmark).title} tasks are "
+                          f"{', '.join(order)}")
+    return [name for name in order if name in wanted]
 
 
 def score_task(spec: TaskSpec, pred_dir: Path, label_dir: Path) -> TaskScore:
@@ -363,9 +428,11 @@ def score_task(spec: TaskSpec, pred_dir: Path, label_dir: Path) -> TaskScore:
 
 
 def score_folder(
-    predictions_dir: PathLike, labels_dir: PathLike, tasks: Sequence[str] | None = None
+    predictions_dir: PathLike, labels_dir: PathLike, tasks: Sequence[str] | None = None,
+    benchmark: str | None = None,
 ) -> ScoreReport:
-    """Score ``predictions_dir`` against ``labels_dir`` with XTREME's official rules.
+    """Score ``predictions_dir`` against ``labels_dir`` with the official rules of ``benchmark``
+    (``xtreme`` / ``xtreme-r``; ``None``: :func:`infer_benchmark`).
 
     ``tasks``: score only these (the XTREME score is then incomplete unless all are
     given); each named task must have a predictions folder. With ``tasks=None`` every
@@ -375,13 +442,18 @@ def score_folder(
     pred_root, label_root = Path(predictions_dir), Path(labels_dir)
     _check_folder(pred_root, "predictions")
     _check_folder(label_root, "labels")
-    selected = _select(tasks)
+    benchmark = benchmark or infer_benchmark(pred_root)
+    version = get_benchmark(benchmark)
+    selected = _select(tasks, benchmark)
     notes: list[str] = []
     if selected is None:
-        candidates = list(TASK_ORDER)
-        others = sorted(p.name for p in pred_root.iterdir() if p.is_dir() and p.name not in TASKS)
+        candidates = list(version.tasks)
+        others = sorted(p.name for p in pred_root.iterdir() if p.is_dir() and p.name not in version.tasks)
         if others:
-            notes.append(f"{pred_root}: ignored folder(s) {', '.join(others)} (not XTREME tasks)")
+            elsewhere = {b.title: [o for o in others if o in b.tasks] for b in BENCHMARKS.values() if b is not version}
+            hint = "".join(f"; {', '.join(names)}: {title} (--benchmark {title.lower()})"
+                           for title, names in elsewhere.items() if names)
+            notes.append(f"{pred_root}: ignored folder(s) {', '.join(others)} (not {version.title} tasks{hint})")
     else:
         candidates = selected
         absent = [name for name in selected if not (pred_root / name).is_dir()]
@@ -400,15 +472,16 @@ def score_folder(
                 f"predictions for {name} but no labels: {label_dir} is not a folder; "
                 f"point --labels at a folder with {name}/, or leave {name} out (--tasks)"
             )
-        results[name] = score_task(TASKS[name], pred_dir, label_dir)
+        results[name] = score_task(version.spec(name), pred_dir, label_dir)
     if not results:
         raise ReportError(
-            f"{pred_root} holds no task folders; expected one or more of {', '.join(t + '/' for t in TASK_ORDER)}"
+            f"{pred_root} holds no task folders of {version.title}; expected one or more of "
+            f"{', '.join(t + '/' for t in version.tasks)}"
         )
-    missing = tuple(name for name in TASK_ORDER if name not in results)
+    missing = tuple(name for name in version.tasks if name not in results)
     for task in results.values():
         notes.extend(task.notes)
-    return ScoreReport(tasks=results, missing=missing, notes=tuple(notes))
+    return ScoreReport(tasks=results, missing=missing, notes=tuple(notes), benchmark=benchmark)
 
 
 # ---------------------------------------------------------------- command
@@ -422,12 +495,14 @@ def render_table(report: ScoreReport, console: Any) -> None:
     """Print one row per task (languages, metric means, score), category means and the XTREME score."""
     from rich.table import Table
 
-    table = Table(title="XTREME (official scoring)")
+    version = get_benchmark(report.benchmark)
+    title, n_tasks = version.title, len(version.tasks)
+    table = Table(title=f"{title} (official scoring)")
     for column, justify in (("task", "left"), ("languages", "right"), ("metrics (mean over languages)", "left"),
                             ("score", "right")):
         table.add_column(column, justify=justify)
-    for name in TASK_ORDER:
-        spec = TASKS[name]
+    for name in version.tasks:
+        spec = version.spec(name)
         if name in report.tasks:
             task = report.tasks[name]
             table.add_row(task.title, str(len(task.languages)), _metrics_cell(task), f"{task.score:.2f}")
@@ -437,11 +512,11 @@ def render_table(report: ScoreReport, console: Any) -> None:
     for category, value in report.categories.items():
         console.print(f"{category}: {value:.2f}", markup=False, highlight=False, soft_wrap=True)
     if report.complete:
-        console.print(f"XTREME score: {report.xtreme_score:.2f}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"{title} score: {report.xtreme_score:.2f}", markup=False, highlight=False, soft_wrap=True)
     else:
         console.print(
-            f"XTREME score: incomplete, {len(report.missing)} of {len(TASK_ORDER)} tasks not scored "
-            f"({', '.join(report.missing)}); it is the mean of all {len(TASK_ORDER)} task scores",
+            f"{title} score: incomplete, {len(report.missing)} of {n_tasks} tasks not scored "
+            f"({', '.join(report.missing)}); it is the mean of all {n_tasks} task scores",
             markup=False, highlight=False, soft_wrap=True,
         )
     for note in report.notes:
@@ -449,7 +524,8 @@ def render_table(report: ScoreReport, console: Any) -> None:
 
 
 def score_command(
-    predictions: Path, labels: Path, tasks: list[str] | None = None, as_json: bool = False
+    predictions: Path, labels: Path, tasks: list[str] | None = None, as_json: bool = False,
+    benchmark: str | None = None,
 ) -> int:
     """``xtreme-eval score``: print the report (table or JSON); 0 when scored, 2 on bad input.
 
@@ -457,7 +533,7 @@ def score_command(
     JSON) says which tasks are missing.
     """
     try:
-        report = score_folder(predictions, labels, tasks)
+        report = score_folder(predictions, labels, tasks, benchmark)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

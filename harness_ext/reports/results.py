@@ -12,6 +12,12 @@ When two runs hold the same leaf task for the same system, the newer run (its
 hide a rerun. Per-language numbers are taken from the leaf tasks, never from
 lm-eval's group rows, because only the leaves let the report apply XTREME's rules
 (official languages only, QA = (EM + F1) / 2) itself.
+
+Benchmark version: a run belongs to the versions whose groups it ran (``xtreme`` /
+``xtreme_<task>``, ``xtreme-r`` / ``xtreme-r_<task>``, from lm-eval's ``group_subtasks``);
+a run of bare leaves belongs to the version that alone has one of its tasks (XCOPA, LAReQA,
+Mewsli-X: XTREME-R; PAWS-X, BUCC: XTREME), else to XTREME. Each row is scored from the runs
+of its own version only (:func:`all_scores`), unless a version is named explicitly.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.rules import SystemScores, score_system
-from xtreme_tasks.table import TASKS
+from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, TABLE as TASKS, get_benchmark
 
 PathLike = str | Path
 
@@ -76,6 +82,22 @@ def run_protocol(data: Mapping[str, Any]) -> str:
     return f"prompted LLM, {max(shots, default=0)}-shot" + (", chat" if data.get("chat_template") else "")
 
 
+def run_benchmarks(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The benchmark versions a results file belongs to (see the module docstring)."""
+    names = set(data.get("group_subtasks") or {}) | set(data.get("results") or {})
+    for members in (data.get("group_subtasks") or {}).values():
+        if isinstance(members, list):
+            names |= {m for m in members if isinstance(m, str)}
+    named = tuple(b.name for b in BENCHMARKS.values()
+                  if b.umbrella in names or any(b.task_group(t) in names for t in b.tasks))
+    if named:
+        return named
+    tasks = {parsed[0] for parsed in map(parse_leaf, names) if parsed}
+    own = tuple(b.name for b in BENCHMARKS.values()
+                if any(t in b.tasks and all(t not in o.tasks for o in BENCHMARKS.values() if o is not b) for t in tasks))
+    return own or (DEFAULT_BENCHMARK,)
+
+
 def system_label(model_args: Mapping[str, Any]) -> str | None:
     """``system=NAME`` wins over ``pretrained=PATH`` (kept as written, so two checkpoints
     both called ``best`` in different folders stay apart)."""
@@ -103,6 +125,8 @@ class Run:
     protocol: str = FINE_TUNED
     #: leaf -> why its test set is not XTREME's (``configs.<leaf>.metadata.test_set``, written by the task)
     nonstandard: dict[str, str] = field(default_factory=dict)
+    #: the benchmark versions this run belongs to (:func:`run_benchmarks`)
+    benchmarks: tuple[str, ...] = (DEFAULT_BENCHMARK,)
 
     def leaves(self) -> list[str]:
         return [TASKS[t].leaf(lang) for t, langs in self.metrics.items() for lang in langs]
@@ -191,7 +215,7 @@ def read_run(path: PathLike, label: str | None = None) -> Run:
         path=file, system=str(name), model_args=model_args,
         date=float(date) if isinstance(date, (int, float)) else file.stat().st_mtime,
         limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data, nonstandard=nonstandard,
-        protocol=protocol,
+        protocol=protocol, benchmarks=run_benchmarks(data),
     )
 
 
@@ -252,7 +276,21 @@ class SystemRuns:
         """Leaves whose numbers come from a test set that is not XTREME's (see xtreme_tasks/fingerprints.py)."""
         return sorted(leaf for leaf, run in self.chosen.items() if leaf in run.nonstandard)
 
-    def scores(self) -> SystemScores:
+    def benchmarks(self) -> tuple[str, ...]:
+        """The versions any of its runs belongs to, in table order."""
+        return tuple(b for b in BENCHMARKS if any(b in run.benchmarks for run in self.runs))
+
+    def of_benchmark(self, benchmark: str) -> "SystemRuns":
+        """The same system with only the runs of ``benchmark`` (merged again, newest run per leaf)."""
+        view = SystemRuns(self.name)
+        for run in self.runs:
+            if benchmark in run.benchmarks:
+                view.add(run)
+        return view
+
+    def scores(self, benchmark: str = DEFAULT_BENCHMARK) -> SystemScores:
+        """The row of ``benchmark`` from every run (use :meth:`of_benchmark` first to keep one version's runs)."""
+        get_benchmark(benchmark)
         notes = list(self.notes)
         protocols = self.protocols()
         if len(protocols) > 1:
@@ -265,7 +303,7 @@ class SystemRuns:
         for leaf in self.nonstandard():
             notes.append(f"{self.name}: {leaf} was scored on a test set that is not XTREME's (not comparable to "
                          f"XTREME results): {self.chosen[leaf].nonstandard[leaf]}")
-        return score_system(self.name, self.metrics(), notes, protocols=protocols)
+        return score_system(self.name, self.metrics(), notes, protocols=protocols, benchmark=benchmark)
 
 
 def collect(arguments: Sequence[PathLike], label: str | None = None) -> dict[str, SystemRuns]:
@@ -319,6 +357,24 @@ def example_id(row: Mapping[str, Any]) -> str:
     return f"doc{row.get('doc_id')}"
 
 
-def all_scores(systems: Mapping[str, SystemRuns]) -> dict[str, SystemScores]:
-    """Every system's row, scored with the official rules."""
-    return {name: runs.scores() for name, runs in systems.items()}
+def row_key(name: str, benchmark: str) -> str:
+    """Key of a row in :func:`all_scores`: the system name for XTREME, ``NAME@xtreme-r`` for XTREME-R."""
+    return name if benchmark == DEFAULT_BENCHMARK else f"{name}@{benchmark}"
+
+
+def all_scores(systems: Mapping[str, SystemRuns], benchmark: str | None = None) -> dict[str, SystemScores]:
+    """Every system's rows, scored with the official rules of their version (``SystemScores.benchmark``).
+
+    ``benchmark`` given: one row per system, that version's, from all its runs (keys: system names).
+    ``None``: one row per system and version its runs belong to, each from that version's runs only
+    (keys: :func:`row_key`), so that a row never mixes the two versions.
+    """
+    if benchmark is not None:
+        get_benchmark(benchmark)
+        return {name: runs.scores(benchmark) for name, runs in systems.items()}
+    out: dict[str, SystemScores] = {}
+    for version in BENCHMARKS:
+        for name, runs in systems.items():
+            if version in runs.benchmarks():
+                out[row_key(name, version)] = runs.of_benchmark(version).scores(version)
+    return out

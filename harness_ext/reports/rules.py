@@ -1,4 +1,4 @@
-"""XTREME's scoring rules as pure functions over numbers already computed per language.
+"""XTREME's and XTREME-R's scoring rules as pure functions over numbers already computed per language.
 
 Why a module of its own: the rules (a task's score is the plain mean over its
 *official* languages; QA scores (EM + F1) / 2; the XTREME score is the mean of the
@@ -10,6 +10,12 @@ reads the task table (:mod:`xtreme_tasks.table`); nothing reads files.
 
 Incomplete input is never averaged over less: a task with a language missing has
 no score (``None``), and so has the XTREME score when any task is missing.
+
+Every function takes the benchmark version (``xtreme``, the default, or ``xtreme-r``:
+``xtreme_tasks.table.BENCHMARKS``), which decides the tasks, the languages each task is
+averaged over and the categories, as the official evaluate.py ``--xtreme_version`` does.
+A task's score metric is the table's (accuracy, F1, (EM + F1) / 2 for QA, mAP@20 for
+LAReQA and Mewsli-X) in both versions.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from xtreme_tasks.table import TASK_ORDER, TASKS, TaskSpec
+from xtreme_tasks.table import DEFAULT_BENCHMARK, TABLE, TaskSpec, get_benchmark
 
 #: per-language metrics of one task: ``{lang: {metric: value}}`` (0-100 scale)
 PerLanguage = Mapping[str, Mapping[str, float]]
@@ -63,34 +69,33 @@ def language_score(spec: TaskSpec, metrics: Mapping[str, float]) -> float | None
     return score_from_averages(spec, metrics)
 
 
-def xtreme_score(task_scores: Mapping[str, float | None]) -> float | None:
-    """Mean of all nine task scores; ``None`` unless every task of the benchmark has one."""
-    values = [task_scores.get(name) for name in TASK_ORDER]
+def xtreme_score(task_scores: Mapping[str, float | None], benchmark: str = DEFAULT_BENCHMARK) -> float | None:
+    """Mean of all the benchmark's task scores (XTREME: nine, XTREME-R: ten); ``None`` unless
+    every task of the benchmark has one (evaluate.py shows the overall score only then)."""
+    values = [task_scores.get(name) for name in get_benchmark(benchmark).tasks]
     if not all(is_number(v) for v in values):
         return None
     return math.fsum(values) / len(values)  # type: ignore[arg-type]
 
 
-def category_tasks() -> dict[str, tuple[str, ...]]:
-    """Category -> its tasks, in benchmark order (classification, structured_prediction, qa, retrieval)."""
-    out: dict[str, list[str]] = {}
-    for name in TASK_ORDER:
-        out.setdefault(TASKS[name].category, []).append(name)
-    return {category: tuple(names) for category, names in out.items()}
+def category_tasks(benchmark: str = DEFAULT_BENCHMARK) -> dict[str, tuple[str, ...]]:
+    """Category -> its tasks (XTREME: classification, structured_prediction, qa, retrieval;
+    XTREME-R adds multi_choice and leaves LAReQA out of every category, as evaluate.py does)."""
+    return dict(get_benchmark(benchmark).categories)
 
 
-def category_scores(task_scores: Mapping[str, float | None]) -> dict[str, float | None]:
+def category_scores(task_scores: Mapping[str, float | None], benchmark: str = DEFAULT_BENCHMARK) -> dict[str, float | None]:
     """Mean task score per category; ``None`` for a category with a task missing."""
     out: dict[str, float | None] = {}
-    for category, names in category_tasks().items():
+    for category, names in category_tasks(benchmark).items():
         values = [task_scores.get(name) for name in names]
         out[category] = math.fsum(values) / len(values) if all(is_number(v) for v in values) else None  # type: ignore[arg-type]
     return out
 
 
-def missing_tasks(task_scores: Mapping[str, float | None]) -> tuple[str, ...]:
-    """Tasks of the XTREME score without a score, in benchmark order."""
-    return tuple(name for name in TASK_ORDER if not is_number(task_scores.get(name)))
+def missing_tasks(task_scores: Mapping[str, float | None], benchmark: str = DEFAULT_BENCHMARK) -> tuple[str, ...]:
+    """Tasks of the benchmark's score without a score, in benchmark order."""
+    return tuple(name for name in get_benchmark(benchmark).tasks if not is_number(task_scores.get(name)))
 
 
 # ----------------------------------------------------------------------------- one system
@@ -105,19 +110,21 @@ class TaskResult:
     averages: dict[str, float | None]
     score: float | None
     missing_languages: tuple[str, ...] = ()
+    benchmark: str = DEFAULT_BENCHMARK
 
     @property
     def spec(self) -> TaskSpec:
-        return TASKS[self.name]
+        """The task as its benchmark scores it (``languages`` = the averaged ones)."""
+        return get_benchmark(self.benchmark).spec(self.name)
 
     @property
     def complete(self) -> bool:
         return self.score is not None
 
 
-def score_task(name: str, per_language: PerLanguage) -> TaskResult:
+def score_task(name: str, per_language: PerLanguage, benchmark: str = DEFAULT_BENCHMARK) -> TaskResult:
     """Apply the task rules to ``{lang: {metric: value}}`` (extra languages are kept but not averaged)."""
-    spec = TASKS[name]
+    spec = get_benchmark(benchmark).spec(name)
     metrics = list(spec.score_metrics) + [m for m in spec.metrics if m not in spec.score_metrics]
     for values in per_language.values():
         metrics += [m for m in values if m not in metrics]
@@ -128,39 +135,52 @@ def score_task(name: str, per_language: PerLanguage) -> TaskResult:
         averages=averages,
         score=score_from_averages(spec, averages),
         missing_languages=missing_languages(spec, per_language),
+        benchmark=benchmark,
     )
 
 
 @dataclass(frozen=True)
 class SystemScores:
-    """A leaderboard row: every task found for a system, scored with the official rules."""
+    """A leaderboard row of one benchmark version: every task of it found for a system, scored
+    with that version's official rules (``benchmark``: ``xtreme`` or ``xtreme-r``)."""
 
     name: str
     tasks: dict[str, TaskResult]
     notes: tuple[str, ...] = field(default=())
     #: how the numbers were obtained (fine-tuned, text-to-text, prompted LLM, k-shot); several = a mix
     protocols: tuple[str, ...] = field(default=())
+    benchmark: str = DEFAULT_BENCHMARK
 
     @property
     def mixed(self) -> bool:
         return len(set(self.protocols)) > 1
 
     @property
+    def task_order(self) -> tuple[str, ...]:
+        return get_benchmark(self.benchmark).tasks
+
+    @property
     def task_scores(self) -> dict[str, float | None]:
-        return {name: self.tasks[name].score if name in self.tasks else None for name in TASK_ORDER}
+        return {name: self.tasks[name].score if name in self.tasks else None for name in self.task_order}
 
     @property
     def xtreme(self) -> float | None:
-        """The mean of the 9 task scores; none for a row mixing protocols (not comparable numbers)."""
-        return None if self.mixed else xtreme_score(self.task_scores)
+        """The benchmark's overall score (the mean of its 9 or 10 task scores); none for a row
+        mixing protocols (not comparable numbers)."""
+        return None if self.mixed else xtreme_score(self.task_scores, self.benchmark)
+
+    @property
+    def overall(self) -> float | None:
+        """Alias of :attr:`xtreme` that reads right for XTREME-R rows."""
+        return self.xtreme
 
     @property
     def categories(self) -> dict[str, float | None]:
-        return category_scores(self.task_scores)
+        return category_scores(self.task_scores, self.benchmark)
 
     @property
     def missing(self) -> tuple[str, ...]:
-        return missing_tasks(self.task_scores)
+        return missing_tasks(self.task_scores, self.benchmark)
 
     @property
     def complete(self) -> bool:
@@ -184,10 +204,13 @@ class SystemScores:
 
 
 def score_system(name: str, metrics: Mapping[str, PerLanguage], notes: Iterable[str] = (),
-                 protocols: Iterable[str] = ()) -> SystemScores:
-    """``{task: {lang: {metric: value}}}`` -> a scored row (tasks outside the table are an error)."""
-    unknown = sorted(set(metrics) - set(TASKS))
+                 protocols: Iterable[str] = (), benchmark: str = DEFAULT_BENCHMARK) -> SystemScores:
+    """``{task: {lang: {metric: value}}}`` -> a scored row of ``benchmark`` (tasks outside the table
+    are an error; tasks of the table outside this benchmark, e.g. PAW-X in an XTREME-R row, are left out)."""
+    unknown = sorted(set(metrics) - set(TABLE))
     if unknown:
-        raise KeyError(f"unknown XTREME task(s) {unknown}; known: {', '.join(TASK_ORDER)}")
-    tasks = {task: score_task(task, metrics[task]) for task in TASK_ORDER if task in metrics}
-    return SystemScores(name=name, tasks=tasks, notes=tuple(notes), protocols=tuple(protocols))
+        raise KeyError(f"unknown XTREME task(s) {unknown}; known: {', '.join(TABLE)}")
+    order = get_benchmark(benchmark).tasks
+    tasks = {task: score_task(task, metrics[task], benchmark) for task in order if task in metrics}
+    return SystemScores(name=name, tasks=tasks, notes=tuple(notes), protocols=tuple(protocols), benchmark=benchmark)
+

@@ -16,17 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from harness_ext.reports.board import BENCHMARK_TITLES, PARTIAL_MARK, build_rows, short_names, size_text
+from harness_ext.reports.escape import console_text, csv_cell, markdown_text, natural_key
 from harness_ext.reports.rules import SystemScores, category_tasks, is_number
 from harness_ext.reports.submission import atomic_write_text
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 
 FORMATS = ("md", "tex", "csv", "html")
 MISSING = "-"
 CATEGORY_TITLES = {
     "classification": "Classification", "structured_prediction": "Struct. pred.", "qa": "QA", "retrieval": "Retrieval",
+    "multi_choice": "Multi-choice",
 }
 METRIC_TITLES = {"acc": "Acc", "f1": "F1", "em": "EM", "precision": "P", "recall": "R",
-                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)"}
+                 "token_acc": "Token acc", "acc_reverse": "Acc (xx->en)", "map@20": "mAP@20"}
 
 
 @dataclass(frozen=True)
@@ -74,19 +77,25 @@ class Table:
 def to_markdown(table: Table) -> str:
     """GitHub-flavoured Markdown: ``###`` title, pipe table (first column left, others right)."""
 
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+    esc = markdown_text  # names and notes come from other people's files: no HTML, links or cell breaks
 
-    lines = [f"### {table.title}", ""]
+    def cell(c: Cell) -> str:
+        return c.text if _is_number(c.value) else esc(c.text)  # our own number formatting stays readable
+
+    lines = [f"### {esc(table.title)}", ""]
     lines.append("| " + " | ".join(esc(h) for h in table.header) + " |")
     numeric = _numeric_columns(table)
     lines.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
     for row in table.rows:
-        lines.append("| " + " | ".join(esc(c.text) for c in row) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in row) + " |")
     if table.notes:
         lines.append("")
         lines.extend(f"- {esc(note)}" for note in table.notes)
     return "\n".join(lines) + "\n"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _numeric_columns(table: Table) -> list[bool]:
@@ -95,18 +104,18 @@ def _numeric_columns(table: Table) -> list[bool]:
     out = []
     for i in range(len(table.header)):
         values = [row[i].value for row in table.rows if row[i].value not in (None, "")]
-        out.append(i > 0 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
+        out.append(i > 0 and all(_is_number(v) for v in values))
     return out
 
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", PARTIAL_MARK: r"\textdagger{}",
 }
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in console_text(text))
 
 
 def to_latex(table: Table) -> str:
@@ -126,12 +135,14 @@ def to_latex(table: Table) -> str:
 
 
 def to_csv(table: Table) -> str:
-    """Header row, then raw values (full precision; empty for missing). Notes are not written."""
+    """Header row, then raw values (full precision; empty for missing). Notes are not written.
+    Text that a spreadsheet would run as a formula is prefixed with ``'`` (see :mod:`.escape`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.header)
+    writer.writerow([csv_cell(h) for h in table.header])
     for row in table.rows:
-        writer.writerow(["" if c.value is None else (repr(c.value) if isinstance(c.value, float) else c.value) for c in row])
+        writer.writerow(["" if c.value is None else (repr(c.value) if isinstance(c.value, float) else csv_cell(c.value))
+                         for c in row])
     return out.getvalue()
 
 
@@ -161,10 +172,22 @@ def html_page(title: str, body: str) -> str:
 WRITERS: dict[str, Callable[[Table], str]] = {"md": to_markdown, "tex": to_latex, "csv": to_csv, "html": to_html}
 
 
-def write_tables(tables: Sequence[Table], out: Path, formats: Sequence[str] = FORMATS, title: str = "XTREME report") -> list[Path]:
+def svg_image(svg: str | bytes, alt: str) -> str:
+    """An SVG as an ``<img>`` with a data: URL: shown inline, works from ``file://``, and an
+    SVG shown as an image never runs scripts or loads anything (whatever its labels hold)."""
+    import base64
+
+    data = svg.encode("utf-8") if isinstance(svg, str) else svg
+    return (f'<img class="figure" alt="{html.escape(alt)}" style="max-width:100%;height:auto" '
+            f'src="data:image/svg+xml;base64,{base64.b64encode(data).decode("ascii")}">')
+
+
+def write_tables(tables: Sequence[Table], out: Path, formats: Sequence[str] = FORMATS, title: str = "XTREME report",
+                 figures: Sequence[tuple[str, bytes]] = ()) -> list[Path]:
     """Write each table as ``<out>/<name>.<fmt>`` and all of them as ``report.md`` / ``report.html``.
 
-    Files are replaced atomically, so a report folder read while being rewritten is never half a table.
+    ``figures``: (caption, SVG bytes) shown at the top of ``report.html``. Files are replaced
+    atomically, so a report folder read while being rewritten is never half a table.
     """
     unknown = [f for f in formats if f not in WRITERS]
     if unknown:
@@ -181,13 +204,15 @@ def write_tables(tables: Sequence[Table], out: Path, formats: Sequence[str] = FO
         written.append(path)
     if "html" in formats:
         path = out / "report.html"
-        atomic_write_text(path, html_page(title, "\n".join(to_html(t, standalone=False) for t in tables)))
+        shown = [f"<figure>{svg_image(svg, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+                 for caption, svg in figures]
+        atomic_write_text(path, html_page(title, "\n".join(shown + [to_html(t, standalone=False) for t in tables])))
         written.append(path)
     return written
 
 
 def combined_markdown(tables: Sequence[Table], title: str = "XTREME report") -> str:
-    return f"# {title}\n\n" + "\n".join(to_markdown(t) for t in tables)
+    return f"# {markdown_text(title)}\n\n" + "\n".join(to_markdown(t) for t in tables)
 
 
 def read_csv(text: str) -> list[dict[str, str]]:
@@ -197,57 +222,108 @@ def read_csv(text: str) -> list[dict[str, str]]:
 
 # ----------------------------------------------------------------------------- report tables
 
+PARTIAL_NOTE = (f"{PARTIAL_MARK} = partial: the mean over the languages (or tasks) the row has, not an XTREME score "
+                "(XTREME never averages over fewer); CSV holds official scores only.")
 
-def leaderboard_table(scores: Mapping[str, SystemScores]) -> Table:
-    """Systems x (XTREME score, category scores, task scores, status); complete rows first, best first."""
-    categories = list(category_tasks())
-    header = ["System", "XTREME"] + [CATEGORY_TITLES[c] for c in categories] + [TASKS[t].title for t in TASK_ORDER] + ["Protocol", "Status"]
-    table = Table("leaderboard", "XTREME leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
+def _suffix(benchmark: str) -> str:
+    """File-name suffix of a version's tables: none for XTREME (the names it always had)."""
+    return "" if benchmark == DEFAULT_BENCHMARK else f"_{benchmark}"
 
-    def order(item: SystemScores) -> tuple:
-        return (item.xtreme is None, -(item.xtreme or 0.0), item.name)
 
-    for row in sorted(scores.values(), key=order):
-        cats = row.categories
-        table.add([row.name, Cell.number(row.xtreme)] + [Cell.number(cats[c]) for c in categories]
-                  + [Cell.number(row.task_scores[t]) for t in TASK_ORDER] + [" + ".join(row.protocols), row.status()])
+def _name_notes(keys: Sequence[str], names: Mapping[str, str]) -> list[str]:
+    return [f"{names[k]} = {k}" for k in sorted(keys, key=natural_key) if names[k] != k]
+
+
+def leaderboard_table(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
+                      sizes: Mapping[str, int] | None = None, benchmark: str = DEFAULT_BENCHMARK) -> Table:
+    """Systems x (overall score, category scores, task scores, size, protocol, benchmark, status) of one
+    benchmark version; complete rows first, best first (see :func:`harness_ext.reports.board.build_rows`).
+    Rows of another version are refused (a row never mixes them).
+
+    A row's name is its short name (the full one in CSV and a footnote); a partial row shows the
+    numbers it has, marked partial; its status is one short badge (the full status in CSV and a note)."""
+    version = get_benchmark(benchmark)
+    other = sorted({getattr(s, "benchmark", DEFAULT_BENCHMARK) for s in scores.values()} - {version.name})
+    if other:
+        raise ValueError(f"leaderboard_table({benchmark!r}) got rows of {', '.join(other)}; one table per version")
+    categories = list(category_tasks(benchmark))
+    header = (["System", version.title] + [CATEGORY_TITLES.get(c, c) for c in categories]
+              + [version.spec(t).title for t in version.tasks] + ["Size", "Protocol", "Benchmark", "Status"])
+    table = Table(f"leaderboard{_suffix(benchmark)}",
+                  f"{version.title} leaderboard (task score = mean over official languages; QA = (EM+F1)/2)", header)
+    rows = build_rows(scores, systems, sizes)
+    for row in rows:
+        def number(v):
+            return Cell(v.official, v.text())
+
+        table.add([Cell(row.key, row.name), number(row.xtreme)] + [number(row.categories[c]) for c in categories]
+                  + [number(row.tasks[t]) for t in version.tasks]
+                  + [Cell(row.size, size_text(row.size)), row.protocol, BENCHMARK_TITLES.get(row.benchmark, row.benchmark),
+                     Cell(scores[row.key].status(), row.badge or "complete")])
+    if any(v.partial for row in rows for v in [row.xtreme, *row.categories.values(), *row.tasks.values()]):
+        table.notes.append(PARTIAL_NOTE)
+    table.notes.extend(f"{row.name}: {row.status}" for row in rows if not row.complete)
+    full = {scores[r.key].name: r.name for r in rows}  # system name -> shown name (keys may carry @xtreme-r)
+    table.notes.extend(_name_notes(list(full), full))
     if any("prompted" in p for s in scores.values() for p in s.protocols):
         table.notes.append("Prompted-LLM rows (in-context, no fine-tuning) are not the fine-tuned XTREME protocol: "
                            "compare them with each other at the same number of shots, not with fine-tuned rows.")
     if any(not s.complete for s in scores.values()):
-        table.notes.append("An incomplete row has no XTREME score: it is the mean of all 9 task scores, "
-                           "never of fewer; a category needs all its tasks.")
+        table.notes.append(f"An incomplete row has no {version.title} score: it is the mean of all {len(version.tasks)} "
+                           "task scores, never of fewer; a category needs all its tasks.")
+    if benchmark == "xtreme-r":
+        table.notes.append("Categories as the official evaluate.py --xtreme_version xtreme-r: XCOPA counts in "
+                           "Classification and Multi-choice, LAReQA in the overall score only.")
     return table
 
 
-def language_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
+def language_tables(scores: Mapping[str, SystemScores], benchmark: str = DEFAULT_BENCHMARK) -> list[Table]:
     """Per task: rows (system, metric), columns average + every official language (+ extra ones seen)."""
+    version = get_benchmark(benchmark)
     tables = []
-    for task in TASK_ORDER:
+    names = short_names(sorted({s.name for s in scores.values()}))  # by system name (XTREME-R rows: NAME@xtreme-r keys)
+    for task in version.tasks:
         rows = [s for s in scores.values() if task in s.tasks]
         if not rows:
             continue
-        spec = TASKS[task]
+        spec = version.spec(task)
         extra = [l for l in spec.extra_languages if any(l in s.tasks[task].per_language for s in rows)]
         metrics = list(spec.score_metrics) + [m for m in spec.metrics if m not in spec.score_metrics]
-        table = Table(f"languages_{task}", f"{spec.title}: per-language results", ["System", "Metric", "Avg"] + list(spec.languages) + extra)
-        for system in sorted(rows, key=lambda s: s.name):
+        title = f"{spec.title}: per-language results" + (f" ({version.title})" if benchmark != DEFAULT_BENCHMARK else "")
+        table = Table(f"languages{_suffix(benchmark)}_{task}", title, ["System", "Metric", "Avg"] + list(spec.languages) + extra)
+        for system in sorted(rows, key=lambda s: natural_key(names[s.name])):
             result = system.tasks[task]
             present = [m for m in metrics if any(m in v for v in result.per_language.values())]
             for metric in present:
-                table.add([system.name, METRIC_TITLES.get(metric, metric), Cell.number(result.averages.get(metric))]
+                table.add([Cell(system.name, names[system.name]), METRIC_TITLES.get(metric, metric),
+                           Cell.number(result.averages.get(metric))]
                           + [Cell.number(result.per_language.get(l, {}).get(metric)) for l in list(spec.languages) + extra])
             if result.missing_languages:
-                table.notes.append(f"{system.name}: no result for {', '.join(result.missing_languages)}, so no {spec.title} average")
+                table.notes.append(f"{names[system.name]}: no result for {', '.join(result.missing_languages)}, "
+                                   f"so no {spec.title} average")
         if extra:
-            table.notes.append(f"{', '.join(extra)}: outside the XTREME score, not in the average")
+            table.notes.append(f"{', '.join(extra)}: outside the {version.title} score, not in the average")
+        table.notes.extend(_name_notes([s.name for s in rows], names))
         tables.append(table)
     return tables
 
 
-def report_tables(scores: Mapping[str, SystemScores]) -> list[Table]:
-    """The leaderboard then one language table per task found; run notes go under the leaderboard."""
-    board = leaderboard_table(scores)
-    for system in scores.values():
-        board.notes.extend(system.notes)
-    return [board, *language_tables(scores)]
+def by_benchmark(scores: Mapping[str, SystemScores]) -> dict[str, dict[str, SystemScores]]:
+    """Rows split by their version (``SystemScores.benchmark``), in table order."""
+    out: dict[str, dict[str, SystemScores]] = {}
+    for key, row in scores.items():
+        out.setdefault(getattr(row, "benchmark", DEFAULT_BENCHMARK), {})[key] = row
+    return {name: out[name] for name in BENCHMARKS if name in out}
+
+
+def report_tables(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
+                  sizes: Mapping[str, int] | None = None) -> list[Table]:
+    """Per benchmark version found (XTREME first): its leaderboard, then one language table per
+    task found; run notes go under the leaderboard."""
+    tables: list[Table] = []
+    for benchmark, rows in by_benchmark(scores).items():
+        board = leaderboard_table(rows, systems, sizes, benchmark)
+        for system in sorted(rows.values(), key=lambda s: natural_key(s.name)):
+            board.notes.extend(system.notes)
+        tables += [board, *language_tables(rows, benchmark)]
+    return tables

@@ -15,17 +15,24 @@ temporary files renamed into place with ``os.replace``, keys last: a reader
 only sees chunks whose keys file exists, so a crash or a concurrent writer never
 leaves a half-written entry visible. Vectors are read through ``mmap``.
 
-Entries are verified before use: each chunk has a ``<uuid>.check.json`` (shape, dtype and
-SHA-1 of the vector bytes as written), and on first use in a process its vectors must match
-it, be float32, have as many rows as its keys and be finite. A chunk that fails (edited,
-truncated, deleted, NaN, wrong width) is dropped with one warning and its texts are embedded
-again. A cache folder that cannot be written warns once; the run goes on uncached.
+Entries are verified before use: each chunk has a ``<uuid>.check.json`` holding its shape
+and a keyed digest (HMAC-SHA256) of its namespace, keys and vector bytes, made with a
+per-user secret kept *outside* the cache folder (:func:`secret_key`). On first use in a
+process a chunk's vectors must match it, be float32, have as many rows as its keys and be
+finite. A chunk that fails (edited, truncated, deleted, NaN, wrong width, no check file, a
+check file rewritten without the secret, a chunk moved from another namespace) is dropped
+with one warning and its texts are embedded again. So whoever can write the cache folder
+but not read the secret cannot change a score; whoever can read the secret (the user)
+can. A cache folder that cannot be written warns once; the run goes on uncached.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import json
+import secrets
 import logging
 import os
 import uuid
@@ -47,6 +54,43 @@ HASHED_CONFIG_FILES = {
     "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
     "modules.json", "sentence_bert_config.json", "adapter_config.json",
 }
+
+
+KEY_ENV = "XTREME_CACHE_KEY_FILE"
+
+
+def key_file() -> Path:
+    """Where the per-user cache secret lives: ``$XTREME_CACHE_KEY_FILE``, else
+    ``$XDG_CONFIG_HOME/xtreme-harness/cache.key`` (``~/.config/...``), never in the cache."""
+    configured = os.environ.get(KEY_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or "~/.config").expanduser()
+    return config_home / "xtreme-harness" / "cache.key"
+
+
+def secret_key() -> bytes:
+    """The per-user secret that keys the cache's digests, created (mode 0600) on first use;
+    OSError when it can neither be read nor created."""
+    return _secret_at(key_file())
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_at(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    if len(data) < 16:
+        raise OSError(f"{path}: cache key shorter than 16 bytes (delete it to make a new one)")
+    return data
 
 
 def default_cache_dir(configured: str | os.PathLike | None = None) -> Path:
@@ -196,20 +240,25 @@ class CacheNamespace:
         try:
             check = json.loads(_check_file(vectors_file).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            check = None  # written before checksums existed: shape and values are still checked
-        except (OSError, ValueError) as err:
-            return f"unreadable checksum file: {err}"
-        digest = hashlib.sha1()
+            return "check file missing"
+        except (OSError, ValueError, RecursionError) as err:
+            return f"unreadable check file: {type(err).__name__}"
+        if not isinstance(check, dict) or not isinstance(check.get("mac"), str):
+            return "check file without a keyed digest (written by an older version or edited)"
+        if list(check.get("shape", [])) != list(array.shape) or check.get("dtype") != "float32":
+            return f"shape {list(array.shape)}, written as {str(check.get('shape'))[:40]}"
+        try:
+            digest = self._mac(array.shape)
+        except OSError as err:
+            return f"cache key unavailable ({err})"
+        digest.update(np.ascontiguousarray(self._keys.get(chunk, np.zeros((0, KEY_BYTES), np.uint8))).tobytes())
         finite = True
         for start in range(0, array.shape[0], 65536):
             block = np.ascontiguousarray(array[start:start + 65536])
             digest.update(block.tobytes())
             finite = finite and bool(np.isfinite(block).all())
-        if isinstance(check, dict):
-            if list(check.get("shape", [])) != list(array.shape) or check.get("dtype") != "float32":
-                return f"shape {list(array.shape)}, written as {check.get('shape')}"
-            if check.get("sha1") != digest.hexdigest():
-                return "checksum differs from the one written (the bytes were changed)"
+        if not hmac.compare_digest(check["mac"], digest.hexdigest()):
+            return "keyed digest differs from the one written (the keys or vectors were changed)"
         if not finite:
             return "holds NaN or infinite values"
         if self._width is not None and array.shape[1] != self._width:
@@ -217,6 +266,12 @@ class CacheNamespace:
         self._width = array.shape[1]
         self._arrays[chunk] = array
         return None
+
+    def _mac(self, shape: tuple[int, ...]) -> Any:
+        """HMAC over the namespace and the shape, to be fed the keys then the vector bytes."""
+        mac = hmac.new(secret_key(), digestmod=hashlib.sha256)
+        mac.update(f"{self.folder.name}\0{list(shape)}\0".encode())
+        return mac
 
     def __len__(self) -> int:
         return len(self._index)
@@ -274,7 +329,10 @@ class CacheNamespace:
                 _atomic_write_bytes(meta, json.dumps(dict(self.key), indent=1, sort_keys=True, default=str).encode())
             vectors_file = self.folder / f"{name}.vectors.npy"
             _atomic_save(vectors_file, vectors)
-            check = {"shape": list(vectors.shape), "dtype": "float32", "sha1": hashlib.sha1(vectors.tobytes()).hexdigest()}
+            mac = self._mac(vectors.shape)
+            mac.update(keys.tobytes())
+            mac.update(vectors.tobytes())
+            check = {"shape": list(vectors.shape), "dtype": "float32", "mac": mac.hexdigest()}
             _atomic_write_bytes(_check_file(vectors_file), json.dumps(check).encode())
             _atomic_save(self.folder / f"{name}.keys.npy", keys)
         except OSError as err:
@@ -289,6 +347,11 @@ class EmbeddingCache:
         self.root = default_cache_dir(root)
         self._namespaces: dict[str, CacheNamespace] = {}
         problem = writable_dir(self.root)
+        if problem is None:
+            try:  # without the secret nothing cached can be trusted or written
+                secret_key()
+            except OSError as err:
+                problem = f"no cache key at {key_file()}: {err.strerror or err}; set ${KEY_ENV} to a writable file"
         self.writable = problem is None
         if problem:  # found before any embedding; cached entries are still read
             warn_unwritable(self.root, problem)

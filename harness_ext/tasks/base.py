@@ -97,6 +97,9 @@ class XtremeTask(ConfigurableTask):
         self.language: str = metadata["language"]
         self.split: str = metadata.get("split") or self.spec.split
         self.data_dir: str | None = metadata.get("data_dir")
+        from harness_ext import __version__
+
+        metadata["plugin_version"] = __version__  # in the results JSON (configs.<leaf>.metadata): the report shows it
         config["metadata"] = metadata
         config.setdefault("test_split", self.split)
         config["output_type"] = None

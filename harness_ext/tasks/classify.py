@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from harness_ext.adapters.formats.parse import count_unparsable, unparsable_item
 from harness_ext.metrics.classification import accuracy
 from harness_ext.requests import classify_args
 from harness_ext.tasks.base import XtremeTask
 
 
-def _accuracy_of_items(items: list[tuple[str, str]]) -> float:
+def _accuracy_of_items(items: list[tuple[str, str | None]]) -> float:
+    """Accuracy of (prediction, gold) items; NaN when a gold label is withheld (``None``)."""
+    if any(gold is None for _, gold in items):
+        return math.nan
     predictions, labels = zip(*items) if items else ((), ())
     return accuracy(predictions, labels)
 

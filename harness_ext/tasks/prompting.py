@@ -31,6 +31,7 @@ FEWSHOT_SPLIT: dict[str, str] = {
 NO_ENGLISH_DEV: dict[str, str] = {
     "xquad": "XQuAD has one split, its test set (its English part is SQuAD v1.1 dev)",
     "tydiqa": "XTREME's TyDiQA-GoldP test set is the GoldP dev split itself",
+    "xcopa": "XCOPA has no English part (its English source, COPA, is not shipped with it)",
 }
 DEFAULT_FEWSHOT_SEED = 1234
 

@@ -24,6 +24,7 @@ HEAD_CLASSES = {
     "sequence-classification": "ForSequenceClassification",
     "token-classification": "ForTokenClassification",
     "question-answering": "ForQuestionAnswering",
+    "multiple-choice": "ForMultipleChoice",
     "encoder": "Model",
     "masked-lm": "ForMaskedLM",
 }

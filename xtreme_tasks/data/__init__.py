@@ -14,6 +14,8 @@ the hub otherwise. Document shapes by request kind:
 * tag: ``{"id", "words": [...], "tags": [...]}``
 * extract_span: ``{"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}``
 * embed: task-specific (see the retrieval loaders)
+* choose: ``{"id", "context", "choices": [...], "label"}`` (label: a name from the table's
+  labels, naming ``choices[i]``; ``None`` where the gold was withheld) plus the source fields
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ LOADER_MODULES: dict[str, str] = {
     "tydiqa": "qa",
     "bucc2018": "bucc",
     "tatoeba": "tatoeba",
+    "lareqa": "lareqa",
+    "mewslix": "mewslix",
+    "xcopa": "xcopa",
 }
 
 

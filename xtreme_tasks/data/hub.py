@@ -12,15 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from xtreme_tasks.data import DATA_DIR_ENV, DataError
-from xtreme_tasks.table import TATOEBA_CODES
+from xtreme_tasks.table import TATOEBA_ALL_CODES
 
 #: what ``$XTREME_DATA_DIR`` must hold for each task (see docs/data.md)
 LOCAL_LAYOUTS: dict[str, str] = {
     "xnli": "xnli/test-<lang>.tsv (sentence1<TAB>sentence2<TAB>label)",
     "pawsx": "pawsx/test-<lang>.tsv (sentence1<TAB>sentence2<TAB>label)",
     "udpos": (
-        "udpos/ with the UD v2.5 treebanks: an unpacked ud-treebanks-v2.5/, UD_*/ folders, "
-        "<lang>_*-ud-test.conllu files, or XTREME's test-<lang>.tsv (word<TAB>UPOS)"
+        "udpos/ with the UD v2.5 treebanks (v2.7 for XTREME-R's lt pl uk wo ro): an unpacked "
+        "ud-treebanks-v2.5/ (ud-treebanks-v2.7/), UD_*/ folders, <lang>_*-ud-test.conllu files, or XTREME's "
+        "test-<lang>.tsv (word<TAB>UPOS)"
     ),
     "panx": "panx/test-<lang>.tsv (token<TAB>tag, a blank line between sentences)",
     "xquad": "xquad/xquad.<lang>.json (github.com/deepmind/xquad)",
@@ -28,6 +29,7 @@ LOCAL_LAYOUTS: dict[str, str] = {
     "tydiqa": "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.<lang>.dev.json (or tydiqa-goldp-dev-<language>.json)",
     "bucc2018": "bucc2018/<lang>-en.{dev,test}.{<lang>,en} and .gold (the BUCC 2018 archives)",
     "tatoeba": "tatoeba/tatoeba.<xxx>-eng.<xxx> and tatoeba.<xxx>-eng.eng (LASER data/tatoeba/v1)",
+    "xcopa": "xcopa/<lang>/test.<lang>.jsonl (cambridgeltl/xcopa data/)",
 }
 
 #: exception class names (anywhere in the MRO) that mean "could not reach the hub"
@@ -41,7 +43,7 @@ _NOT_FOUND = {"DatasetNotFoundError", "RepositoryNotFoundError", "RevisionNotFou
 def use_local_instead(task: str, lang: str) -> str:
     """The fix: which folder layout to point ``$XTREME_DATA_DIR`` at."""
     layout = LOCAL_LAYOUTS.get(task, f"{task}/ in the official XTREME layout").replace("<lang>", lang)
-    layout = layout.replace("<xxx>", TATOEBA_CODES.get(lang, lang))
+    layout = layout.replace("<xxx>", TATOEBA_ALL_CODES.get(lang, lang))
     return f"set {DATA_DIR_ENV} to a folder holding {layout} (see docs/data.md)"
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xtreme_tasks.data import require_file
+from xtreme_tasks.data import DataError, require_file
+from xtreme_tasks.data.hub import use_local_instead
 from xtreme_tasks.data.conllu import read_word_tag_tsv
 from xtreme_tasks.data.udpos import HUB_SPLITS, SPLIT_FILES, drop_empty, hub_rows
-from xtreme_tasks.table import PANX_TAGS
+from xtreme_tasks.table import HUB_DATASET, PANX_TAGS, XTREME_R_ADDED
 
 
 def _docs(rows, lang: str, split: str) -> list[dict]:
@@ -44,6 +45,9 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
 
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
+    if lang in XTREME_R_ADDED["panx"]:
+        raise DataError(f"PAN-X {lang}: {HUB_DATASET} has PAN-X configs for XTREME's 40 languages only, not for "
+                        f"XTREME-R's {lang}; {use_local_instead(task, lang)}")
     config = f"PAN-X.{lang}"
     rows = list(hub_rows(task, lang, config, HUB_SPLITS.get(split, split), revision, "ner_tags", PANX_TAGS))
     return _docs(drop_empty(rows, f"PAN-X {lang} {split} (hub {config})"), lang, split)

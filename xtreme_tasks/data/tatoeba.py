@@ -21,19 +21,19 @@ from pathlib import Path
 from xtreme_tasks.data import DataError, require_file
 from xtreme_tasks.data.hub import load_dataset as hub_load, use_local_instead
 from xtreme_tasks.data.textio import read_lines
-from xtreme_tasks.table import HUB_DATASET, LASER_EXTRA, LASER_LANGUAGES, TATOEBA_CODES  # noqa: F401
+from xtreme_tasks.table import HUB_DATASET, LASER_EXTRA, LASER_LANGUAGES, TATOEBA_ALL_CODES, TATOEBA_CODES  # noqa: F401
 
 SPLITS = ("test", "validation", "dev")
 
 
 def laser_code(lang: str) -> str:
-    """XTREME code -> LASER three-letter code (a LASER code passes through)."""
-    if lang in TATOEBA_CODES:
-        return TATOEBA_CODES[lang]
+    """XTREME / XTREME-R code -> LASER three-letter code (a LASER code passes through)."""
+    if lang in TATOEBA_ALL_CODES:
+        return TATOEBA_ALL_CODES[lang]
     if lang in LASER_LANGUAGES:
         return lang
     raise DataError(
-        f"Tatoeba has no language {lang!r}: use an XTREME code ({' '.join(sorted(TATOEBA_CODES))}) "
+        f"Tatoeba has no language {lang!r}: use an XTREME or XTREME-R code ({' '.join(sorted(TATOEBA_ALL_CODES))}) "
         f"or a LASER three-letter code ({' '.join(LASER_LANGUAGES)})"
     )
 

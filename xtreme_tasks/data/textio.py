@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from xtreme_tasks.data import DataError
 
@@ -81,3 +81,18 @@ def read_json(path: Path, what: str) -> Any:
             f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); the {what} must be one JSON "
             f"document, re-download or re-extract it"
         ) from None
+
+
+def read_json_lines(path: Path, what: str, shape: str, lines: TextLines | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSON-lines file (``lines``: already read);
+    a line that is not JSON, or not a JSON object, is a DataError naming ``file:line`` and the ``shape``."""
+    for number, line in enumerate((lines or read_lines(path, what)).lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); each line is one JSON object ({shape})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: a JSON {type(record).__name__}, not an object ({shape})")
+        yield number, record

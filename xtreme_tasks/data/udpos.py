@@ -1,4 +1,5 @@
-"""UD-POS: Universal Dependencies v2.5 treebanks, 17 UPOS tags, treebanks pooled per language.
+"""UD-POS: Universal Dependencies v2.5 treebanks (XTREME-R's added lt pl uk wo ro: v2.7), 17 UPOS
+tags, treebanks pooled per language.
 
 Local layouts under ``$XTREME_DATA_DIR/udpos`` (the first that has the language is read)::
 
@@ -46,7 +47,7 @@ from pathlib import Path
 from xtreme_tasks.data import DataError, DATA_DIR_ENV
 from xtreme_tasks.data.hub import load_dataset as hub_load, use_local_instead
 from xtreme_tasks.data.conllu import ReadReport, read_word_tag_tsv, xtreme_sentences
-from xtreme_tasks.table import HUB_DATASET, UDPOS_HUB_NAMES, UPOS_TAGS
+from xtreme_tasks.table import HUB_DATASET, UDPOS_DEFAULT_RELEASE, UDPOS_HUB_NAMES, UDPOS_RELEASE, UPOS_TAGS
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,18 @@ def release_files(udroot: Path, lang: str, split: str) -> list[Path]:
         *udroot.glob(f"UD_*/{pattern}"),
         *udroot.glob(f"ud-treebanks-v*/UD_*/{pattern}"),
     ]
-    releases = sorted({p.parent.parent.name for p in candidates if p.parent.parent.name.startswith("ud-treebanks-v")})
-    if releases and releases != ["ud-treebanks-v2.5"]:
-        log.warning(
-            "UD-POS: %s holds %s; XTREME's UD-POS is UD v2.5 (ud-treebanks-v2.5), so counts may differ from the "
-            "official test set", udroot, ", ".join(releases),
-        )
+    wanted = release_of(lang)
     mine = [p for p in candidates if treebank_language(p) == lang]
+    releases = sorted({p.parent.parent.name for p in mine if p.parent.parent.name.startswith("ud-treebanks-v")})
+    if len(releases) > 1:
+        # XTREME-R's download unpacks v2.5 and v2.7 side by side: read the language's own release
+        mine = [p for p in mine if p.parent.parent.name == f"ud-treebanks-v{wanted}"] or mine
+        releases = sorted({p.parent.parent.name for p in mine if p.parent.parent.name.startswith("ud-treebanks-v")})
+    if releases and releases != [f"ud-treebanks-v{wanted}"]:
+        log.warning(
+            "UD-POS %s: %s holds %s; the official UD-POS %s is UD v%s (ud-treebanks-v%s), so counts may differ "
+            "from the official test set", lang, udroot, ", ".join(releases), lang, wanted, wanted,
+        )
     by_name: dict[str, Path] = {}
     for path in sorted(mine):
         if path.name in by_name:
@@ -100,6 +106,11 @@ def release_files(udroot: Path, lang: str, split: str) -> list[Path]:
             )
         by_name[path.name] = path
     return [by_name[name] for name in sorted(by_name)]
+
+
+def release_of(lang: str) -> str:
+    """The UD release the official download reads for ``lang``: v2.7 for XTREME-R's lt pl uk wo ro, else v2.5."""
+    return UDPOS_RELEASE.get(lang, UDPOS_DEFAULT_RELEASE)
 
 
 def read_conllu_files(paths: list[Path], lang: str, split: str) -> tuple[list[dict], ReadReport]:
@@ -139,8 +150,8 @@ def local(root: Path, task: str, lang: str, split: str) -> list[dict]:
         raise DataError(
             f"missing UD-POS {lang} {split} data under {udroot}: none of {tsv.name} (official XTREME layout, "
             f"word<TAB>UPOS), {lang}/*-ud-{split_name}.conllu, or {lang}_*-ud-{split_name}.conllu (flat, in UD_*/ "
-            f"folders or in an unpacked ud-treebanks-v2.5/) exists; add one of them (XTREME uses UD v2.5), "
-            f"or unset {DATA_DIR_ENV} to read the hub copy"
+            f"folders or in an unpacked ud-treebanks-v{release_of(lang)}/) exists; add one of them (the official "
+            f"download reads {lang} from UD v{release_of(lang)}), or unset {DATA_DIR_ENV} to read the hub copy"
         )
     docs, report = read_conllu_files(paths, lang, split)
     _log_report(report, lang, split, paths)
@@ -201,7 +212,13 @@ def hub_caveat(lang: str) -> str:
 
 
 def hub(task: str, lang: str, split: str, revision: str) -> list[dict]:
-    """The hub's ``udpos.<Language>`` where it is XTREME's data; elsewhere refused unless ``XTREME_UDPOS_FROM_HUB=1``."""
+    """The hub's ``udpos.<Language>`` where it is XTREME's data; elsewhere refused unless ``XTREME_UDPOS_FROM_HUB=1``.
+    XTREME-R's UD v2.7 languages have no hub config: local data only."""
+    if lang not in UDPOS_HUB_NAMES:
+        raise DataError(
+            f"UD-POS {lang}: {HUB_DATASET} has no config for it (XTREME-R reads {lang} from UD v{release_of(lang)}); "
+            f"{use_local_instead(task, lang)}"
+        )
     config = f"udpos.{UDPOS_HUB_NAMES[lang]}"
     caveat = hub_caveat(lang)
     if caveat and os.environ.get(HUB_OPT_IN_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):

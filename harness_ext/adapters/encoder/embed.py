@@ -23,6 +23,10 @@ Pooling (``pooling=``):
   (``modules.json``: its ``Pooling`` config, then any ``Dense`` and ``Normalize``
   modules, and ``sentence_bert_config.json``'s ``max_seq_length``/``do_lower_case``).
 
+A request may carry a token cap (``(text, max_tokens)``, :func:`harness_ext.requests.embed_args`):
+LAReQA and Mewsli-X cut their inputs where the official scripts do; each cap's requests are
+embedded together, at ``min(cap, the model's own limit)``.
+
 Every distinct text is embedded once; texts are tokenised once, sorted by length
 and padded per batch. A batch holds at most ``batch_size`` sentences (auto: 256 on
 CPU, 1024 on GPU) and at most ``max_batch_tokens`` padded tokens (default 4096 on
@@ -268,7 +272,7 @@ def pooling_plan(pooling: str, source: str | None, device: str) -> PoolingPlan:
 class Embedder:
     """Sentence vectors from one loaded encoder with fixed settings (see module docstring)."""
 
-    def __init__(self, loaded: Any, settings: AdapterSettings) -> None:
+    def __init__(self, loaded: Any, settings: AdapterSettings, cap: int | None = None) -> None:
         self.loaded = loaded
         self.settings = settings
         model = loaded.model
@@ -282,6 +286,8 @@ class Embedder:
         self.plan = pooling_plan(settings.pooling, getattr(loaded, "source", None), self.device)
         limits = [512, getattr(self.tokenizer, "model_max_length", None), position_limit(model)]
         self.max_length = int(settings.max_length or self.plan.max_length or min(x for x in limits if x))
+        if cap:  # the task's own input limit (LAReQA, Mewsli-X truncate as the official scripts do)
+            self.max_length = min(self.max_length, int(cap))
         cache_layers = str(settings.extra.get("cache_layers", "requested")).lower()
         if cache_layers not in ("requested", "all"):
             raise ValueError(f"cache_layers={cache_layers!r}: use 'requested' or 'all'")
@@ -422,7 +428,7 @@ class Embedder:
 
 
 # --------------------------------------------------------------------------- adapter entry point
-def embedder_for(loaded: Any, settings: AdapterSettings) -> Embedder:
+def embedder_for(loaded: Any, settings: AdapterSettings, cap: int | None = None) -> Embedder:
     """One :class:`Embedder` per (loaded checkpoint, settings), so the checkpoint is fingerprinted once.
 
     Kept in ``loaded.extra`` so it lives exactly as long as the loaded model (the
@@ -430,17 +436,22 @@ def embedder_for(loaded: Any, settings: AdapterSettings) -> Embedder:
     """
     key = "_embedder:" + repr((settings.layer, settings.pooling, settings.max_length, settings.cache_dir,
            settings.use_cache, settings.dtype, settings.device, settings.batch_size,
-           str(settings.extra.get("cache_layers", "requested")), str(settings.extra.get("max_batch_tokens"))))
+           str(settings.extra.get("cache_layers", "requested")), str(settings.extra.get("max_batch_tokens")), cap))
     memo = getattr(loaded, "extra", None)
     if not isinstance(memo, dict):
-        return Embedder(loaded, settings)
+        return Embedder(loaded, settings, cap)
     if key not in memo:
-        memo[key] = Embedder(loaded, settings)
+        memo[key] = Embedder(loaded, settings, cap)
     return memo[key]
 
 
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[np.ndarray]:
-    """lm-eval ``embed`` requests (``args == (text,)``) -> one float32 vector each."""
-    texts = [request.args[0] for request in requests]
-    vectors = embedder_for(loaded, settings).embed(texts)
-    return [vectors[i] for i in range(len(texts))]
+    """lm-eval ``embed`` requests (``args == (text,)`` or ``(text, max_tokens)``) -> one float32 vector each."""
+    from harness_ext.requests import by_cap, embed_response
+
+    vectors: list = [None] * len(requests)
+    for cap, positions in by_cap(requests).items():
+        found = embedder_for(loaded, settings, cap).embed([requests[i].args[0] for i in positions])
+        for row, i in enumerate(positions):
+            vectors[i] = embed_response(found[row])
+    return vectors

@@ -15,16 +15,23 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness_ext.adapters.formats.parse import TAG_FORMATS, normalize
-from xtreme_tasks.table import TASKS
+from xtreme_tasks.table import TABLE as TASKS  # XTREME's tasks and XTREME-R's (XCOPA)
 
 PLACEHOLDERS: dict[str, frozenset[str]] = {
     "classify": frozenset({"text_a", "text_b", "lang"}),
     "tag": frozenset({"text", "lang"}),
     "extract_span": frozenset({"question", "context", "lang"}),
+    # choose: the request's first segment and its candidates in order (XCOPA: two)
+    "choose": frozenset({"context", "choice1", "choice2", "lang"}),
 }
 #: generation budget per request kind when a template sets none; ``None`` for tagging
 #: means "from the input": its tokens plus 4 per word plus 8 (output repeats the words)
-DEFAULT_MAX_NEW_TOKENS: dict[str, int | None] = {"classify": 16, "tag": None, "extract_span": 64}
+DEFAULT_MAX_NEW_TOKENS: dict[str, int | None] = {"classify": 16, "tag": None, "extract_span": 64, "choose": 16}
+
+
+def choose_fields(context: str, choices: Any) -> dict[str, str]:
+    """Placeholders of a ``choose`` request: ``{context}`` and ``{choice1}``, ``{choice2}``, ..."""
+    return {"context": context, **{f"choice{i}": str(c) for i, c in enumerate(choices, 1)}}
 
 
 class TemplateError(ValueError):
@@ -72,7 +79,8 @@ def check_answers(template: Any, where: str, target_noun: str, positive: tuple[s
     """Checks shared by mT5 templates and LLM prompts: every label has one distinct,
     non-empty target; tagging formats are known; token budgets are positive integers."""
     spec = TASKS[template.task]
-    if spec.request_kind == "classify":
+    # choose: targets are optional (a prompted LLM scores the candidates' own texts)
+    if spec.request_kind == "classify" or (spec.request_kind == "choose" and template.targets):
         missing = [label for label in spec.labels if label not in template.targets]
         extra = sorted(set(template.targets) - set(spec.labels))
         if missing or extra:
@@ -158,8 +166,12 @@ def load_family(spec: str | Mapping[str, Any] | None, overrides: Mapping[str, An
             )
         try:
             body = _read_file(path) or {}
+        except RecursionError:
+            raise TemplateError(f"{path}: cannot read {noun}s: nested too deeply; fix the file's structure") from None
         except Exception as exc:  # noqa: BLE001 - YAML/JSON/OS errors
-            raise TemplateError(f"{path}: cannot read {noun}s: {exc}") from None
+            from harness_ext.errors import yaml_error_line
+
+            raise TemplateError(f"{path}: cannot read {noun}s: {yaml_error_line(exc)}") from None
         preset = str(body.get("preset", family.default)) if isinstance(body, Mapping) else family.default
     elif isinstance(spec, Mapping):
         body = spec

@@ -10,6 +10,7 @@ classes with their own (``XtremeLM``) keep theirs. Per kind:
   own multiple choice), the highest sum log-probability wins (ties: the first label
   in task order); ``xtreme_mode=generate`` generates instead and parses the text
   back to a label (unreadable text is wrong, and counted as ``unparsable``);
+* ``choose`` (XCOPA): as ``classify``, with each candidate's own text as its verbalisation;
 * ``extract_span``: greedy ``generate_until``; the first non-empty line is the answer;
 * ``tag``: greedy ``generate_until`` of ``word/TAG`` items (UD-POS) or
   ``TYPE: words $$ ...`` (PAN-X), read back onto the words with
@@ -211,6 +212,29 @@ def parse_choice(text: str, targets: Mapping[str, str]) -> T2TText:
     return T2TText(UNPARSABLE_LABEL + line, ParseInfo("unparsable", text, (f"not one of {known}",)))
 
 
+def _rank(lm: Any, requests: Sequence[Any], prompts: Sequence[str], labels: Sequence[str],
+          targets: Sequence[Mapping[str, str]]) -> list:
+    """One ``loglikelihood`` request per label (its text ``targets[n][label]`` after prompt ``n``);
+    the highest sum log-probability wins (ties: the first label)."""
+    instances = []
+    for request, prompt, texts in zip(requests, prompts, targets):
+        # lm-eval's multiple-choice convention: a space before the answer, none after a chat template
+        delimiter = "" if _context(request).get("apply_chat_template") else " "
+        instances += [_instance("loglikelihood", request, (prompt, delimiter + texts[label]), j)
+                      for j, label in enumerate(labels)]
+    scores = lm.loglikelihood(instances)
+    answers = []
+    for n, (request, prompt, texts) in enumerate(zip(requests, prompts, targets)):
+        row = [float(s[0]) for s in scores[n * len(labels): (n + 1) * len(labels)]]
+        best = max(range(len(labels)), key=lambda k: (row[k], -k))
+        context = _context(request)
+        context["prompt"] = prompt
+        context["continuations"] = [instances[n * len(labels) + j].args[1] for j in range(len(labels))]
+        context["loglikelihoods"] = row
+        answers.append(T2TText(labels[best], ParseInfo("ok", texts[labels[best]])))
+    return answers
+
+
 def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
     labels = [str(label) for label in requests[0].args[2]]
     targets = {label: template.targets[label] for label in labels}
@@ -218,23 +242,19 @@ def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: s
     if mode_of(lm) == "generate":
         outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests))
         return [parse_choice(o, targets) for o in outputs]
-    instances = []
-    for request, prompt in zip(requests, prompts):
-        # lm-eval's multiple-choice convention: a space before the answer, none after a chat template
-        delimiter = "" if _context(request).get("apply_chat_template") else " "
-        instances += [_instance("loglikelihood", request, (prompt, delimiter + targets[label]), j)
-                      for j, label in enumerate(labels)]
-    scores = lm.loglikelihood(instances)
-    answers = []
-    for n, (request, prompt) in enumerate(zip(requests, prompts)):
-        row = [float(s[0]) for s in scores[n * len(labels): (n + 1) * len(labels)]]
-        best = max(range(len(labels)), key=lambda k: (row[k], -k))
-        context = _context(request)
-        context["prompt"] = prompt
-        context["continuations"] = [instances[n * len(labels) + j].args[1] for j in range(len(labels))]
-        context["loglikelihoods"] = row
-        answers.append(T2TText(labels[best], ParseInfo("ok", targets[labels[best]])))
-    return answers
+    return _rank(lm, requests, prompts, labels, [targets] * len(requests))
+
+
+def choose(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
+    """XCOPA: each candidate's own text is scored (or, ``xtreme_mode=generate``, read back)
+    after the prompt; the answer is the candidate's label."""
+    labels = [str(label) for label in requests[0].args[2]]
+    candidates = [dict(zip(labels, map(str, r.args[1]))) for r in requests]
+    prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
+    if mode_of(lm) == "generate":
+        outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests))
+        return [parse_choice(o, texts) for o, texts in zip(outputs, candidates)]
+    return _rank(lm, requests, prompts, labels, candidates)
 
 
 def extract_span(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
@@ -293,7 +313,7 @@ def default_layer(blocks: int) -> int:
     return blocks // 2
 
 
-def embed_texts(lm: Any, texts: Sequence[str]) -> list:
+def embed_texts(lm: Any, texts: Sequence[str], cap: int | None = None) -> list:
     """Mean of the chosen layer's states over each text's tokens (a leading BOS is left
     out of the mean: in decoders its state is an outlier that carries no content)."""
     import numpy as np
@@ -307,7 +327,7 @@ def embed_texts(lm: Any, texts: Sequence[str]) -> list:
     layer = _int_option(lm, "layer")
     index = hidden_state_index(default_layer(blocks) if layer is None else layer, blocks)
     limits = [x for x in (position_limit(model), getattr(tokenizer, "model_max_length", None), 512) if x]
-    max_length = int(min(limits))
+    max_length = int(min(limits + ([cap] if cap else [])))
     ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     bos = getattr(tokenizer, "bos_token_id", None)
     try:
@@ -342,7 +362,7 @@ def embed_texts(lm: Any, texts: Sequence[str]) -> list:
 
 
 # --------------------------------------------------------------------------- entry point
-ANSWER = {"classify": classify, "tag": tag, "extract_span": extract_span}
+ANSWER = {"classify": classify, "tag": tag, "extract_span": extract_span, "choose": choose}
 
 
 def answer(kind: str, lm: Any, requests: list) -> list:
@@ -350,7 +370,13 @@ def answer(kind: str, lm: Any, requests: list) -> list:
     if not requests:
         return []
     if kind == "embed":
-        return embed_texts(lm, [str(r.args[0]) for r in requests])
+        from harness_ext.requests import by_cap, embed_response
+
+        vectors: list = [None] * len(requests)
+        for cap, positions in by_cap(requests).items():
+            for i, vector in zip(positions, embed_texts(lm, [str(requests[i].args[0]) for i in positions], cap)):
+                vectors[i] = embed_response(vector)
+        return vectors
     if kind not in ANSWER:
         raise PromptedError(f"unknown XTREME request kind {kind!r}")
     templates = prompts_of(lm)
@@ -386,4 +412,9 @@ def lm_embed(self, requests):
     return answer("embed", self, requests)
 
 
-METHODS = {"classify": lm_classify, "tag": lm_tag, "extract_span": lm_extract_span, "embed": lm_embed}
+def lm_choose(self, requests):
+    return answer("choose", self, requests)
+
+
+METHODS = {"classify": lm_classify, "tag": lm_tag, "extract_span": lm_extract_span, "embed": lm_embed,
+           "choose": lm_choose}

@@ -15,6 +15,8 @@ udpos      ``Sentence: {text}\\nTagged:``                               ``The/DE
 panx       ``Sentence: {text}\\nEntities:``                             ``PER: John Smith $$ LOC:
                                                                         Paris`` (``none``)
 QA         ``Context: {context}\\nQuestion: {question}\\nAnswer:``       the answer text
+xcopa      ``{context}\\nAnswer:`` (``{context}`` = "{premise} What     the text of the more
+           was the {question}?")                                        plausible choice
 =========  ===========================================================  =========================
 
 Override from a YAML/JSON file or a mapping (``--model_args ...,xtreme_prompts=FILE``),
@@ -41,9 +43,10 @@ import string
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from harness_ext.adapters.formats.reader import choose_fields
 from harness_ext.adapters.text2text.templates import (PLACEHOLDERS, TemplateError, TemplateFamily,
                                            TemplateMethods, check_answers, check_input, load_family)
-from xtreme_tasks.table import TASKS, UPOS_TAGS
+from xtreme_tasks.table import TABLE as TASKS, UPOS_TAGS  # XTREME's tasks and XTREME-R's (XCOPA)
 
 PROMPT_TASKS: tuple[str, ...] = tuple(n for n, s in TASKS.items() if s.request_kind in PLACEHOLDERS)
 
@@ -104,6 +107,12 @@ DEFAULT: dict[str, PromptTemplate] = {
     "xquad": _QA,
     "mlqa": replace(_QA, task="mlqa"),
     "tydiqa": replace(_QA, task="tydiqa"),
+    # scored by the log-likelihood of each candidate's own text after the input (no targets)
+    "xcopa": PromptTemplate(
+        "xcopa",
+        "Read the premise and give the more plausible cause or effect.",
+        "{context}\nAnswer:",
+    ),
 }
 PRESETS: dict[str, dict[str, PromptTemplate]] = {"default": DEFAULT}
 DEFAULT_PRESET = "default"
@@ -148,6 +157,8 @@ def query_text(template: PromptTemplate, args: tuple, lang: str) -> str:
         return template.render(text_a=args[0], text_b=args[1] or "", lang=lang)
     if kind == "tag":
         return template.render(text=" ".join(args[1]), lang=lang)
+    if kind == "choose":
+        return template.render(**choose_fields(args[0], args[1]), lang=lang)
     return template.render(question=args[0], context=args[1], lang=lang)
 
 

@@ -9,6 +9,8 @@ Requests become text through the checkpoint's templates
   prefix win) given the input; the encoder runs once per input and the decoder
   scores all labels in one batch. ``t2t_mode=generate`` generates instead and
   parses the text back to a label (unparsable text counts as wrong, and counted);
+* ``choose`` (XCOPA): as ``classify``, over the candidates' labels (``choice1`` / ``choice2``
+  by default, see the ``xcopa`` template);
 * ``extract_span``: greedy generation of the answer text (``max_new_tokens`` per
   task), mapped back onto the context when the checkpoint saw punctuation-padded
   input (mT5's QA preprocessing); the task scores it with SQuAD/MLQA EM/F1;
@@ -48,7 +50,7 @@ from harness_ext.adapters.formats.parse import (
     status_counts,
 )
 from harness_ext.adapters.text2text.templates import TaskTemplate, TemplateError, load_templates
-from xtreme_tasks.table import TASKS
+from xtreme_tasks.table import TABLE as TASKS  # XTREME's tasks and XTREME-R's (XCOPA)
 
 log = logging.getLogger(__name__)
 
@@ -301,11 +303,21 @@ def _first_int(*values: Any) -> int:
 
 
 # --------------------------------------------------------------------------- per kind
+def model_inputs(template: TaskTemplate, requests: list, lang: str) -> list[str]:
+    """The input text of each ``classify`` or ``choose`` request."""
+    if template.kind == "choose":
+        from harness_ext.adapters.formats.reader import choose_fields
+
+        return [template.render(**choose_fields(r.args[0], r.args[1]), lang=lang) for r in requests]
+    return [template.render(text_a=r.args[0], text_b=r.args[1] or "", lang=lang) for r in requests]
+
+
 def _classify(runner: Seq2SeqRunner, template: TaskTemplate, requests: list, lang: str, mode: str,
               budget_override: int | None) -> list:
+    """``classify`` and ``choose``: rank the labels' target texts (or generate and parse one)."""
     labels = list(TASKS[template.task].labels)
     targets = {label: template.targets[label] for label in labels}
-    texts = [template.render(text_a=r.args[0], text_b=r.args[1] or "", lang=lang) for r in requests]
+    texts = model_inputs(template, requests, lang)
     inputs, cut = runner.encode(texts, [template.max_input_tokens] * len(texts))
     _warn_cut(template.task, cut, len(texts), template.max_input_tokens)
     if mode == "generate":
@@ -374,8 +386,8 @@ def answer(kind: str, loaded: Any, requests: list, settings: AdapterSettings) ->
         from harness_ext.adapters.encoder import embed
 
         return embed.answer(loaded, requests, settings)
-    if kind not in ("classify", "tag", "extract_span"):
-        raise ValueError(f"text2text answers classify, tag, extract_span and embed, not {kind!r}")
+    if kind not in ("classify", "tag", "extract_span", "choose"):
+        raise ValueError(f"text2text answers classify, tag, extract_span, choose and embed, not {kind!r}")
     if not requests:
         return []
     try:
@@ -392,7 +404,7 @@ def answer(kind: str, loaded: Any, requests: list, settings: AdapterSettings) ->
     for (task, lang), indices in groups.items():
         template = templates[task]
         batch = [requests[i] for i in indices]
-        if kind == "classify":
+        if kind in ("classify", "choose"):
             answers = _classify(runner, template, batch, lang, mode, budget_override)
         elif kind == "tag":
             answers = _tag(runner, template, batch, lang, budget_override)

@@ -15,6 +15,10 @@ pawsx      ``paws sentence1: {text_a} sentence2: {text_b}``  ``different_meaning
 panx       ``tag: {text}``                                 ``PER: John Smith $$ LOC: Paris``
                                                            (``""`` when there is no entity)
 udpos      ``pos: {text}`` (ours: mT5 has no POS task)     ``The/DET cat/NOUN`` (``word_tags``)
+xcopa      ``xcopa: {context} choice1: {choice1}           ``choice1`` / ``choice2``
+           choice2: {choice2}`` (ours: mT5 has no XCOPA
+           task; ``{context}`` = "{premise} What was
+           the {question}?")
 xquad,     ``question: {question} context: {context}``     the answer text; question and context
 mlqa,                                                      punctuation-padded as mT5 does
 tydiqa                                                     (``pad_punctuation: true``)
@@ -31,7 +35,8 @@ from a preset and overrides per task::
     panx: {format: spans, separator: " $$ ", max_new_tokens: 256}
 
 Placeholders: classification ``{text_a} {text_b}``, tagging ``{text}`` (the words
-joined by single spaces), QA ``{question} {context}``; all tasks ``{lang}``.
+joined by single spaces), QA ``{question} {context}``, XCOPA ``{context} {choice1} {choice2}``;
+all tasks ``{lang}``.
 Per task also: ``max_new_tokens`` (``None`` = the task default, see
 :data:`DEFAULT_MAX_NEW_TOKENS`) and ``max_input_tokens`` (mT5 fine-tunes with 1024).
 """
@@ -44,7 +49,7 @@ from typing import Any, Mapping
 from harness_ext.adapters.formats.reader import (DEFAULT_MAX_NEW_TOKENS, PLACEHOLDERS, TemplateError,  # noqa: F401
                                                  TemplateFamily, TemplateMethods, check_answers, check_input,
                                                  load_family)
-from xtreme_tasks.table import TASKS
+from xtreme_tasks.table import TABLE as TASKS  # XTREME's tasks and XTREME-R's (XCOPA)
 
 #: mT5 fine-tuning input length (multilingual_t5/gin/sequence_lengths/*.gin)
 DEFAULT_MAX_INPUT_TOKENS = 1024
@@ -80,6 +85,9 @@ MT5: dict[str, TaskTemplate] = {
     "xquad": TaskTemplate("xquad", _QA, pad_punctuation=True),
     "mlqa": TaskTemplate("mlqa", _QA, pad_punctuation=True),
     "tydiqa": TaskTemplate("tydiqa", _QA, pad_punctuation=True),
+    # ours (mT5 has no XCOPA task): the multiple-choice model's first segment, then the candidates
+    "xcopa": TaskTemplate("xcopa", "xcopa: {context} choice1: {choice1} choice2: {choice2}",
+                          targets={"choice1": "choice1", "choice2": "choice2"}),
 }
 PRESETS: dict[str, dict[str, TaskTemplate]] = {
     "mt5": MT5,
@@ -140,7 +148,7 @@ def render_tag_target(words: list[str], tags: list[str], template: TaskTemplate)
 def render_target(template: TaskTemplate, label: str | None = None, words: list[str] | None = None,
                   tags: list[str] | None = None, answer: str | None = None) -> str:
     """Target text for one training example of ``template``'s task."""
-    if template.kind == "classify":
+    if template.kind in ("classify", "choose"):
         return template.targets[str(label)]
     if template.kind == "tag":
         return render_tag_target(list(words or []), list(tags or []), template)
