@@ -131,11 +131,134 @@ def _patch_lm(module) -> None:
     lm_cls._xtreme_patched = True
 
 
+def _patch_evaluator(module) -> None:
+    """``evaluate`` stops before any request when selected XTREME tasks have no data, unless
+    a partial run was asked for; such a run's results carry ``xtreme_partial``."""
+    original = module.evaluate
+    if getattr(original, "_xtreme_patched", False):
+        return
+
+    def evaluate(lm, task_dict, *args, **kwargs):
+        from harness_ext.run_guard import PARTIAL_KEY, check_data
+
+        partial = check_data(lm, task_dict)
+        results = original(lm, task_dict, *args, **kwargs)
+        if partial and isinstance(results, dict):
+            results[PARTIAL_KEY] = partial
+        return results
+
+    evaluate._xtreme_patched = True  # type: ignore[attr-defined]
+    evaluate.__wrapped__ = original  # type: ignore[attr-defined]
+    evaluate.__doc__ = original.__doc__
+    module.evaluate = evaluate
+
+
+def _patch_harness_cli(module) -> None:
+    """``lm_eval run``: bad XTREME input fails before lm-eval indexes its tasks, our errors are
+    one ``error:`` line (exit 2) instead of a traceback, and the indexing is announced."""
+    cli_cls = module.HarnessCLI
+    if getattr(cli_cls, "_xtreme_patched", False):
+        return
+    original = cli_cls.execute
+
+    def execute(self, args):
+        import os
+
+        from harness_ext import run_guard
+        from harness_ext.errors import is_user_error
+
+        try:
+            if getattr(args, "command", None) == "run":
+                run_guard.check_cli_args(args)
+                if os.environ.get("XTREME_PROGRESS", "1") != "0":
+                    sys.stderr.write("xtreme-harness: lm-eval is indexing its task folders (15-20 s) ...\n")
+                    sys.stderr.flush()
+            return original(self, args)
+        except Exception as err:
+            shown = run_guard.tasks_not_found(err) or (err if is_user_error(err) else None)
+            if shown is None:
+                raise
+            if os.environ.get("XTREME_VERBOSE", "") not in ("", "0"):
+                import traceback
+
+                traceback.print_exc()
+            sys.stderr.write(f"error: {' '.join(str(shown).split())}\n")
+            raise SystemExit(2) from None
+
+    execute.__wrapped__ = original  # type: ignore[attr-defined]
+    cli_cls.execute = execute
+    cli_cls._xtreme_patched = True
+
+
+def _patch_tracker(module) -> None:
+    """lm-eval only logs a warning when it cannot write results (a full disk leaves a truncated
+    JSON and exit 0): check what it wrote and fail in one line."""
+    tracker_cls = module.EvaluationTracker
+    if getattr(tracker_cls, "_xtreme_patched", False):
+        return
+    save_results, save_samples = tracker_cls.save_results_aggregated, tracker_cls.save_results_samples
+
+    def folder_of(tracker):
+        from pathlib import Path
+
+        path = Path(tracker.output_path)
+        return (path.parent, f"{path.stem}_") if path.suffix == ".json" else (
+            path / str(tracker.general_config_tracker.model_name_sanitized), "results_")
+
+    def save_results_aggregated(self, results, samples=None):
+        save_results(self, results=results, samples=samples)
+        if self.output_path:
+            from harness_ext.run_guard import check_results_file
+
+            folder, prefix = folder_of(self)
+            if not getattr(self, "date_id", None):
+                from datetime import datetime
+
+                self.date_id = datetime.now().isoformat().replace(":", "-")
+            check_results_file(folder / f"{prefix}{self.date_id}.json", results)
+
+    def save_results_samples(self, task_name, samples):
+        save_samples(self, task_name=task_name, samples=samples)
+        if self.output_path and samples:
+            from harness_ext.run_guard import check_samples_file
+
+            folder = folder_of(self)[0]
+            check_samples_file(folder / f"samples_{task_name}_{self.date_id}.jsonl")
+
+    tracker_cls.save_results_aggregated = save_results_aggregated
+    tracker_cls.save_results_samples = save_results_samples
+    tracker_cls._xtreme_patched = True
+
+
+def _patch_git_hash(module) -> None:
+    """lm-eval asks git for a version hash at every run; outside a git checkout git printed
+    ``fatal: not a git repository`` on stderr. Same answer, without the noise."""
+    original = getattr(module, "get_git_commit_hash", None)
+    if original is None or getattr(original, "_xtreme_patched", False):
+        return
+    import os
+    import subprocess
+
+    def get_git_commit_hash():
+        try:
+            return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()  # noqa: S607
+        except (subprocess.CalledProcessError, OSError):
+            return module.get_commit_from_path(os.getcwd())
+
+    get_git_commit_hash._xtreme_patched = True  # type: ignore[attr-defined]
+    get_git_commit_hash.__wrapped__ = original  # type: ignore[attr-defined]
+    module.get_git_commit_hash = get_git_commit_hash
+
+
 HOOKS: dict[str, Callable] = {
     "lm_eval.api.model": _patch_lm,
     "lm_eval.api.registry": _patch_registry,
     "lm_eval.tasks.manager": _patch_task_manager,
     "lm_eval._cli.utils": _patch_cli_values,
+    "lm_eval._cli.harness": _patch_harness_cli,
+    "lm_eval.evaluator": _patch_evaluator,
+    "lm_eval.loggers.evaluation_tracker": _patch_tracker,
+    "lm_eval.loggers.utils": _patch_git_hash,
 }
 
 

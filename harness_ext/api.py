@@ -54,6 +54,7 @@ def evaluate(
     device: str | None = None,
     log_samples: bool = False,
     task_manager: Any = None,
+    allow_missing: bool = False,
     **simple_evaluate_kwargs: Any,
 ) -> dict[str, Any]:
     """Evaluate XTREME tasks (names or globs, e.g. ``"xtreme_*"``) and return lm-eval's results dict.
@@ -62,15 +63,31 @@ def evaluate(
     (``"hf"``, ``"vllm"``, ``"local-completions"``: prompted, see docs/llm.md; ``xtreme_*``
     keys of ``model_args`` are the prompted adapter's options) or an ``LM`` instance.
     Pass ``task_manager=harness_ext.api.task_manager()`` to mix in lm-eval's built-in tasks.
+
+    Fails loudly (``harness_ext.run_guard``): a misspelt XTREME task name, an unknown
+    ``model_args`` key, or selected tasks without data raise one-line errors before any
+    work. ``allow_missing=True`` runs the tasks that have data on purpose; the returned
+    results then carry ``xtreme_partial`` (``{"missing_tasks": {leaf: reason}, ...}``).
     """
     ensure_registered()
     import lm_eval
+
+    from harness_ext import run_guard
 
     args = dict(model_args or {})
     if pretrained is not None:
         args["pretrained"] = pretrained
     if system is not None:
         args["system"] = system
+    if allow_missing:
+        key = run_guard.ALLOW_MISSING_ARG if model == "xtreme" else "xtreme_" + run_guard.ALLOW_MISSING_ARG
+        if isinstance(model, str):
+            args[key] = True
+        else:
+            model.allow_missing = True
+    run_guard.check_task_names(list(tasks))
+    if isinstance(model, str):
+        run_guard.check_model_args(model, args)
     return lm_eval.simple_evaluate(
         model=model,
         model_args=args if isinstance(model, str) else None,

@@ -37,10 +37,13 @@ def run(ctx: typer.Context) -> None:
 
 
 @app.command(help="Score a folder of predictions in the official XTREME / XTREME-R layout "
-             "(<task>/test-<lang>.{tsv,json,jsonl}) against a folder of labels, with the official rules.")
+             "(<task>/test-<lang>.{tsv,json,jsonl}, e.g. from `xtreme-eval export`) with the official rules, "
+             "against a folder of labels in that layout (--labels) or the local test data (--data-dir).")
 def score(
     predictions: Path = typer.Option(..., "--predictions", "-p", help="predictions folder"),
-    labels: Path = typer.Option(..., "--labels", "-l", help="labels folder"),
+    labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="labels folder (submission layout)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", "-d", help="the XTREME test data (any layout "
+                                            "XTREME_DATA_DIR takes) to read the labels from, instead of --labels"),
     tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="only these tasks"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     benchmark: Optional[str] = typer.Option(
@@ -50,7 +53,7 @@ def score(
     from harness_ext.reports.cli import _benchmark
     from harness_ext.reports.official import score_command
 
-    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json, _benchmark(benchmark)))
+    raise typer.Exit(score_command(predictions, labels, tasks or None, as_json, _benchmark(benchmark), data_dir=data_dir))
 
 
 @app.command(help="Built-in offline demo: builds a tiny checkpoint, runs real XTREME tasks end to end "

@@ -62,8 +62,29 @@ class DemoJob:
     seconds: float = 0.0
 
 
+#: what ``--only`` takes
+DEMO_TASKS = ("xnli", "udpos", "xquad", "tatoeba")
+
+
+def check_only(only: list[str] | None) -> None:
+    """``--only`` names demo tasks (one line with the closest names otherwise)."""
+    from harness_ext.run_guard import did_you_mean
+
+    for name in only or []:
+        if name not in DEMO_TASKS:
+            raise DemoError(f"--only {name}: not a demo task{did_you_mean(name, DEMO_TASKS)} "
+                            f"(choose from {', '.join(DEMO_TASKS)})")
+
+
 def find_data_dir(explicit: Path | None) -> Path | None:
-    candidates = [explicit] if explicit else []
+    """``--data-dir`` as given (it must exist: never silently another folder), else
+    ``$XTREME_DATA_DIR``, else ``../shared/data`` if present."""
+    if explicit is not None:
+        if not Path(explicit).expanduser().is_dir():
+            raise DemoError(f"--data-dir {explicit}: no such folder (nothing was run); pass the XTREME data folder, "
+                            "or leave --data-dir out to use $XTREME_DATA_DIR or ../shared/data")
+        return Path(explicit).expanduser().resolve()
+    candidates = []
     if os.environ.get("XTREME_DATA_DIR"):
         candidates.append(Path(os.environ["XTREME_DATA_DIR"]))
     here = Path(__file__).resolve().parents[1]
@@ -207,6 +228,10 @@ def plan_jobs(out: Path, source: Path | None, real: dict[str, str], limit: int,
     return jobs
 
 
+def demo_task(job: DemoJob) -> str:
+    return next(name for name in DEMO_TASKS if name in job.tasks[0])
+
+
 def write_page(results: Path, site: Path) -> Path | None:
     """The static leaderboard page of the demo's runs (``None`` when no run gave numbers)."""
     from harness_ext.reports.official import ReportError
@@ -260,10 +285,15 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
     from harness_ext.api import evaluate
 
     out = Path(out).resolve()
-    console.print(Panel(BANNER, title="xtreme-harness demo"))
+    check_only(only)
     source = find_data_dir(data_dir)
+    console.print(Panel(BANNER, title="xtreme-harness demo"))
     console.print(f"data: {source if source else 'none found (only synthetic XNLI will run)'}")
     real = find_real_data(source)
+    missing = [name for name in only or [] if name != "xnli" and name not in real]
+    if missing:  # asked for by name: running less is never a success
+        raise DemoError(f"--only {', '.join(only or [])}: no data for {', '.join(missing)}"
+                        f"{' in ' + str(source) if source else ' (no data folder found)'}; nothing was run")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     jobs = plan_jobs(out, source, real, limit, only)
@@ -311,8 +341,9 @@ def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: lis
         if job.real_data:
             console.print(f"  {job.tasks[0] if len(job.tasks) == 1 else ', '.join(job.tasks)}: {job.real_data}",
                           soft_wrap=True)
-    console.print(f"  xtreme-xnli-en: synthetic, 4 pairs written to {out / 'synthetic' / 'xnli' / 'test-en.tsv'}",
-                  soft_wrap=True)
+    if any(demo_task(job) == "xnli" for job in jobs):
+        console.print(f"  xtreme-xnli-en: synthetic, 4 pairs written to {out / 'synthetic' / 'xnli' / 'test-en.tsv'}",
+                      soft_wrap=True)
     skipped = [task for task in ("udpos", "xquad", "tatoeba") if task not in real
                and (not only or any(name in task for name in only))]
     if skipped:

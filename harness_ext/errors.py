@@ -5,13 +5,21 @@ escapes are removed from error lines by :func:`harness_ext.reports.escape.consol
 from __future__ import annotations
 
 
+class ModelArgsError(ValueError):
+    """Bad ``--model_args`` (one line: which key, what is wrong, the fix)."""
+
+
+USER_ERRORS = frozenset({
+    "CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError", "DemoError",
+    "PreflightError", "ModelArgsError", "OutputError", "TaskNameError", "ResultsNotSavedError",
+})
+
+
 def is_user_error(err: BaseException) -> bool:
     from xtreme_tasks.data import DataError
 
     names = {cls.__name__ for cls in type(err).__mro__}
-    return isinstance(err, (DataError, FileNotFoundError)) or bool(
-        names & {"CheckpointError", "LabelMismatchError", "SystemsError", "ValidationError", "ReportError", "DemoError", "PreflightError", "ModelArgsError", "OutputError"}
-    )
+    return isinstance(err, (DataError, FileNotFoundError)) or bool(names & USER_ERRORS)
 
 
 def yaml_error_line(exc: BaseException) -> str:

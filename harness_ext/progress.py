@@ -42,9 +42,11 @@ def bar(total: int | None, desc: str, *, unit: str = "it", min_total: int = 2, s
     """
     from tqdm.auto import tqdm
 
-    if _IN_PHASE.get():  # the phase's own bar counts the steps; only a long step gets a second line
+    inner = _IN_PHASE.get()
+    if inner:  # the phase's own bar counts the steps; only a long step gets a second line
         min_total = max(min_total, INNER_MIN_TOTAL)
-    visible = show and enabled() and (total is None or total >= min_total)
+    # a step of unknown length inside a phase would draw a bare counter ("0item") under it
+    visible = show and enabled() and (not inner if total is None else total >= min_total)
     if not getattr(sys.stderr, "isatty", lambda: False)():
         kwargs.setdefault("mininterval", 30.0)
     return tqdm(total=total, desc=desc, unit=unit, leave=leave, disable=not visible, dynamic_ncols=True, **kwargs)

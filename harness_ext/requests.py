@@ -68,6 +68,12 @@ def by_cap(requests: list) -> dict[int | None, list[int]]:
     return groups
 
 
+def vector_digest(vector: Any) -> str:
+    """``384-d sha1:1a2b3c4d``: enough to tell two vectors apart in a log, 40 bytes instead of ~12 kB."""
+    array = np.ascontiguousarray(vector, dtype=np.float32)
+    return f"{array.shape[-1] if array.ndim else 1}-d sha1:{hashlib.sha1(array.tobytes()).hexdigest()[:8]}"
+
+
 class EmbedVector(np.ndarray):
     """An ``embed`` response: a float32 vector that prints as its size and a digest.
 

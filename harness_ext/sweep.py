@@ -8,7 +8,7 @@ Layout under ``--out``::
     <out>/<system>/<task>/job.json              what produced them: checkpoint, limit, model args
     <out>/<system>/<task>/samples_<leaf>.jsonl  per-example samples (--log-samples, on by default)
     <out>/<system>/<task>/error.log             traceback of the last failed attempt (removed on success)
-    <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / n/a
+    <out>/sweep_summary.{md,csv,json}           one row per job: done / skipped / failed / not run / n/a
     <out>/tables/                               the leaderboard of everything finished (xtreme-eval report)
     <out>/index.html                            the same as a static leaderboard page (docs/reports.md)
 
@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable, Sequence
 from harness_ext.progress import bar
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.submission import atomic_write_text
+from harness_ext.run_guard import is_disk_full
 from xtreme_tasks.table import DEFAULT_BENCHMARK, TABLE, get_benchmark
 
 HANG_ENV = "XTREME_SWEEP_HANG_ON"
@@ -55,6 +56,7 @@ RESULTS_FILE = "results.json"
 JOB_FILE = "job.json"
 ERROR_FILE = "error.log"
 STAGING_PREFIX = ".staging-"
+DISK_FULL = "the disk is full"
 
 
 class SweepError(ReportError):
@@ -327,9 +329,15 @@ def run_job(job: Job, options: SweepOptions) -> JobOutcome:
         _publish(staging, folder, options.log_samples, job_spec(job, options))
     except Exception as err:  # a job's failure is reported, the sweep goes on
         text = f"{job.id} failed on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n\n{traceback.format_exc()}"
-        atomic_write_text(folder / ERROR_FILE, text)
+        log = str(folder / ERROR_FILE)
+        try:
+            atomic_write_text(folder / ERROR_FILE, text)
+        except OSError:  # a full disk: the outcome (and the summary) still say what happened
+            log = ""
         message = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
-        return JobOutcome(job.system, job.task, "failed", time.monotonic() - start, message, str(folder / ERROR_FILE), host)
+        if is_disk_full(err):
+            message = f"{DISK_FULL}: {message}"
+        return JobOutcome(job.system, job.task, "failed", time.monotonic() - start, message, log, host)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     (folder / ERROR_FILE).unlink(missing_ok=True)
@@ -341,10 +349,18 @@ def run_job(job: Job, options: SweepOptions) -> JobOutcome:
 
 
 def run_local(jobs: Sequence[Job], options: SweepOptions, on_done: Callable[[JobOutcome], None]) -> list[JobOutcome]:
-    """Jobs one after another in this process (models stay on this machine's device)."""
+    """Jobs one after another in this process (models stay on this machine's device). A job
+    that failed on a full disk stops the sweep: the jobs after it are ``not run`` (each would
+    compute for hours and fail the same way); a rerun with the same ``--out`` resumes."""
     outcomes = []
+    stopped = ""
     for job in jobs:
-        outcome = run_job(job, options)
+        if stopped:
+            outcome = JobOutcome(job.system, job.task, "not run", detail=stopped)
+        else:
+            outcome = run_job(job, options)
+            if outcome.status == "failed" and outcome.detail.startswith(DISK_FULL):
+                stopped = f"stopped after {job.id}: {DISK_FULL}; free space and rerun with the same --out"
         outcomes.append(outcome)
         on_done(outcome)
     return outcomes
@@ -355,10 +371,13 @@ class SweepSummary:
     outcomes: list[JobOutcome]
     out: Path
     files: list[Path] = field(default_factory=list)
+    #: why the summary files could not be written (the CLI still prints the table), else ""
+    write_error: str = ""
 
     @property
     def failed(self) -> list[JobOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        """Jobs that did not produce their numbers (failed, or not run after a full disk)."""
+        return [o for o in self.outcomes if o.status in ("failed", "not run")]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -443,5 +462,8 @@ def run_sweep(
     summary = SweepSummary(outcomes + not_applicable, out)
     from harness_ext.systems import load_systems
 
-    summary.files = write_summary(summary, {name: system.size for name, system in load_systems(checkpoints).items()})
+    try:
+        summary.files = write_summary(summary, {name: system.size for name, system in load_systems(checkpoints).items()})
+    except OSError as err:
+        summary.write_error = f"the summary files could not be written under {out}: {err.strerror or err}"
     return summary

@@ -422,16 +422,30 @@ def validate_file(path: str | Path | None = None, check_heads: bool = True) -> l
     except SystemsError as exc:
         return [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in str(exc).splitlines()]
     problems = [Problem(str(file), None, None, line.removeprefix(f"{file}: ")) for line in invalid]
+    seen: set[tuple] = set()
+    if check_heads:
+        _offline_unless_hub_answers(systems)
     for name, system in systems.items():
         for task in system.tasks():
             ref = system.checkpoint_for(task)
             where = f"checkpoints.{task}" if task in system.spec.checkpoints else "encoder"
             found = check_checkpoint(ref, task, check_heads) + check_templates(ref)
             for severity, message in found:
-                problem = Problem(str(file), name, where, message, severity)
-                if problem not in problems:  # a shared encoder (BUCC and Tatoeba) is reported once
-                    problems.append(problem)
+                # a checkpoint shared by several tasks (BUCC and Tatoeba), or a hub id by several systems: said once
+                key = (message,) if severity == "warning" else (name, where, message)
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(Problem(str(file), name, where, message, severity))
     return problems
+
+
+def _offline_unless_hub_answers(systems: dict[str, "System"]) -> None:
+    """With hub ids to check and the hub not answering one quick probe, check them offline
+    (from the local cache, else one warning each) instead of through minutes of retries."""
+    from harness_ext.backends._common import offline_unless_hub_answers
+
+    if any(not Path(system.checkpoint_for(task).source).exists() for system in systems.values() for task in system.tasks()):
+        offline_unless_hub_answers()
 
 
 def check_templates(ref: CheckpointRef) -> list[tuple[str, str]]:

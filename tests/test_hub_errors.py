@@ -108,3 +108,32 @@ def test_real_datasets_offline_gives_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("DataError: xnli de: cannot load google/xtreme@"), out.stdout + out.stderr
     assert "the hub cannot be reached" in out.stdout and "XTREME_DATA_DIR" in out.stdout
+
+
+def test_offline_is_found_by_one_probe_not_by_retries(hub_raises, monkeypatch):
+    """Issue 22: without HF_HUB_OFFLINE, huggingface_hub retried every file five times with
+    back-off (25 s per task, ~40 min for xtreme_*). One short probe per process decides, and
+    the hub libraries then read their cache only."""
+    import datasets
+    import huggingface_hub.constants
+
+    from xtreme_tasks.data import hub
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_OFFLINE_FOUND", None)
+    probes = []
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: probes.append(timeout) or False)
+    seen = []
+
+    def offline_mode_seen():
+        seen.append(datasets.config.HF_HUB_OFFLINE and huggingface_hub.constants.HF_HUB_OFFLINE)
+        return offline_mode()
+
+    hub_raises(offline_mode_seen)
+    for lang in ("de", "fr"):
+        with pytest.raises(DataError, match="the hub cannot be reached"):
+            load_docs("xnli", lang)
+    assert probes == [3.0] and seen == [True, True]

@@ -77,3 +77,16 @@ def test_a_phase_of_many_short_steps_is_one_bar(capsys):
     err = capsys.readouterr().err
     assert "embed" in err and "/3" in err
     assert "inner" not in err  # a 20-item step stays silent inside a phase
+
+
+def test_a_step_of_unknown_length_inside_a_phase_draws_no_bare_counter(capsys):
+    """Issue 22 (8): an inner bar without a total printed ``0item`` under the phase's line."""
+    with progress.phase(2, "extract_span", unit="task") as shown:
+        with progress.bar(None, "windows", unit="item", leave=True) as inner:
+            inner.update(5)
+        shown.update(2)
+    err = capsys.readouterr().err
+    assert "extract_span" in err and "item" not in err
+    with progress.bar(None, "alone", unit="item", leave=True) as alone:  # outside a phase: a counter is all there is
+        alone.update(5)
+    assert "5item" in capsys.readouterr().err

@@ -88,7 +88,7 @@ def test_limited_runs_and_retrieval_are_not_exported_with_reasons(tmp_path):
     write_run(tmp_path / "runs" / "s" / "tatoeba", "s", "tatoeba", {}, {lang: {"acc": 50.0} for lang in TASKS["tatoeba"].languages})
     done = export_predictions(collect([tmp_path / "runs"]), tmp_path / "sub")
     reasons = dict(done.not_exported)
-    assert "--limit" in reasons["xtreme-pawsx-de"] and "tatoeba" in reasons
+    assert "--limit" in reasons["xtreme-pawsx-de"] and "no samples file" in reasons["xtreme-tatoeba-de"]
     assert len(done.written) == len(TASKS["pawsx"].languages) - 1
     again = export_predictions(collect([tmp_path / "runs"]), tmp_path / "sub2", allow_partial=True)
     assert len(again.written) == len(TASKS["pawsx"].languages)
@@ -102,3 +102,17 @@ def test_export_needs_one_system(tmp_path):
     done = export_predictions(collect([tmp_path]), tmp_path / "out", system="b")
     assert [p.name for p in done.written] == ["test-de.tsv"]
     assert any("not in the results" in why for _, why in done.not_exported)
+
+
+def test_export_of_named_tasks_that_writes_less_exits_non_zero(tmp_path, capsys):
+    """Issue 22: ``--tasks pawsx`` with one language run under --limit wrote the others and exited 0."""
+    from harness_ext.cli import main
+
+    rows = {lang: [{"doc_id": 0, "doc": {"id": "a"}, "acc": ["1", "1"]}] for lang in TASKS["pawsx"].languages}
+    metrics = {lang: {"acc": 100.0} for lang in TASKS["pawsx"].languages}
+    write_run(tmp_path / "runs" / "s" / "pawsx", "s", "pawsx", rows, metrics, limit=1, original={"de": 2000})
+    assert main(["export", str(tmp_path / "runs"), "--out", str(tmp_path / "sub"), "--tasks", "pawsx"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --tasks pawsx: not every language of pawsx was exported")
+    assert main(["export", str(tmp_path / "runs"), "--out", str(tmp_path / "sub2"), "--tasks", "pawsx",
+                 "--allow-partial"]) == 0

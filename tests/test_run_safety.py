@@ -74,18 +74,24 @@ def test_wrong_head_stops_the_run_before_any_forward_pass(tmp_path, shared_data,
     assert "question-answering head" in message and "BertModel" in message and "pretrained=" in message
 
 
-def test_tasks_without_data_are_left_out_not_fatal(tmp_path, shared_data, minilm_path, monkeypatch, caplog):
-    """Data for Tatoeba only: BUCC is left out (empty results, marked in its config), the
-    Tatoeba result is there, and the log says what was left out."""
+def test_tasks_without_data_are_left_out_only_on_purpose(tmp_path, shared_data, minilm_path, monkeypatch, caplog):
+    """Data for Tatoeba only: without the switch the run stops (one line, nothing computed);
+    with ``allow_missing=true`` BUCC is left out (empty results, marked in its config and in
+    ``xtreme_partial``), the Tatoeba result is there, and the log says what was left out."""
     from harness_ext import api
+    from harness_ext.run_guard import PARTIAL_KEY, MissingDataError
 
     monkeypatch.setenv("XTREME_DATA_DIR", str(_data_with(tmp_path, shared_data, "tatoeba")))
+    tasks = ["xtreme-tatoeba-de", "xtreme-bucc2018-de", "xtreme-bucc2018-fr"]
+    with pytest.raises(MissingDataError, match=r"no data for xtreme_bucc2018 \(2 languages\)"):
+        api.evaluate(tasks, pretrained=str(minilm_path), model_args={"use_cache": False, "device": "cpu"}, limit=3)
     with caplog.at_level("WARNING"):
-        out = api.evaluate(["xtreme-tatoeba-de", "xtreme-bucc2018-de", "xtreme-bucc2018-fr"],
-                           pretrained=str(minilm_path), model_args={"use_cache": False, "device": "cpu"}, limit=3)
+        out = api.evaluate(tasks, pretrained=str(minilm_path),
+                           model_args={"use_cache": False, "device": "cpu", "allow_missing": True}, limit=3)
     assert "acc,none" in out["results"]["xtreme-tatoeba-de"]
     assert not any("," in key for key in out["results"]["xtreme-bucc2018-de"])  # no metrics
     assert "bucc2018" in out["configs"]["xtreme-bucc2018-de"]["metadata"]["left_out"]
+    assert sorted(out[PARTIAL_KEY]["missing_tasks"]) == ["xtreme-bucc2018-de", "xtreme-bucc2018-fr"]
     assert any("left out for missing data" in r.message and "xtreme_bucc2018 (2 languages)" in r.message
                for r in caplog.records)
 
@@ -131,7 +137,7 @@ def test_checkpoints_validate_catches_what_used_to_pass(tmp_path: Path, capsys) 
 ])
 def test_bad_model_args_are_one_line_user_errors(tmp_path: Path, args: str, expected: str) -> None:
     """``--model xtreme --model_args ...`` mistakes are our user-error types (``xtreme-eval``
-    prints them as one line, exit 2; under ``lm_eval`` they are the traceback's last line)."""
+    and ``lm_eval`` print them as one ``error:`` line, exit 2)."""
     from harness_ext.adapters.xtreme_lm import XtremeLM
     from harness_ext.errors import is_user_error
 
@@ -188,21 +194,22 @@ def test_verbose_shows_the_traceback_of_a_user_error(tmp_path: Path, capsys) -> 
 
 def test_lm_eval_command_line_stops_before_compute_and_ends_with_our_line(tmp_path, shared_data, minilm_path):
     """The issue's reproduction through the real ``lm_eval`` command: Tatoeba + XQuAD with an
-    encoder lacking the QA head, plus BUCC without data. lm-eval prints the traceback itself;
-    its last line is our message, and the warning says BUCC was left out."""
+    encoder lacking the QA head, plus BUCC without data (left out on purpose: allow_missing=true).
+    The last line is our message, one line, and the warning says BUCC was left out."""
     import os
     import subprocess
 
     data = _data_with(tmp_path, shared_data, "tatoeba", "xquad")
     env = {**os.environ, "XTREME_DATA_DIR": str(data)}
     done = subprocess.run(
-        ["lm_eval", "run", "--model", "xtreme", "--model_args", f"pretrained={minilm_path},use_cache=false",
+        ["lm_eval", "run", "--model", "xtreme", "--model_args", f"pretrained={minilm_path},use_cache=false,allow_missing=true",
          "--tasks", "xtreme-tatoeba-de,xtreme-xquad-en,xtreme-bucc2018-de", "--limit", "2", "--device", "cpu",
          "--output_path", str(tmp_path / "out")],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
-    assert done.returncode != 0
+    assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("harness_ext.adapters.xtreme_lm.PreflightError: 1 checkpoint problem(s)"), done.stderr[-2000:]
+    assert last.startswith("error: 1 checkpoint problem(s)"), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
     assert "xtreme_xquad (1 language)" in last and "question-answering head" in last
     assert "left out for missing data" in done.stderr and "xtreme_bucc2018 (1 language)" in done.stderr
     assert not (tmp_path / "out").exists()

@@ -119,3 +119,16 @@ def test_official_text_is_the_default_and_a_bad_mode_is_refused(minilm_qa, xquad
     assert official == span.answer(minilm_qa, xquad_requests, AdapterSettings(batch_size=8, answer_text="official"))
     with pytest.raises(ValueError, match="answer_text='words': use one of official, offsets"):
         span.answer(minilm_qa, xquad_requests, AdapterSettings(answer_text="words"))
+
+
+def test_long_contexts_raise_no_sequence_length_warning(tmp_path, capfd, caplog):
+    """Issue 22 (8): every XQuAD run printed transformers' "Token indices sequence length is
+    longer than ..." although the doc_stride windows handle long contexts."""
+    from helpers.tiny_models import tiny_xlmr
+
+    loaded = load_checkpoint(str(tiny_xlmr(tmp_path, head="question-answering")), "question-answering")
+    context = " ".join(["the quick brown fox jumps over the lazy dog in Paris"] * 12)  # > 64 tokens
+    with caplog.at_level("WARNING"):
+        span.answer(loaded, [Request("who jumps over the dog? " * 20, context)], AdapterSettings(batch_size=4))
+    said = capfd.readouterr().err + caplog.text
+    assert "Token indices sequence length" not in said

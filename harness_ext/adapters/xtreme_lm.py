@@ -28,7 +28,15 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
 from harness_ext.adapters.runtime.distributed import Collectives, launched_world_size
-from harness_ext.adapters.runtime.settings import ANSWER_TEXT_MODES, TAG_OUTPUT_MODES, TAG_SPLIT_MODES, AdapterSettings
+from harness_ext.adapters.runtime.settings import (
+    ANSWER_TEXT_MODES,
+    EXTRA_KEYS,
+    EXTRA_PREFIXES,
+    TAG_OUTPUT_MODES,
+    TAG_SPLIT_MODES,
+    AdapterSettings,
+)
+from harness_ext.errors import ModelArgsError  # noqa: F401  (raised here; its home is errors.py)
 from harness_ext.requests import HEAD_FOR_KIND
 from harness_ext.tasks.base import parse_leaf_name
 
@@ -43,10 +51,6 @@ ADAPTER_MODULES = {
     "choose": "harness_ext.adapters.encoder.choose",
 }
 TEXT2TEXT_MODULE = "harness_ext.adapters.text2text.adapter"
-
-
-class ModelArgsError(ValueError):
-    """Bad ``--model_args`` for ``--model xtreme`` (one line: what and the fix)."""
 
 
 class PreflightError(ValueError):
@@ -78,14 +82,16 @@ def _bare_architecture(source: str) -> str | None:
     return f"no task head ({', '.join(archs)})" if archs else None
 
 
-def left_out_summary() -> str:
-    """One entry per task group left out for missing data, with its first reason."""
+def left_out_summary(missing: dict[str, str] | None = None) -> str:
+    """One entry per task group left out for missing data (default: every task left out in
+    this process), with its first reason."""
     from harness_ext.tasks.base import UNAVAILABLE
 
+    missing = UNAVAILABLE if missing is None else missing
     groups: dict[str, list[str]] = {}
-    for task in UNAVAILABLE:
+    for task in missing:
         groups.setdefault(_group([task]).split(" (")[0], []).append(task)
-    return "; ".join(f"{_group(tasks)}: {UNAVAILABLE[tasks[0]]}" for tasks in groups.values())
+    return "; ".join(f"{_group(tasks)}: {missing[tasks[0]]}" for tasks in groups.values())
 
 
 def _group(tasks: list[str]) -> str:
@@ -221,6 +227,22 @@ def is_text_to_text(source: str) -> bool:
     )
 
 
+def model_arg_names() -> list[str]:
+    """Every ``--model_args`` key ``--model xtreme`` reads: its arguments and the adapters' ``EXTRA_KEYS``."""
+    import inspect
+
+    params = inspect.signature(XtremeLM.__init__).parameters
+    named = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return named + list(EXTRA_KEYS)
+
+
+def check_model_arg_keys(keys) -> None:
+    """An unknown key is an error naming the closest valid one (a typo must not run with defaults)."""
+    from harness_ext.run_guard import check_keys
+
+    check_keys([k for k in keys if not str(k).startswith(EXTRA_PREFIXES)], model_arg_names(), "--model xtreme --model_args")
+
+
 class XtremeLM(LM):
     """lm-eval model for XTREME's request kinds (classify, tag, extract_span, embed)."""
 
@@ -252,9 +274,13 @@ class XtremeLM(LM):
         max_memory: str | None = None,
         trust_remote_code: bool | str = False,
         strict_test_sets: bool | str = False,
+        allow_missing: bool | str = False,
         **extra: Any,
     ) -> None:
         super().__init__()
+        check_model_arg_keys(extra)
+        #: run the selected tasks that have data when others have none (marked in the results JSON)
+        self.allow_missing = _as_bool(allow_missing)
         if bool(pretrained) == bool(system):
             raise ModelArgsError(
                 "--model xtreme needs exactly one of pretrained=<checkpoint folder or hub id> "
@@ -435,13 +461,11 @@ class XtremeLM(LM):
         """Check the checkpoint of every task whose requests lm-eval has built, before the
         first forward pass: a wrong head or unreadable checkpoint for any selected task
         stops the run here, one line per problem, instead of after hours of other tasks.
-        Tasks left out for missing data are listed once (their results stay empty)."""
-        from harness_ext.tasks.base import PENDING, UNAVAILABLE
+        Tasks without data were dealt with before (``harness_ext.run_guard.check_data``)."""
+        from harness_ext.tasks.base import PENDING
 
         pending = dict(PENDING)
         PENDING.clear()
-        if UNAVAILABLE and pending:
-            log.warning("xtreme: left out for missing data, results will be incomplete: %s", left_out_summary())
         choices: dict[CheckpointChoice, list[str]] = {}
         for task, kind in pending.items():
             try:

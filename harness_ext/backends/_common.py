@@ -18,6 +18,7 @@ from harness_ext.backends._guards import (
     read_json,
 )
 from harness_ext.backends.base import TASK_HEADS, CheckpointError
+from xtreme_tasks.data.hub import found_offline, offline_unless_hub_answers  # noqa: F401  (one probe for all)
 
 #: class-name suffix of a transformers architecture -> the head it carries
 ARCH_SUFFIX_HEAD = {
@@ -34,11 +35,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe
 
 
 def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no network."""
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no network, or the hub did not answer."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
             return True
-    return False
+    return found_offline()  # this process probed the hub and nothing answered
 
 
 def model_class(config: Any, head: str) -> type:

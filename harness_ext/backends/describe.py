@@ -58,7 +58,8 @@ def _describe_hf(source: str, options: dict[str, Any]) -> Description:
                                             local_files_only=hub_offline() or path.is_dir())
     except Exception as exc:  # noqa: BLE001
         if not path.exists() and hub_offline():
-            raise NotChecked(f"hub id not in the local cache and HF_HUB_OFFLINE is set ({type(exc).__name__})") from exc
+            raise NotChecked("hub id not in the local cache and the hub is offline (HF_HUB_OFFLINE, or no "
+                             "connection); checked when the hub answers") from exc
         raise CheckpointError(f"{where}: cannot read the model config: {exc}") from exc
     check_config(config, where)
     labels = options.get("labels")

@@ -16,6 +16,7 @@ from harness_ext.backends._common import (
     hub_offline,
     load_tokenizer,
     model_class,
+    offline_unless_hub_answers,
 )
 from harness_ext.backends._guards import check_config, check_local_config, check_stored_zip, loads_json
 from harness_ext.backends.base import CheckpointError, register_backend
@@ -58,6 +59,8 @@ def load_hf(
     if local:
         check_weight_files(path)
         check_local_config(path)
+    else:
+        offline_unless_hub_answers()  # offline: the cache at once, not minutes of retries per file
     hub = {"revision": revision, "local_files_only": hub_offline() or local, "trust_remote_code": False}
     where = str(path / "config.json") if local else source
     try:

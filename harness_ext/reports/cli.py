@@ -102,9 +102,9 @@ def _write_page(out: Path, systems, scores, meta, resamples: int) -> Path:
     if meta:
         from harness_ext.reports.efficacy import compute_efficacy
 
-        from harness_ext.reports.site import xtreme_rows
+        from harness_ext.reports.site import efficacy_rows
 
-        eff = compute_efficacy(systems, xtreme_rows(scores), meta, n_resamples=resamples)
+        eff = compute_efficacy(systems, efficacy_rows(scores), meta, n_resamples=resamples)
     path = out / PAGE_NAME
     atomic_write_text(path, build_page(scores, systems, {n: m.size for n, m in meta.items()}, eff))
     return path
@@ -174,7 +174,13 @@ def export(
         typer.echo(f"wrote {path}")
     for what, reason in done.not_exported:
         typer.echo(f"not exported: {what}: {reason}", err=True)
-    if not done.written:
+    # tasks named with --tasks must be written whole: less than asked is never exit 0
+    short = sorted({t for t in task_list for what, _ in done.not_exported
+                    if what.startswith(f"xtreme-{t}-") or what == t == "bucc2018"})
+    if short:
+        typer.echo(f"error: --tasks {','.join(task_list)}: not every language of {', '.join(short)} was exported "
+                   "(reasons above)", err=True)
+    if not done.written or short:
         _exit(1)
 
 
@@ -233,6 +239,10 @@ def sweep(
 
     sys.stdout.write(to_markdown(summary_table(summary.outcomes)))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts().items()))
+    if summary.write_error:
+        console.print(console_text(f"{counts}; error: {summary.write_error}"), markup=False, highlight=False,
+                      soft_wrap=True)
+        _exit(1)
     console.print(console_text(f"{counts}; summary and tables in {out}"), markup=False, highlight=False)
     _exit(1 if summary.failed else 0)
 

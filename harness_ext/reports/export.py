@@ -19,10 +19,11 @@ and ordered by ``doc_id`` (= test-file order, which the line-based files rely on
 A run made with ``--limit`` covers part of a test set: the official scorer would
 reject (or mis-score) it, so such a language is refused unless ``allow_partial``; so is a
 language whose results JSON records a test set that is not XTREME's (docs/data.md).
-Retrieval predictions are not in the samples (they are made in the aggregation over
-the whole corpus): BUCC writes its submission file itself when
-``$XTREME_BUCC_PREDICTIONS_DIR`` is set; Tatoeba, LAReQA and Mewsli-X have none here.
-They are reported as not exported, with that reason.
+Retrieval: Tatoeba's samples log, per pair, the index its English query retrieved
+(``acc``; set by the aggregation over the whole corpus), written one per line as the
+official layout wants. BUCC pairs are mined over the whole corpus and are not in the
+samples: the task writes its submission file itself when ``$XTREME_BUCC_PREDICTIONS_DIR``
+is set; LAReQA and Mewsli-X have none here. They are reported as not exported, with that reason.
 """
 
 from __future__ import annotations
@@ -56,6 +57,18 @@ def _tags_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(sentences)
 
 
+def _retrieved_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    from harness_ext.tasks.retrieval import TATOEBA_LOGGED
+
+    lines = []
+    for row in rows:
+        match = TATOEBA_LOGGED.match(str(row["acc"]))
+        if match is None or match["retrieved"] == "None":
+            raise KeyError(f"no retrieved index in doc {row.get('doc_id')} (samples logged by an older version?)")
+        lines.append(match["retrieved"] + "\n")
+    return "".join(lines)
+
+
 def _choices_text(spec: TaskSpec, rows: Sequence[Mapping[str, Any]]) -> str:
     index = {label: i for i, label in enumerate(spec.labels)}
     return "".join(f'{{"label": {index.get(str(row["acc"][0]), -1)}}}\n' for row in rows)
@@ -72,7 +85,8 @@ def _write_language(spec: TaskSpec, lang: str, rows: list[dict[str, Any]], out: 
     if spec.request_kind == "choose":
         text = _choices_text(spec, rows)
     else:
-        text = _labels_text(rows) if spec.request_kind == "classify" else _tags_text(rows)
+        writers = {"classify": _labels_text, "tag": _tags_text, "embed": _retrieved_text}
+        text = writers[spec.request_kind](rows)
     atomic_write_text(path, text)
     return path
 
@@ -90,7 +104,7 @@ def export_system(system: SystemRuns, out: Path, tasks: Sequence[str] | None = N
         raise ReportError(f"unknown task(s) {', '.join(unknown)}; the {version.title} tasks are {', '.join(version.tasks)}")
     for task in wanted:
         spec = specs[task]
-        if spec.request_kind == "embed":
+        if spec.request_kind == "embed" and task != "tatoeba":
             reason = ("BUCC predictions are mined over the whole corpus; the task writes test-<lang>.tsv itself "
                       "when $XTREME_BUCC_PREDICTIONS_DIR is set" if task == "bucc2018"
                       else f"{spec.title} predictions are made over the whole corpus and are not in the samples")

@@ -524,16 +524,29 @@ def render_table(report: ScoreReport, console: Any) -> None:
 
 
 def score_command(
-    predictions: Path, labels: Path, tasks: list[str] | None = None, as_json: bool = False,
-    benchmark: str | None = None,
+    predictions: Path, labels: Path | None, tasks: list[str] | None = None, as_json: bool = False,
+    benchmark: str | None = None, data_dir: Path | None = None,
 ) -> int:
     """``xtreme-eval score``: print the report (table or JSON); 0 when scored, 2 on bad input.
 
-    An incomplete XTREME score still exits 0: the table (or ``"complete": false`` in the
-    JSON) says which tasks are missing.
+    Labels come from ``labels`` (the submission layout) or are rendered from the test data
+    in ``data_dir`` (:mod:`harness_ext.reports.labels`). An incomplete XTREME score still
+    exits 0: the table (or ``"complete": false`` in the JSON) says which tasks are missing.
     """
+    import tempfile
+
     try:
-        report = score_folder(predictions, labels, tasks, benchmark)
+        if (labels is None) == (data_dir is None):
+            raise ReportError("give the gold labels as --labels FOLDER (submission layout) or --data-dir FOLDER "
+                              "(the XTREME test data the run read), one of the two")
+        with tempfile.TemporaryDirectory(prefix="xtreme-labels-") as rendered:
+            if data_dir is not None:
+                from harness_ext.reports.labels import write_labels
+
+                _check_folder(Path(predictions), "predictions")
+                write_labels(data_dir, predictions, rendered)
+                labels = Path(rendered)
+            report = score_folder(predictions, labels, tasks, benchmark)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

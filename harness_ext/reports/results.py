@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from harness_ext.reports.official import ReportError
 from harness_ext.reports.rules import SystemScores, score_system
+from harness_ext.run_guard import PARTIAL_KEY
 from xtreme_tasks.table import BENCHMARKS, DEFAULT_BENCHMARK, TABLE as TASKS, get_benchmark
 
 PathLike = str | Path
@@ -127,6 +128,14 @@ class Run:
     nonstandard: dict[str, str] = field(default_factory=dict)
     #: the benchmark versions this run belongs to (:func:`run_benchmarks`)
     benchmarks: tuple[str, ...] = (DEFAULT_BENCHMARK,)
+    #: leaf -> why it was left out of a partial run (no data): the results JSON's ``xtreme_partial.missing_tasks``
+    #: (written by ``harness_ext.run_guard``; also ``configs.<leaf>.metadata.left_out``)
+    missing_tasks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """A run made with ``allow_missing``: selected tasks were left out for missing data."""
+        return bool(self.missing_tasks)
 
     def leaves(self) -> list[str]:
         return [TASKS[t].leaf(lang) for t, langs in self.metrics.items() for lang in langs]
@@ -205,17 +214,23 @@ def read_run(path: PathLike, label: str | None = None) -> Run:
     for leaf, counts in (data.get("n-samples") or {}).items():
         if isinstance(counts, Mapping):
             n_samples[leaf] = (counts.get("effective"), counts.get("original"))
-    nonstandard = {}
+    nonstandard, missing = {}, {}
     for leaf, task_config in (data.get("configs") or {}).items():
-        test_set = ((task_config or {}).get("metadata") or {}).get("test_set") if isinstance(task_config, Mapping) else None
+        metadata = ((task_config or {}).get("metadata") or {}) if isinstance(task_config, Mapping) else {}
+        test_set = metadata.get("test_set") if isinstance(metadata, Mapping) else None
         if isinstance(test_set, Mapping) and test_set.get("standard") is False:
             nonstandard[leaf] = str(test_set.get("note") or "test set differs from XTREME's")
+        if isinstance(metadata, Mapping) and metadata.get("left_out"):
+            missing[leaf] = str(metadata["left_out"])
+    partial = data.get(PARTIAL_KEY)
+    if isinstance(partial, Mapping) and isinstance(partial.get("missing_tasks"), Mapping):
+        missing.update({str(k): str(v) for k, v in partial["missing_tasks"].items()})
     date = data.get("date")
     return Run(
         path=file, system=str(name), model_args=model_args,
         date=float(date) if isinstance(date, (int, float)) else file.stat().st_mtime,
         limit=config.get("limit"), metrics=metrics, n_samples=n_samples, raw=data, nonstandard=nonstandard,
-        protocol=protocol, benchmarks=run_benchmarks(data),
+        protocol=protocol, benchmarks=run_benchmarks(data), missing_tasks=missing,
     )
 
 

@@ -11,7 +11,9 @@ pinned by its hash) stops anything else from running even if a name got through.
 What the page shows (see docs/reports.md): the leaderboard (sortable, partial
 rows marked), a language x system heatmap per task, the efficacy view (gain over
 the baseline by model size, with CIs, and the per-task gains table), and where
-every number came from (hover, and the Sources section).
+every number came from (hover, and the Sources section). One board per benchmark
+version found (XTREME, XTREME-R), each with that version's columns, rows and heatmaps;
+a switch picks one when the results hold both (a row is never a mix of the two).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from typing import Any, Mapping, Sequence
 
 from harness_ext.reports.board import BENCHMARK_TITLES, PARTIAL_MARK, BoardRow, build_rows, size_text
 from harness_ext.reports.rules import SystemScores, category_tasks, is_number
-from harness_ext.reports.tables import CATEGORY_TITLES, PARTIAL_NOTE, Table
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from harness_ext.reports.tables import CATEGORY_TITLES, XTREME_R_CATEGORY_NOTE, Table, by_benchmark, partial_note
+from xtreme_tasks.table import DEFAULT_BENCHMARK, TABLE, TASKS, get_benchmark
 
 PAGE_NAME = "index.html"
 
@@ -35,18 +37,23 @@ def _num(value: Any) -> float | None:
     return float(value) if is_number(value) else None
 
 
-def _columns() -> list[dict[str, str]]:
+def _columns(benchmark: str = DEFAULT_BENCHMARK) -> list[dict[str, str]]:
+    """The board's columns for one benchmark version (its overall score, categories and tasks);
+    the overall score's key is ``xtreme`` in both versions."""
+    version = get_benchmark(benchmark)
     cols = [{"key": "name", "label": "System", "kind": "text", "group": "id"},
-            {"key": "xtreme", "label": "XTREME", "kind": "num", "group": "score"}]
-    cols += [{"key": f"cat:{c}", "label": CATEGORY_TITLES[c], "kind": "num", "group": "cat"} for c in category_tasks()]
-    cols += [{"key": f"task:{t}", "label": TASKS[t].title, "kind": "num", "group": "task"} for t in TASK_ORDER]
+            {"key": "xtreme", "label": version.title, "kind": "num", "group": "score"}]
+    cols += [{"key": f"cat:{c}", "label": CATEGORY_TITLES.get(c, c), "kind": "num", "group": "cat"}
+             for c in category_tasks(benchmark)]
+    cols += [{"key": f"task:{t}", "label": version.spec(t).title, "kind": "num", "group": "task"} for t in version.tasks]
     cols += [{"key": "size", "label": "Size", "kind": "num", "group": "about"},
              {"key": "protocol", "label": "Protocol", "kind": "text", "group": "about"},
              {"key": "benchmark", "label": "Benchmark", "kind": "text", "group": "about"}]
     return cols
 
 
-def _row(row: BoardRow) -> dict[str, Any]:
+def _row(row: BoardRow, system: str) -> dict[str, Any]:
+    """One board row as JSON; ``system``: the full system name (the key of an XTREME-R row adds ``@xtreme-r``)."""
     source = row.sources.get("")
     row_source = source.text() if source else "no results file"
 
@@ -58,7 +65,7 @@ def _row(row: BoardRow) -> dict[str, Any]:
         return cell
 
     cells: dict[str, Any] = {
-        "name": {"v": None, "t": row.name, "src": f"{row.key} \u2014 {row_source}"},
+        "name": {"v": None, "t": row.name, "src": f"{system} \u2014 {row_source}"},
         "xtreme": number(row.xtreme),
         "size": {"v": row.size, "t": size_text(row.size), "src": "parameters, from checkpoints.yaml" if row.size else
                  "size unknown (pass --checkpoints with this system's size)"},
@@ -69,20 +76,26 @@ def _row(row: BoardRow) -> dict[str, Any]:
         cells[f"cat:{category}"] = number(value)
     for task, value in row.tasks.items():
         cells[f"task:{task}"] = number(value, task)
-    return {"key": row.key, "name": row.name, "badge": row.badge, "status": row.status, "complete": row.complete,
-            "limited": row.limited, "cells": cells,
+    return {"key": row.key, "name": row.name, "system": system, "badge": row.badge, "status": row.status,
+            "complete": row.complete, "limited": row.limited, "cells": cells,
             "sources": [{"what": "row", "text": row_source}]
-            + [{"what": TASKS[t].title, "text": row.sources[t].text()} for t in TASK_ORDER if t in row.sources]}
+            + [{"what": TABLE[t].title, "text": row.sources[t].text()} for t in row.tasks if t in row.sources]}
 
 
-def _heatmaps(rows: Sequence[BoardRow]) -> list[dict[str, Any]]:
+def _heatmaps(rows: Sequence[BoardRow], benchmark: str = DEFAULT_BENCHMARK,
+              full: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Per task of the version: languages (its scored ones, in its order), extras seen, and, for
+    XTREME-R, the languages it added to an XTREME task (``added``, marked on the page)."""
+    version = get_benchmark(benchmark)
     out = []
-    for task in TASK_ORDER:
+    for task in version.tasks:
         members = [r for r in rows if task in r.languages]
         if not members:
             continue
-        spec = TASKS[task]
+        spec = version.spec(task)
         extra = [l for l in spec.extra_languages if any(l in r.languages[task] for r in members)]
+        added = ([l for l in spec.languages if l not in TASKS[task].languages]
+                 if benchmark != DEFAULT_BENCHMARK and task in TASKS else [])
         heat_rows = []
         for row in members:
             cells = {}
@@ -94,10 +107,11 @@ def _heatmaps(rows: Sequence[BoardRow]) -> list[dict[str, Any]]:
                 if leaf in row.warnings:
                     cell["warn"] = row.warnings[leaf]
                 cells[lang] = cell
-            heat_rows.append({"key": row.key, "name": row.name, "badge": row.badge, "avg": row.tasks[task].text(),
+            heat_rows.append({"key": row.key, "name": row.name, "system": (full or {}).get(row.key, row.key),
+                              "badge": row.badge, "avg": row.tasks[task].text(),
                               "cells": cells})
         metric = " + ".join(spec.score_metrics)
-        out.append({"key": task, "title": spec.title, "languages": list(spec.languages), "extra": extra,
+        out.append({"key": task, "title": spec.title, "languages": list(spec.languages), "extra": extra, "added": added,
                     "metric": f"(EM + F1) / 2" if len(spec.score_metrics) > 1 else metric, "rows": heat_rows})
     return out
 
@@ -109,28 +123,44 @@ def _table(table: Table) -> dict[str, Any]:
             "notes": list(table.notes)}
 
 
+def _board(benchmark: str, scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None,
+           sizes: Mapping[str, int] | None) -> dict[str, Any]:
+    """One benchmark version's leaderboard and heatmaps, from that version's rows only."""
+    version = get_benchmark(benchmark)
+    rows = build_rows(scores, systems, sizes)
+    notes = []
+    if any(v.partial for r in rows for v in [r.xtreme, *r.categories.values(), *r.tasks.values()]):
+        notes.append(partial_note(version.title).replace("; CSV holds official scores only", ""))
+    if benchmark == "xtreme-r":
+        notes.append(XTREME_R_CATEGORY_NOTE)
+    for row in rows:
+        notes.extend(scores[row.key].notes)
+    return {"key": benchmark, "title": version.title, "columns": _columns(benchmark),
+            "rows": [_row(r, scores[r.key].name) for r in rows], "tasks": _heatmaps(rows, benchmark, {r.key: scores[r.key].name for r in rows}), "notes": notes}
+
+
+def default_title(scores: Mapping[str, SystemScores]) -> str:
+    """``XTREME leaderboard``, ``XTREME-R leaderboard`` or ``XTREME and XTREME-R leaderboards``."""
+    titles = [get_benchmark(b).title for b in by_benchmark(scores)] or [get_benchmark(DEFAULT_BENCHMARK).title]
+    return " and ".join(titles) + (" leaderboards" if len(titles) > 1 else " leaderboard")
+
+
 def page_data(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
-              sizes: Mapping[str, int] | None = None, efficacy: Any = None, title: str = "XTREME leaderboard",
+              sizes: Mapping[str, int] | None = None, efficacy: Any = None, title: str | None = None,
               notes: Sequence[str] = ()) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON-able data."""
+    """Everything the page shows, as plain JSON-able data: one board per benchmark version found
+    (XTREME first; a row never mixes the two), the efficacy view, and notes for every board."""
     from harness_ext import __version__
 
-    rows = build_rows(scores, systems, sizes)
-    all_notes = list(notes)
-    if any(v.partial for r in rows for v in [r.xtreme, *r.categories.values(), *r.tasks.values()]):
-        all_notes.append(PARTIAL_NOTE.replace("; CSV holds official scores only", ""))
-    for row in rows:
-        all_notes.extend(scores[row.key].notes)
+    versions = by_benchmark(scores) or {DEFAULT_BENCHMARK: {}}
     return {
-        "title": title,
+        "title": title or default_title(scores),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "plugin": __version__,
         "partialMark": PARTIAL_MARK,
-        "columns": _columns(),
-        "rows": [_row(r) for r in rows],
-        "tasks": _heatmaps(rows),
+        "boards": [_board(benchmark, rows, systems, sizes) for benchmark, rows in versions.items()],
         "efficacy": _efficacy(efficacy),
-        "notes": all_notes,
+        "notes": list(notes),
     }
 
 
@@ -172,18 +202,19 @@ def render(data: Mapping[str, Any]) -> str:
 
 
 def build_page(scores: Mapping[str, SystemScores], systems: Mapping[str, Any] | None = None,
-               sizes: Mapping[str, int] | None = None, efficacy: Any = None, title: str = "XTREME leaderboard",
+               sizes: Mapping[str, int] | None = None, efficacy: Any = None, title: str | None = None,
                notes: Sequence[str] = ()) -> str:
-    """The page has XTREME's columns: it shows the XTREME rows (XTREME-R's are in ``leaderboard_xtreme-r.*``)."""
-    shown = xtreme_rows(scores)
-    if len(shown) < len(scores):
-        notes = (*notes, "XTREME-R rows are not on this page; see leaderboard_xtreme-r.html beside it.")
-    return render(page_data(shown, systems, sizes, efficacy, title, notes))
+    """The page of every row: one leaderboard per benchmark version (a switch picks XTREME or
+    XTREME-R when the results hold both; a page of XTREME rows only has no switch)."""
+    return render(page_data(scores, systems, sizes, efficacy, title, notes))
 
 
-def xtreme_rows(scores: Mapping[str, SystemScores]) -> dict[str, SystemScores]:
-    """The rows of the XTREME version (``SystemScores.benchmark``)."""
-    return {key: row for key, row in scores.items() if getattr(row, "benchmark", "xtreme") == "xtreme"}
+def efficacy_rows(scores: Mapping[str, SystemScores]) -> dict[str, SystemScores]:
+    """The rows the page's efficacy view compares, keyed by system name: XTREME's when there are
+    any, else XTREME-R's (gains are compared within one version)."""
+    versions = by_benchmark(scores)
+    chosen = DEFAULT_BENCHMARK if DEFAULT_BENCHMARK in versions or not versions else next(iter(versions))
+    return {row.name: row for row in versions.get(chosen, {}).values()}
 
 
 STYLE = """
@@ -195,6 +226,7 @@ header{padding:12px 0 4px}h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;mar
 nav{display:flex;flex-wrap:wrap;gap:6px;margin:10px 0;border-bottom:1px solid #d0d7de;padding-bottom:8px}
 button{font:inherit;cursor:pointer;border:1px solid #d0d7de;background:#f6f8fa;border-radius:6px;padding:3px 10px;color:inherit}
 button[aria-pressed=true],button[aria-selected=true]{background:#0b5cad;color:#fff;border-color:#0b5cad}
+#benches .label{font-weight:600;font-size:13px}
 .views{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:6px 0}
 .wrap{width:100%;max-width:100%}
 table{border-collapse:collapse;font-size:12.5px;margin:4px 0 10px}
@@ -216,6 +248,7 @@ table.stacked td{border:0;text-align:left;white-space:normal;padding:1px 4px}
 table.stacked td::before{content:attr(data-label) ": ";font-weight:600;color:#555}
 .heat td.num{min-width:3.1em;text-align:center}
 .heat th.en,.heat td.en{border-right:4px solid #fff;box-shadow:inset -2px 0 0 #8c959f}
+.heat th.added{background:#dcf1e0}
 .heat td.missing{background:#f0f0f0;color:#999}
 .heat td.warned{outline:2px dashed #b42318;outline-offset:-3px}
 .legend{font-size:12px;color:#444;margin:4px 0}
@@ -226,6 +259,7 @@ dl.sources dt{font-weight:600;margin-top:8px}dl.sources dd{margin:0 0 0 12px;fon
 """
 
 BODY = """<header><h1 id="title"></h1><div class="meta" id="meta"></div></header>
+<div class="views" id="benches" role="group" aria-label="Benchmark version" hidden></div>
 <nav role="tablist" id="tabs"></nav>
 <section id="tab-board"><div class="views" id="views"></div><div class="wrap" id="board"></div>
 <ul class="notes" id="board-notes"></ul></section>
@@ -253,6 +287,31 @@ SCRIPT = r"""
   $("title").textContent = D.title;
   $("meta").textContent = "Generated " + D.generated + " by xtreme-harness " + D.plugin +
     ". Hover a number for its results file, --limit, date and versions.";
+
+  // ------------------------------------------------------------------ benchmark versions: one board each
+  var board = D.boards[0];
+  var benchButtons = {};
+  if (D.boards.length > 1) {
+    $("benches").hidden = false;
+    $("benches").appendChild(el("span", "Benchmark:", "label"));
+    D.boards.forEach(function (b) {
+      var btn = el("button", b.title + " (" + b.rows.length + (b.rows.length === 1 ? " row)" : " rows)"));
+      btn.id = "bench-" + b.key;
+      btn.title = "show the " + b.title + " leaderboard, heatmaps and sources (each row is scored under one version only)";
+      btn.addEventListener("click", function () { useBoard(b); });
+      benchButtons[b.key] = btn;
+      $("benches").appendChild(btn);
+    });
+  }
+  function useBoard(b) {
+    board = b;
+    Object.keys(benchButtons).forEach(function (k) { benchButtons[k].setAttribute("aria-pressed", k === b.key ? "true" : "false"); });
+    if (!b.state) { b.state = {view: "all", sortKey: null, sortDir: 0, order: b.rows.slice()}; chooseView(); } else drawBoard();
+    drawNotes();
+    fillTasks();
+    drawSources();
+    if (!$("tab-langs").hidden) drawHeat();
+  }
 
   // ------------------------------------------------------------------ tabs
   var tabs = [["board", "Leaderboard"], ["langs", "Languages"], ["eff", "Efficacy"], ["src", "Sources"]];
@@ -287,14 +346,11 @@ SCRIPT = r"""
 
   // ------------------------------------------------------------------ leaderboard
   var groupsOf = {summary: ["id", "score", "cat", "about"], tasks: ["id", "score", "task"], all: ["id", "score", "cat", "task", "about"]};
-  var view = "all";
-  var sortKey = null, sortDir = 0;
-  var order = D.rows.slice();
   var viewButtons = {};
   [["all", "All columns"], ["summary", "Scores & categories"], ["tasks", "Tasks"]].forEach(function (v) {
     var b = el("button", v[1]);
     b.id = "view-" + v[0];
-    b.addEventListener("click", function () { view = v[0]; drawBoard(); });
+    b.addEventListener("click", function () { board.state.view = v[0]; drawBoard(); });
     viewButtons[v[0]] = b;
     $("views").appendChild(b);
   });
@@ -311,25 +367,28 @@ SCRIPT = r"""
     var ta = ca ? ca.t : "", tb = cb ? cb.t : "";
     return dir * collator.compare(ta, tb);
   }
-  function sortBy(key) {
-    var col = D.columns.filter(function (c) { return c.key === key; })[0];
-    if (sortKey === key) sortDir = -sortDir; else { sortKey = key; sortDir = col.kind === "num" ? -1 : 1; }
-    order = D.rows.slice().sort(function (a, b) { return compare(a, b, col, sortDir); });
+  function sortBy(key) {  // each board keeps its own order
+    var st = board.state;
+    var col = board.columns.filter(function (c) { return c.key === key; })[0];
+    if (st.sortKey === key) st.sortDir = -st.sortDir; else { st.sortKey = key; st.sortDir = col.kind === "num" ? -1 : 1; }
+    st.order = board.rows.slice().sort(function (a, b) { return compare(a, b, col, st.sortDir); });
     drawBoard();
   }
 
   function drawBoard() {
-    Object.keys(viewButtons).forEach(function (k) { viewButtons[k].setAttribute("aria-pressed", k === view ? "true" : "false"); });
+    var st = board.state;
+    Object.keys(viewButtons).forEach(function (k) { viewButtons[k].setAttribute("aria-pressed", k === st.view ? "true" : "false"); });
     var box = $("board");
     clear(box);
-    var cols = D.columns.filter(function (c) { return groupsOf[view].indexOf(c.group) >= 0; });
+    var cols = board.columns.filter(function (c) { return groupsOf[st.view].indexOf(c.group) >= 0; });
     var table = el("table", null, "board fits");
     table.id = "leaderboard";
+    table.setAttribute("data-benchmark", board.key);
     var head = el("thead"), tr = el("tr");
     cols.forEach(function (c) {
       var th = el("th");
       th.setAttribute("data-key", c.key);
-      if (sortKey === c.key) th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+      if (st.sortKey === c.key) th.setAttribute("aria-sort", st.sortDir > 0 ? "ascending" : "descending");
       var b = el("button", c.label);
       b.title = "sort by " + c.label + (c.kind === "num" ? " (missing values last)" : "");
       b.addEventListener("click", function () { sortBy(c.key); });
@@ -339,7 +398,7 @@ SCRIPT = r"""
     head.appendChild(tr);
     table.appendChild(head);
     var body = el("tbody");
-    order.forEach(function (row) {
+    st.order.forEach(function (row) {
       var r = el("tr");
       r.setAttribute("data-key", row.key);
       cols.forEach(function (c) {
@@ -358,7 +417,7 @@ SCRIPT = r"""
           if (cell.p) td.classList.add("partial");
           if (cell.warn) { td.appendChild(el("span", " \u26A0", "warn")); }
         }
-        td.title = (cell.p ? "partial (not an XTREME score) \u2014 " : "") + (cell.warn ? "test set: " + cell.warn + " \u2014 " : "") + (cell.src || "");
+        td.title = (cell.p ? "partial (not an " + board.title + " score) \u2014 " : "") + (cell.warn ? "test set: " + cell.warn + " \u2014 " : "") + (cell.src || "");
         td.setAttribute("data-label", c.label);
         r.appendChild(td);
       });
@@ -369,20 +428,29 @@ SCRIPT = r"""
     fit(table);
   }
   function chooseView() {
-    view = "all";
+    board.state.view = "all";
     drawBoard();
     var t = $("leaderboard");
-    if (t.classList.contains("stacked")) { view = "summary"; drawBoard(); }
+    if (t.classList.contains("stacked")) { board.state.view = "summary"; drawBoard(); }
   }
-  D.notes.forEach(function (n) { $("board-notes").appendChild(el("li", n)); });
+  function drawNotes() {
+    clear($("board-notes"));
+    board.notes.concat(D.notes).forEach(function (n) { $("board-notes").appendChild(el("li", n)); });
+  }
 
   // ------------------------------------------------------------------ heatmaps
   var sel = $("task-select");
-  D.tasks.forEach(function (t) {
-    var o = el("option", t.title);
-    o.value = t.key;
-    sel.appendChild(o);
-  });
+  function fillTasks() {  // the current board's tasks; the same task stays selected when both have it
+    var keep = sel.value;
+    clear(sel);
+    board.tasks.forEach(function (t) {
+      var o = el("option", t.title);
+      o.value = t.key;
+      sel.appendChild(o);
+    });
+    var keys = board.tasks.map(function (t) { return t.key; });
+    if (keys.length) sel.value = keys.indexOf(keep) >= 0 ? keep : keys[0];
+  }
   sel.addEventListener("change", drawHeat);
   function colour(v, lo, hi) {
     var x = hi > lo ? (v - lo) / (hi - lo) : 0.5;
@@ -392,7 +460,7 @@ SCRIPT = r"""
   function drawHeat() {
     var box = $("heat");
     clear(box);
-    var task = D.tasks.filter(function (t) { return t.key === sel.value; })[0];
+    var task = board.tasks.filter(function (t) { return t.key === sel.value; })[0];
     if (!task) { box.appendChild(el("p", "No per-language results.")); return; }
     var langs = task.languages.slice();
     var english = langs.indexOf("en") >= 0;
@@ -401,9 +469,12 @@ SCRIPT = r"""
     var values = [];
     task.rows.forEach(function (r) { langs.forEach(function (l) { var c = r.cells[l]; if (c && c.v !== null) values.push(c.v); }); });
     var lo = Math.min.apply(null, values.length ? values : [0]), hi = Math.max.apply(null, values.length ? values : [100]);
-    $("heat-legend").textContent = task.title + ": " + task.metric + " per language, colour from " + lo.toFixed(1) +
-      " (light) to " + hi.toFixed(1) + " (dark); languages in XTREME's order" + (english ? ", English first and set apart" : "") +
-      (task.extra.length ? "; " + task.extra.join(", ") + " outside the XTREME score" : "") + "; \u26A0 = test set is not XTREME's (hover).";
+    $("heat-legend").textContent = task.title + " (" + board.title + "): " + task.metric + " per language, colour from " +
+      lo.toFixed(1) + " (light) to " + hi.toFixed(1) + " (dark); languages in " + board.title + "'s order" +
+      (english ? ", English first and set apart" : "") +
+      (task.added.length ? "; " + task.added.join(", ") + " added in " + board.title + " (green headers)" : "") +
+      (task.extra.length ? "; " + task.extra.join(", ") + " outside the " + board.title + " score" : "") +
+      "; \u26A0 = test set is not the benchmark's (hover).";
     var width = box.clientWidth || document.documentElement.clientWidth;
     var per = Math.max(2, Math.floor((width - 260) / 50));
     while (true) {  // as many languages per band as fit the width; fewer if a band is still too wide
@@ -423,7 +494,13 @@ SCRIPT = r"""
       var head = el("thead"), tr = el("tr");
       tr.appendChild(el("th", "System"));
       if (start === 0) tr.appendChild(el("th", "Avg"));
-      part.forEach(function (l) { var th = el("th", l); if (l === "en") th.className = "en"; tr.appendChild(th); });
+      part.forEach(function (l) {
+        var th = el("th", l);
+        if (l === "en") th.className = "en";
+        if (task.added.indexOf(l) >= 0) { th.className = "added"; th.title = l + ": added in " + board.title; }
+        if (task.extra.indexOf(l) >= 0) th.title = l + ": outside the " + board.title + " score";
+        tr.appendChild(th);
+      });
       head.appendChild(tr);
       table.appendChild(head);
       var body = el("tbody");
@@ -431,7 +508,7 @@ SCRIPT = r"""
         var row = el("tr");
         var name = el("td", r.name, "name hname");
         if (r.badge) name.appendChild(el("span", r.badge, "badge"));
-        name.title = r.key;
+        name.title = r.system || r.key;
         row.appendChild(name);
         if (start === 0) row.appendChild(el("td", r.avg, "num"));
         part.forEach(function (l) {
@@ -498,10 +575,15 @@ SCRIPT = r"""
   })();
 
   // ------------------------------------------------------------------ sources
-  D.rows.forEach(function (row) {
-    $("sources").appendChild(el("dt", row.name + (row.name !== row.key ? " (" + row.key + ")" : "")));
-    row.sources.forEach(function (s) { $("sources").appendChild(el("dd", s.what + ": " + s.text)); });
-  });
+  function drawSources() {
+    var box = $("sources");
+    clear(box);
+    board.rows.forEach(function (row) {
+      box.appendChild(el("dt", row.name + (row.name !== row.system ? " (" + row.system + ")" : "") +
+        (D.boards.length > 1 ? " \u2014 " + board.title : "")));
+      row.sources.forEach(function (s) { box.appendChild(el("dd", s.what + ": " + s.text)); });
+    });
+  }
 
   var timer = null;
   window.addEventListener("resize", function () {
@@ -509,7 +591,6 @@ SCRIPT = r"""
     timer = setTimeout(function () { drawBoard(); fitAll(); if (!$("tab-langs").hidden) drawHeat(); }, 100);
   });
   show("board");
-  chooseView();
-  if (D.tasks.length) sel.value = D.tasks[0].key;
+  useBoard(board);
 })();
 """

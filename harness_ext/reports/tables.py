@@ -222,8 +222,16 @@ def read_csv(text: str) -> list[dict[str, str]]:
 
 # ----------------------------------------------------------------------------- report tables
 
-PARTIAL_NOTE = (f"{PARTIAL_MARK} = partial: the mean over the languages (or tasks) the row has, not an XTREME score "
-                "(XTREME never averages over fewer); CSV holds official scores only.")
+def partial_note(title: str = "XTREME") -> str:
+    """What ``†`` means, for a benchmark version's title (the page leaves out the CSV half)."""
+    return (f"{PARTIAL_MARK} = partial: the mean over the languages (or tasks) the row has, not an {title} score "
+            f"({title} never averages over fewer); CSV holds official scores only.")
+
+
+PARTIAL_NOTE = partial_note()
+#: under every XTREME-R leaderboard (tables and page): how its categories differ from XTREME's
+XTREME_R_CATEGORY_NOTE = ("Categories as the official evaluate.py --xtreme_version xtreme-r: XCOPA counts in "
+                          "Classification and Multi-choice, LAReQA in the overall score only.")
 
 def _suffix(benchmark: str) -> str:
     """File-name suffix of a version's tables: none for XTREME (the names it always had)."""
@@ -272,8 +280,7 @@ def leaderboard_table(scores: Mapping[str, SystemScores], systems: Mapping[str, 
         table.notes.append(f"An incomplete row has no {version.title} score: it is the mean of all {len(version.tasks)} "
                            "task scores, never of fewer; a category needs all its tasks.")
     if benchmark == "xtreme-r":
-        table.notes.append("Categories as the official evaluate.py --xtreme_version xtreme-r: XCOPA counts in "
-                           "Classification and Multi-choice, LAReQA in the overall score only.")
+        table.notes.append(XTREME_R_CATEGORY_NOTE)
     return table
 
 

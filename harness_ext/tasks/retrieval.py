@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from harness_ext.metrics.retrieval import bucc_prf, tatoeba_accuracy
-from harness_ext.requests import embed_args
+from harness_ext.requests import embed_args, vector_digest
 from harness_ext.retrieval.mining import (
     best_f1_threshold,
     bucc_candidates,
@@ -69,25 +70,38 @@ class TatoebaItem:
     index: int
     src: np.ndarray  # xx sentence
     tgt: np.ndarray  # English sentence
+    #: set by the aggregation: the index retrieved for this pair's English query (``acc``) and xx query (``acc_reverse``)
+    retrieved: int | None = None
+    retrieved_reverse: int | None = None
 
-    def __str__(self) -> str:  # keeps --log_samples output short
-        return f"<tatoeba pair {self.index}, {self.src.shape[0]}-d>"
+    def __str__(self) -> str:
+        """What ``--log_samples`` writes (``TATOEBA_LOGGED`` reads it back): the pair, what
+        its queries retrieved and digests of the vectors, never the vectors themselves."""
+        return (f"<tatoeba pair {self.index}: retrieved {self.retrieved}, reverse {self.retrieved_reverse}; "
+                f"xx {vector_digest(self.src)}, en {vector_digest(self.tgt)}>")
 
 
-def _tatoeba_matrices(items: list[TatoebaItem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xx and English matrices in document order, and the gold index of each row."""
+#: reads :meth:`TatoebaItem.__str__` back (``harness_ext.reports.export`` writes Tatoeba predictions from it)
+TATOEBA_LOGGED = re.compile(r"^<tatoeba pair (?P<index>\d+): retrieved (?P<retrieved>\d+|None), "
+                            r"reverse (?P<reverse>\d+|None);")
+
+
+def _tatoeba_matrices(items: list[TatoebaItem]) -> tuple[list[TatoebaItem], np.ndarray, np.ndarray, np.ndarray]:
+    """The items in document order, their xx and English matrices, and the gold index of each row."""
     ordered = sorted(items, key=lambda item: item.index)
     xx = np.stack([item.src for item in ordered])
     en = np.stack([item.tgt for item in ordered])
-    return xx, en, np.arange(len(ordered))
+    return ordered, xx, en, np.arange(len(ordered))
 
 
 def tatoeba_acc(items: list[TatoebaItem]) -> float:
     """XTREME's Tatoeba accuracy: English queries, xx database, top-1 (0-100)."""
     if not items:
         return float("nan")
-    xx, en, gold = _tatoeba_matrices(items)
+    ordered, xx, en, gold = _tatoeba_matrices(items)
     en_to_xx, _ = tatoeba_predictions(xx, en, backend=search_backend())
+    for item, found in zip(ordered, en_to_xx.tolist()):
+        item.retrieved = int(found)
     return tatoeba_accuracy(en_to_xx.tolist(), gold.tolist())
 
 
@@ -95,8 +109,10 @@ def tatoeba_acc_reverse(items: list[TatoebaItem]) -> float:
     """The other direction: xx queries, English database, top-1 (0-100)."""
     if not items:
         return float("nan")
-    xx, en, gold = _tatoeba_matrices(items)
+    ordered, xx, en, gold = _tatoeba_matrices(items)
     _, xx_to_en = tatoeba_predictions(xx, en, backend=search_backend())
+    for item, found in zip(ordered, xx_to_en.tolist()):
+        item.retrieved_reverse = int(found)
     return tatoeba_accuracy(xx_to_en.tolist(), gold.tolist())
 
 
@@ -165,7 +181,7 @@ class BuccItem:
         return (self.split, self.side, self.sent_id)
 
     def __str__(self) -> str:
-        return f"<bucc {self.split} {self.side} {self.sent_id}, {self.vector.shape[0]}-d>"
+        return f"<bucc {self.split} {self.side} {self.sent_id}, {vector_digest(self.vector)}>"
 
 
 def _side(items: list[BuccItem], split: str, side: str) -> tuple[list[str], list[str], np.ndarray]:

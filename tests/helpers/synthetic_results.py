@@ -122,3 +122,39 @@ def write_sweep(root: Path) -> tuple[Path, Path]:
     checkpoints = root / "checkpoints.yaml"
     checkpoints.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return runs, checkpoints
+
+
+def write_xtreme_r_system(root: Path, system: str, skill: float, folder: str | None = None,
+                          tasks: Sequence[str] | None = None, drop: Sequence[str] = ()) -> Path:
+    """One XTREME-R run of ``system`` (results only, tagged by lm-eval's ``group_subtasks`` as the
+    ``xtreme-r`` umbrella ran it) under ``root/<folder>/xtreme-r``: every task of XTREME-R (or
+    ``tasks``) in every language it scores, numbers around ``100 * skill`` varying by language;
+    ``drop``: leaves left out (a partial run). Score it with ``all_scores`` for hand checks."""
+    from xtreme_tasks.table import BENCHMARKS
+
+    version = BENCHMARKS["xtreme-r"]
+    rng = random.Random(f"{system}@xtreme-r")
+    results, configs = {}, {}
+    subtasks: dict[str, list[str]] = {version.umbrella: []}
+    for task in tasks or version.tasks:
+        spec = version.spec(task)
+        group = version.task_group(task)
+        subtasks[version.umbrella].append(group)
+        subtasks[group] = []
+        for lang in spec.languages:
+            leaf = spec.leaf(lang)
+            if leaf in drop:
+                continue
+            value = max(0.0, min(100.0, 100.0 * skill + rng.uniform(-15.0, 15.0)))
+            metrics = {m: value - (10.0 if m == "em" else 0.0) for m in spec.score_metrics}
+            results[leaf] = {"alias": leaf, **{f"{m},none": v for m, v in metrics.items()}}
+            configs[leaf] = {"metadata": {"version": 1.0, "plugin_version": "0.1.0"}}
+            subtasks[group].append(leaf)
+    out = root / (folder or system) / "xtreme-r"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    path.write_text(json.dumps({
+        "results": results, "group_subtasks": subtasks, "groups": {}, "configs": configs,
+        "config": {"model": "xtreme", "model_args": {"system": system}, "limit": None},
+        "date": 1767500000.0, "lm_eval_version": "0.4.13"}))
+    return path

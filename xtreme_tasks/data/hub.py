@@ -4,11 +4,15 @@ Every hub loader calls :func:`load_dataset` here instead of ``datasets.load_data
 When the hub cannot be reached (offline, ``HF_HUB_OFFLINE=1`` with nothing cached) or
 does not have the config or revision asked for, the user gets one
 :class:`~xtreme_tasks.data.DataError` that names what failed and the local layout to put
-under ``$XTREME_DATA_DIR`` instead, not a ``datasets`` traceback.
+under ``$XTREME_DATA_DIR`` instead, not a ``datasets`` traceback. Offline is found by one
+short probe per process (:func:`hub_reachable`), not by ``huggingface_hub``'s five retries
+with back-off for every file of every task (25 s per task, ~40 min for ``xtreme_*``).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from xtreme_tasks.data import DATA_DIR_ENV, DataError
@@ -60,10 +64,61 @@ def why(err: BaseException) -> str | None:
     return None
 
 
+log = logging.getLogger(__name__)
+#: what the probe found in this process: None (not probed yet), True (the hub does not answer), False
+_OFFLINE_FOUND: bool | None = None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One request to the hub's endpoint, no retries: does anything answer within ``timeout``
+    seconds? Any HTTP answer counts; proxies from the environment are used as the hub client would."""
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout)
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def offline_by_env() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def found_offline() -> bool:
+    """Whether this process's probe found the hub silent (without probing)."""
+    return bool(_OFFLINE_FOUND)
+
+
+def offline_unless_hub_answers() -> bool:
+    """Whether to work offline: asked for, or found by one probe per process. When the hub does
+    not answer, ``datasets``, ``huggingface_hub`` and so transformers read their local cache only
+    (as under ``HF_HUB_OFFLINE=1``) instead of retrying every file."""
+    global _OFFLINE_FOUND
+    if offline_by_env():
+        return True
+    if _OFFLINE_FOUND is None:
+        _OFFLINE_FOUND = not hub_reachable()
+        if _OFFLINE_FOUND:
+            import datasets
+            import huggingface_hub.constants
+
+            log.warning("xtreme: the hub does not answer; reading hub files from the local cache only")
+            datasets.config.HF_HUB_OFFLINE = True
+            huggingface_hub.constants.HF_HUB_OFFLINE = True
+    return _OFFLINE_FOUND
+
+
 def load_dataset(task: str, lang: str, name: str, config: str, split: str, revision: str) -> Any:
     """``datasets.load_dataset(name, config, split=, revision=)`` with errors that name the local fix."""
     import datasets
 
+    offline_unless_hub_answers()
     try:
         return datasets.load_dataset(name, config, split=split, revision=revision)
     except Exception as err:

@@ -76,7 +76,7 @@ class Windows:
 # --------------------------------------------------------------------------- encoding
 def _truncate_questions(tokenizer: Any, questions: Sequence[str], limit: int) -> list[str]:
     """Cut questions to ``limit`` tokens (on the text, via offsets) so only the context overflows."""
-    encoded = tokenizer(list(questions), add_special_tokens=False, return_offsets_mapping=True)
+    encoded = tokenizer(list(questions), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     out = []
     for question, offsets in zip(questions, encoded["offset_mapping"]):
         out.append(question if len(offsets) <= limit else question[: offsets[limit - 1][1]])
@@ -145,7 +145,9 @@ def _cut_windows(tokenizer, template: PairTemplate, q_ids, contexts, max_length:
     for context in contexts:
         distinct.setdefault(context, len(distinct))
     texts = list(distinct)
-    ctx = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else None
+    # verbose=False: whole contexts are longer than the model's limit on purpose (doc_stride windows
+    # are cut from them below); transformers would warn "Token indices sequence length is longer ..."
+    ctx = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False) if texts else None
     ctx_offsets = [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in ctx["offset_mapping"]] if ctx else []
     features, example, ranges, offsets, overlaps = [], [], [], [], []
     head, mid = len(template.prefix), len(template.middle)
@@ -202,10 +204,10 @@ def encode_windows(
         raise ValueError(f"max_length={max_length} leaves no room for a question and its context")
     template = pair_template(tokenizer)
     if template is not None:  # the question's first ids, as run_squad's encode(question, max_length=64)
-        question_ids = [ids[:query_budget] for ids in tokenizer(list(questions), add_special_tokens=False)["input_ids"]]
+        question_ids = [ids[:query_budget] for ids in tokenizer(list(questions), add_special_tokens=False, verbose=False)["input_ids"]]
     else:  # the tokenizer builds the pairs from text: cut the question's text instead
         questions = _truncate_questions(tokenizer, questions, query_budget)
-        question_ids = tokenizer(questions, add_special_tokens=False)["input_ids"] if questions else []
+        question_ids = tokenizer(questions, add_special_tokens=False, verbose=False)["input_ids"] if questions else []
     query_lengths = [len(ids) for ids in question_ids]
     groups: dict[int, list[int]] = {}
     for i, query_length in enumerate(query_lengths):

@@ -265,7 +265,8 @@ def _encode_words(tokenizer, sentences: list[list[str]]) -> _Words:
         """Fill ``words`` for ``indices``; return those with a zero-sub-word word."""
         with_empty = []
         for chunk in chunks(indices, TOKENIZE_CHUNK):
-            enc = tokenizer([sentences[s] for s in chunk], is_split_into_words=True, add_special_tokens=False)
+            enc = tokenizer([sentences[s] for s in chunk], is_split_into_words=True, add_special_tokens=False,
+                            verbose=False)  # long sentences are cut into word windows below
             for row, s in enumerate(chunk):
                 counts = [0] * len(sentences[s])
                 for word_id in enc.word_ids(row):

@@ -68,12 +68,11 @@ def split_options(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     """``--model_args`` -> (the model's own arguments, our ``xtreme_*`` options without the prefix)."""
     own = {k: v for k, v in args.items() if not str(k).startswith(OPTION_PREFIX)}
     ours = {str(k)[len(OPTION_PREFIX):]: v for k, v in args.items() if str(k).startswith(OPTION_PREFIX)}
-    unknown = [k for k in ours if k not in OPTIONS and not k.startswith("prompt_")]
-    if unknown:
-        raise ValueError(
-            f"--model_args: unknown option(s) {', '.join(OPTION_PREFIX + k for k in unknown)}; known: "
-            + ", ".join(OPTION_PREFIX + k for k in (*OPTIONS, "prompt_<task>"))
-        )
+    from harness_ext.run_guard import ALLOW_MISSING_ARG, check_keys
+
+    valid = [OPTION_PREFIX + k for k in (*OPTIONS, ALLOW_MISSING_ARG)]
+    check_keys([OPTION_PREFIX + k for k in ours if not k.startswith("prompt_")], valid + [OPTION_PREFIX + "prompt_<task>"],
+               "--model_args (xtreme-harness options)")
     return own, ours
 
 

@@ -5,6 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: ``--model xtreme`` keys read from ``settings.extra`` by the adapters (any other key that is not
+#: an ``XtremeLM`` argument is refused, naming the closest one: a typo must not run with defaults).
+#: Add the key here when an adapter starts reading a new one.
+EXTRA_KEYS = (
+    "waves", "pipeline",  # runtime/pipeline.py
+    "max_query_length", "n_best",  # encoder/span.py
+    "cache_layers", "max_batch_tokens",  # encoder/embed.py
+    "t2t_mode", "max_new_tokens",  # text2text/adapter.py
+)
+#: families of keys (``template_<task>=``, text2text/adapter.py)
+EXTRA_PREFIXES = ("template_",)
+
 
 #: ``answer_text``: run_squad's text recovery (official) or the context cut at sub-word offsets
 ANSWER_TEXT_MODES = ("official", "offsets")
@@ -49,7 +61,7 @@ class AdapterSettings:
     use_cache: bool = True
     #: text-to-text checkpoints: template preset name or file (see docs/mt5.md)
     templates: str | None = None
-    #: extra backend/adapter options from --model_args that we pass through untouched
+    #: more adapter options from --model_args (keys in ``EXTRA_KEYS``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def torch_dtype(self):
