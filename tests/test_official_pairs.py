@@ -67,3 +67,14 @@ def test_longest_first_lengths():
     assert longest_first(10, 50, 40) == (10, 30)
     assert longest_first(5, 6, 20) == (5, 6)
     assert classify.OFFICIAL_MAX_LENGTH == 128
+
+
+@pytest.mark.parametrize("key, value, modes", [("answer_text", "words", "official, offsets"),
+                                               ("tag_split", "chunks", "official, windows"),
+                                               ("tag_outputs", "argmax", "official, mask")])
+def test_a_bad_mode_in_model_args_is_one_line(key, value, modes):
+    from harness_ext.adapters.xtreme_lm import XtremeLM
+    from harness_ext.errors import ModelArgsError
+
+    with pytest.raises(ModelArgsError, match=f"--model_args {key}='{value}': use one of {modes}"):
+        XtremeLM(pretrained="/nonexistent/checkpoint", device="cpu", **{key: value})
