@@ -228,16 +228,26 @@ def bench_qa(args: argparse.Namespace) -> list[str]:
         "floor-auto": floor_runner(loaded.model, prebuilt_batches(columns, plans["auto"], args.device, tok.pad_token_id), "qa"),
         "ours-default": lambda: span.answer(loaded, requests, settings),
     }
+    offsets = AdapterSettings(device=args.device, batch_size=None, answer_text="offsets")
+    cases["ours-offsets"] = lambda: span.answer(loaded, requests, offsets)
     stub = c.stub_of(loaded)
     cases["ours-default, stub model"] = lambda: span.answer(stub, requests, settings)
+    cases["offsets, stub model"] = lambda: span.answer(stub, requests, offsets)
     if args.padded:
         cases["floor-64"] = floor_runner(loaded.model, prebuilt_batches(columns, plans["64"], args.device, tok.pad_token_id), "qa")
     if not args.no_pipeline:
         cases["by-hand-b1"] = qa_by_hand(loaded.model, tok, pairs, args.device)
     timings = c.measure(cases, args.rounds)
+    stub_offsets = timings.pop("offsets, stub model")
+    official, plain = timings["ours-default"], timings["ours-offsets"]
+    extra = [f"answer text (issue 23): official recovery (ours-default) vs answer_text=offsets: "
+             f"{plain.best_cpu / official.best_cpu:.3f}x the throughput (cpu time); outside the model "
+             f"{timings['ours-default, stub model'].best_cpu:.3f} vs {stub_offsets.best_cpu:.3f} cpu-s "
+             f"(+{1000 * (timings['ours-default, stub model'].best_cpu - stub_offsets.best_cpu) / len(pairs):.3f} ms per q)"]
     return summarise("question answering", f"{len(pairs)} XQuAD en questions -> {len(lengths)} windows of <= 384 "
-                     f"tokens, {sum(lengths)} tokens (ours-default = the span adapter with batch_size=None)",
-                     timings, len(pairs), "q", ours="ours-default")
+                     f"tokens, {sum(lengths)} tokens (ours-default = the span adapter with batch_size=None, "
+                     f"official answer text; ours-offsets = answer_text=offsets)",
+                     timings, len(pairs), "q", ours="ours-default", extra=extra)
 
 
 def summarise(title: str, what: str, timings: dict, n: int, unit: str, ours: str, extra: list[str] = ()) -> list[str]:

@@ -101,7 +101,8 @@ def test_tag_pipelined_equals_sequential(minilm_path, shared_data):
     sentences = _ud(shared_data, 80)
     requests = _requests([(" ".join(w), tuple(w), UPOS_TAGS) for w in sentences])
     # windows of 24 sub-words: long sentences are split, so the window merge runs too
-    for settings in ({"batch_size": 8, "max_length": 24, "stride": 8}, {"batch_size": None}):
+    for settings in ({"batch_size": 8, "max_length": 24, "stride": 8, "tag_split": "windows"},
+                     {"batch_size": 8, "max_length": 24}, {"batch_size": None}):
         sequential = tag.answer(loaded, requests, _settings(False, **settings))
         pipelined = tag.answer(loaded, requests, _settings(True, **settings))
         assert pipelined == sequential
@@ -112,7 +113,8 @@ def test_span_pipelined_equals_sequential(minilm_path, shared_data):
     loaded = _minilm(minilm_path, "question-answering")
     pairs = _xquad(shared_data, 24)
     requests = _requests(pairs)
-    settings = {"batch_size": 4, "max_length": 96, "stride": 32}  # several windows per paragraph
+    # several windows per paragraph; exact substrings, to compare with span_text below
+    settings = {"batch_size": 4, "max_length": 96, "stride": 32, "answer_text": "offsets"}
     sequential = span.answer(loaded, requests, _settings(False, **settings))
     pipelined = span.answer(loaded, requests, _settings(True, **settings))
     assert pipelined == sequential
@@ -320,13 +322,15 @@ def test_qa_windows_cut_from_one_context_encoding_equal_per_question_windows(min
         raw = json.loads((shared_data / "xquad" / f"xquad.{lang}.json").read_text(encoding="utf-8"))
         paragraphs = [p for a in raw["data"] for p in a["paragraphs"]][:6]
         pairs += [(qa["question"], p["context"]) for p in paragraphs for qa in p["qas"]]
-    pairs += [("a question with no context?", ""), (" ".join([pairs[0][0]] * 8), pairs[0][1])]  # a cut question
+    pairs += [("a question with no context?", "")]
+    # questions of up to 64 tokens: a longer one keeps its first 64 ids here, while the fallback cuts its text
+    pairs = [(q, c) for q, c in pairs if len(tokenizer(q, add_special_tokens=False)["input_ids"]) <= 64]
     questions, contexts = [q for q, _ in pairs], [c for _, c in pairs]
     original = span._cut_windows
     for max_length, stride in ((384, 128), (96, 32), (128, 100)):
         cut = span.encode_windows(tokenizer, questions, contexts, max_length, stride)
         with monkeypatch.context() as patch:
-            patch.setattr(span, "_pair_template", lambda tok: None)  # the tokenizer's own overflow windows
+            patch.setattr(span, "pair_template", lambda tok: None)  # the tokenizer's own overflow windows
             reference = span.encode_windows(tokenizer, questions, contexts, max_length, stride)
         assert cut.features == reference.features
         assert np.array_equal(cut.example, reference.example)
@@ -334,7 +338,12 @@ def test_qa_windows_cut_from_one_context_encoding_equal_per_question_windows(min
         assert all(np.array_equal(a, b) for a, b in zip(cut.offsets, reference.offsets))
         assert all(np.array_equal(a, b) for a, b in zip(cut.max_context, reference.max_context))
         assert len(cut.features) == len(reference.features) > len(pairs) // 2
-    assert span._pair_template(tokenizer) is not None  # and the cut path was taken, not the fallback
+    assert span.pair_template(tokenizer) is not None  # and the cut path was taken, not the fallback
+    # a question over 64 tokens keeps its first 64 ids, as run_squad's encode(question, max_length=64)
+    long_question = " ".join([pairs[0][0]] * 8)
+    (window, *_) = span.encode_windows(tokenizer, [long_question], [pairs[0][1]], 384, 128).features
+    question_ids = tokenizer(long_question, add_special_tokens=False)["input_ids"]
+    assert len(question_ids) > 64 and window["input_ids"][1:65] == question_ids[:64]
     cut_calls = []
     monkeypatch.setattr(span, "_cut_windows", lambda *a: cut_calls.append(1) or original(*a))
     span.encode_windows(tokenizer, questions, contexts, 128, 100)

@@ -132,3 +132,28 @@ def test_bucc_missing_files_and_bad_lines(tmp_path):
 def test_bucc_hub_copy_is_refused_for_mining():
     with pytest.raises(DataError, match="no distractor|without the distractor"):
         bucc.hub("bucc2018", "de", "test", "main")
+
+
+def test_bucc_sentences_are_mined_as_the_lines_cut_gives(tmp_path):
+    """run_bucc2018.sh: ``cut -f2`` lines, unified as they are (a trailing space makes another row);
+    utils_retrieve.read_sent2id strips only to map back to ids, where the two then collide."""
+    import numpy as np
+
+    from harness_ext.retrieval.mining import bucc_candidates, unique_texts
+
+    folder = tmp_path / "bucc2018"
+    folder.mkdir()
+    (folder / "de-en.dev.de").write_text("de-1\tHallo Welt\nde-2 \tHallo Welt \nde-3\tGuten Tag\n", encoding="utf-8")
+    (folder / "de-en.dev.en").write_text("en-1\tHello world\nen-2\tGood day\nen-3\tNice day\n", encoding="utf-8")
+    (folder / "de-en.dev.gold").write_text("de-3\ten-2\n", encoding="utf-8")
+    rows = [(d["sent_id"], d["text"]) for d in bucc.local(tmp_path, "bucc2018", "de", "dev") if d["side"] == "xx"]
+    assert rows == [("de-1", "Hallo Welt"), ("de-2", "Hallo Welt "), ("de-3", "Guten Tag")]
+    unique, _ = unique_texts([text for _, text in rows])
+    assert len(unique) == 3, "two rows, as text_load_unify keys on the whole line"
+    # both 'Hallo Welt' rows sit next to en-1 and en-2: the second one uses up en-2, so de-3 gets en-3,
+    # and the two 'Hallo Welt' candidates are dropped (the stripped text is repeated: no unique id)
+    xx = np.array([[1.0, 0.1, 0.0], [0.99, 0.2, 0.0], [0.0, 0.9, 0.5]], dtype=np.float32)
+    en = np.array([[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [0.0, 0.6, 0.8]], dtype=np.float32)
+    candidates = bucc_candidates(["de-1", "de-2", "de-3"], [t for _, t in rows], xx,
+                                 ["en-1", "en-2", "en-3"], ["Hello world", "Good day", "Nice day"], en, k=2, backend="cpu")
+    assert set(candidates) == {("de-3", "en-3")}

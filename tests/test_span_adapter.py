@@ -68,7 +68,7 @@ def _is_cut_from(answer: str, context: str) -> bool:
 
 
 def test_answers_are_substrings_of_their_contexts(minilm_qa, xquad_requests):
-    settings = AdapterSettings(batch_size=8)
+    settings = AdapterSettings(batch_size=8, answer_text="offsets")
     answers = span.answer(minilm_qa, xquad_requests, settings)
     assert len(answers) == len(xquad_requests)
     assert all(_is_cut_from(a, r.args[1]) for a, r in zip(answers, xquad_requests))
@@ -77,8 +77,8 @@ def test_answers_are_substrings_of_their_contexts(minilm_qa, xquad_requests):
 
 def test_batching_and_windows_do_not_change_answers(minilm_qa, xquad_requests):
     """Long contexts in many 64-token windows: batched (padded) = one window at a time."""
-    small = AdapterSettings(batch_size=1, max_length=64, stride=40)
-    big = AdapterSettings(batch_size=13, max_length=64, stride=40)
+    small = AdapterSettings(batch_size=1, max_length=64, stride=40, answer_text="offsets")
+    big = AdapterSettings(batch_size=13, max_length=64, stride=40, answer_text="offsets")
     windows = span.encode_windows(minilm_qa.tokenizer, *zip(*(r.args for r in xquad_requests)), 64, 40)
     assert len(windows.features) > 3 * len(xquad_requests), "contexts must overflow into several windows"
     one_by_one = span.answer(minilm_qa, xquad_requests, small)
@@ -100,18 +100,25 @@ def test_sentencepiece_checkpoint_with_tiny_positions(tmp_path):
     assert span.window_length(loaded, AdapterSettings()) == 64  # 66 positions, RoBERTa numbering
     context = " ".join(["the quick brown fox jumps over the lazy dog in Paris"] * 12)
     requests = [Request("who jumps over the dog?", context), Request("where?", "John lives in Berlin")]
-    answers = span.answer(loaded, requests, AdapterSettings(batch_size=4))
+    answers = span.answer(loaded, requests, AdapterSettings(batch_size=4, answer_text="offsets"))
     assert all(_is_cut_from(a, r.args[1]) for a, r in zip(answers, requests))
 
 
 def test_very_long_question_is_cut_to_64_tokens(minilm_qa):
     question = " ".join(["why"] * 300) + "?"
-    (answer,) = span.answer(minilm_qa, [Request(question, "John lives in Berlin.")], AdapterSettings())
+    (answer,) = span.answer(minilm_qa, [Request(question, "John lives in Berlin.")], AdapterSettings(answer_text="offsets"))
     assert _is_cut_from(answer, "John lives in Berlin.")
 
 
 def test_empty_request_list(minilm_qa):
     assert span.answer(minilm_qa, [], AdapterSettings()) == []
+
+
+def test_official_text_is_the_default_and_a_bad_mode_is_refused(minilm_qa, xquad_requests):
+    official = span.answer(minilm_qa, xquad_requests, AdapterSettings(batch_size=8))
+    assert official == span.answer(minilm_qa, xquad_requests, AdapterSettings(batch_size=8, answer_text="official"))
+    with pytest.raises(ValueError, match="answer_text='words': use one of official, offsets"):
+        span.answer(minilm_qa, xquad_requests, AdapterSettings(answer_text="words"))
 
 
 def test_long_contexts_raise_no_sequence_length_warning(tmp_path, capfd, caplog):

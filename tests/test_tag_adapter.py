@@ -64,12 +64,12 @@ def test_ud_v1_conj_is_cconj():
     assert [UPOS_TAGS[j] for j in mapping] == list(reversed(UPOS_TAGS))
 
 
-def test_labels_outside_the_task_are_never_predicted_and_logged(caplog):
+def test_labels_outside_the_task_are_logged(caplog):
     conll = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
     with caplog.at_level(logging.WARNING, logger="harness_ext.adapters.encoder.tag"):
         mapping = tag.head_to_tagset(fake_loaded(dict(enumerate(conll))), PANX_TAGS)
     assert mapping[1] is None and mapping[2] is None
-    assert "B-MISC" in caplog.text and "never predicted" in caplog.text
+    assert "B-MISC" in caplog.text and "tag_outputs=mask" in caplog.text
 
 
 def test_generic_labels_are_refused_with_the_fix():
@@ -152,7 +152,7 @@ def first_subword_tags(loaded, words) -> list[str]:
 @pytest.mark.parametrize("max_length, stride", [(None, 128), (12, 4), (7, 100), (5, 1)])
 def test_windows_keep_every_word_and_use_the_first_subword(lookup, max_length, stride):
     sentences = [WORDS, WORDS[:3], ["unbelievably", "Ouagadougou", "x"], WORDS * 3]
-    settings = AdapterSettings(max_length=max_length, stride=stride, batch_size=3)
+    settings = AdapterSettings(max_length=max_length, stride=stride, batch_size=3, tag_split="windows")
     answers = tag.answer(lookup, requests_for(sentences), settings)
     assert [len(a) for a in answers] == [len(s) for s in sentences]
     assert answers == [first_subword_tags(lookup, s) for s in sentences]
@@ -170,8 +170,11 @@ def test_a_word_longer_than_the_window_is_still_tagged(lookup):
     long_word = "pneumonoultramicroscopicsilicovolcanoconiosis" * 2  # < 100 characters: not [UNK]
     words = ["a", long_word, "b"]
     assert len(lookup.tokenizer(long_word, add_special_tokens=False)["input_ids"]) > 8
-    (answer,) = tag.answer(lookup, requests_for([words]), AdapterSettings(max_length=8, stride=2))
+    (answer,) = tag.answer(lookup, requests_for([words]), AdapterSettings(max_length=8, stride=2, tag_split="windows"))
     assert answer == first_subword_tags(lookup, words)
+    # official: a word longer than the chunk's budget (8 - 2 special tokens) is tagged as the unknown token
+    (official,) = tag.answer(lookup, requests_for([words]), AdapterSettings(max_length=8))
+    assert official == first_subword_tags(lookup, ["a", lookup.tokenizer.unk_token, "b"])
 
 
 # ------------------------------------------------------------------ answering, with a real (tiny) transformer
@@ -199,7 +202,7 @@ def tiny_tagger(tmp_path_factory):
 def test_large_window_matches_the_unsplit_prediction(tiny_tagger):
     sentences = [WORDS[:12], WORDS[:4], ["Paris"]]
     assert all(len(tiny_tagger.tokenizer(s, is_split_into_words=True)["input_ids"]) <= 64 for s in sentences)
-    answers = tag.answer(tiny_tagger, requests_for(sentences), AdapterSettings(batch_size=2))
+    answers = tag.answer(tiny_tagger, requests_for(sentences), AdapterSettings(batch_size=2, tag_split="windows"))
     assert answers == [direct_tags(tiny_tagger, s) for s in sentences]
 
 
@@ -207,11 +210,12 @@ def test_sentence_longer_than_the_model_keeps_every_word(tiny_tagger):
     long_sentence = WORDS * 4  # far beyond the tiny model's 64 positions
     n_subwords = len(tiny_tagger.tokenizer(long_sentence, is_split_into_words=True)["input_ids"])
     assert n_subwords > 64
-    (answer,) = tag.answer(tiny_tagger, requests_for([long_sentence]), AdapterSettings(stride=16))
-    assert len(answer) == len(long_sentence) and set(answer) <= set(PANX_TAGS)
+    for split in ("official", "windows"):
+        (answer,) = tag.answer(tiny_tagger, requests_for([long_sentence]), AdapterSettings(stride=16, tag_split=split))
+        assert len(answer) == len(long_sentence) and set(answer) <= set(PANX_TAGS)
     # the first window is the plain forward pass over the words that fit it
     head = long_sentence[:10]
-    (short,) = tag.answer(tiny_tagger, requests_for([head]), AdapterSettings())
+    (short,) = tag.answer(tiny_tagger, requests_for([head]), AdapterSettings(tag_split="windows"))
     assert short == direct_tags(tiny_tagger, head)
 
 

@@ -9,7 +9,8 @@ fixture: their numbers mean nothing about those languages). PAN-X gets a small
 official-layout file per language whose first sentence (154 words) is far longer
 than the window; German's file uses the raw ``de:`` token prefix. The checkpoint is
 a tiny random XLM-R whose head names PAN-X's 7 tags and the 17 UPOS tags, so one
-``pretrained=`` serves both tasks (each task never predicts the other's labels).
+``pretrained=`` serves both tasks (with ``tag_outputs=mask`` each task never predicts the
+other's labels; ``tag_split=windows``: the overlapping windows, not XTREME's chunks).
 
 Checked against an independent recomputation: every word of every sentence is
 tagged; for sentences that fit one window, the tags equal one plain forward pass
@@ -93,7 +94,10 @@ def run(tmp_path_factory):
     out = tmp / "out"
     command = [
         sys.executable, "-m", "lm_eval", "--tasks", "xtreme_udpos,xtreme_panx", "--model", "xtreme",
-        "--model_args", f"pretrained={checkpoint},max_length={MAX_LENGTH},stride=8,batch_size=8",
+        # overlapping windows and masked outputs (one head serves both tasks; XTREME's own chunks and
+        # argmax are checked in test_official_tagging.py): the model_args reach the adapter through lm-eval
+        "--model_args", f"pretrained={checkpoint},max_length={MAX_LENGTH},stride=8,batch_size=8,"
+                        f"tag_split=windows,tag_outputs=mask",
         "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out), "--log_samples",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp,

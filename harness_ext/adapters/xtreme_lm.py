@@ -28,7 +28,14 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
 from harness_ext.adapters.runtime.distributed import Collectives, launched_world_size
-from harness_ext.adapters.runtime.settings import EXTRA_KEYS, EXTRA_PREFIXES, AdapterSettings
+from harness_ext.adapters.runtime.settings import (
+    ANSWER_TEXT_MODES,
+    EXTRA_KEYS,
+    EXTRA_PREFIXES,
+    TAG_OUTPUT_MODES,
+    TAG_SPLIT_MODES,
+    AdapterSettings,
+)
 from harness_ext.errors import ModelArgsError  # noqa: F401  (raised here; its home is errors.py)
 from harness_ext.requests import HEAD_FOR_KIND
 from harness_ext.tasks.base import parse_leaf_name
@@ -106,6 +113,12 @@ def _as_int(value: Any, name: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise ModelArgsError(f"--model_args {name}={value!r}: expected an integer") from None
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if str(value) not in choices:
+        raise ModelArgsError(f"--model_args {name}={value!r}: use one of {', '.join(choices)}")
+    return str(value)
 
 
 def _as_bool(value: Any) -> bool:
@@ -249,6 +262,9 @@ class XtremeLM(LM):
         layer: int | str | None = None,
         pooling: str = "mean",
         max_answer_length: int | str = 30,
+        answer_text: str = "official",
+        tag_split: str = "official",
+        tag_outputs: str = "official",
         cache_dir: str | None = None,
         use_cache: bool | str = True,
         keep_loaded: int | str = 2,
@@ -305,6 +321,9 @@ class XtremeLM(LM):
             layer=_as_int(layer, "layer"),
             pooling=str(pooling),
             max_answer_length=_as_int(max_answer_length, "max_answer_length") or 30,
+            answer_text=_choice(answer_text, "answer_text", ANSWER_TEXT_MODES),
+            tag_split=_choice(tag_split, "tag_split", TAG_SPLIT_MODES),
+            tag_outputs=_choice(tag_outputs, "tag_outputs", TAG_OUTPUT_MODES),
             cache_dir=cache_dir,
             use_cache=_as_bool(use_cache),
             templates=templates,

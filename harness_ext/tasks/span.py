@@ -1,7 +1,9 @@
 """Extractive QA: XQuAD, MLQA and TyDiQA-GoldP.
 
-Each document becomes one ``extract_span`` request ``(question, context)``; the
-answer is a substring of the context. Scoring is the official one per task:
+Each document becomes one ``extract_span`` request ``(question, context)``; a QA head's
+answer text is recovered as the official run_squad recovers it (whole words, see
+``harness_ext/adapters/encoder/answer_text.py``; ``answer_text=offsets``: a substring of
+the context). Scoring is the official one per task:
 SQuAD v1.1 EM/F1 for XQuAD and TyDiQA, MLQA's language-aware normalisation (with
 the context language) for MLQA; each question takes its best score over the gold
 answers and a language's score is the mean over questions (0-100).

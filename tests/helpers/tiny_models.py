@@ -58,6 +58,23 @@ def spm_model_bytes(kind: str = "xlmr", vocab_size: int = 120) -> bytes:
     return out.getvalue()
 
 
+def xlmr_tokenizer_trained_on(texts, folder: Path, vocab_size: int = 2000, character_coverage: float = 0.995):
+    """An XLM-R fast tokenizer whose sentencepiece model is trained on ``texts`` (real text in many
+    scripts: pieces inside and across words; characters outside the coverage become ``<unk>``)."""
+    import sentencepiece as spm
+    from transformers import XLMRobertaTokenizer
+
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(texts)), model_writer=out, vocab_size=vocab_size, model_type="unigram",
+        hard_vocab_limit=False, shuffle_input_sentence=False, num_threads=1, minloglevel=2,
+        character_coverage=character_coverage, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,  # XLM-R's own layout
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sentencepiece.bpe.model").write_bytes(out.getvalue())
+    return XLMRobertaTokenizer.from_pretrained(str(folder))
+
+
 def xlmr_tokenizer(folder: Path):
     """XLM-R fast tokenizer converted from a fresh ``sentencepiece.bpe.model`` in ``folder``."""
     from transformers import XLMRobertaTokenizer

@@ -69,9 +69,14 @@ def split_files(root: Path, lang: str, split: str) -> tuple[Path, Path, Path | N
 def read_sentences(path: Path) -> list[tuple[str, str]]:
     """``(id, sentence)`` rows of a BUCC sentence file, as XTREME's ``run_bucc2018.sh`` reads them.
 
-    The official script takes ``cut -f1`` (id) and ``cut -f2`` (sentence) of each line and
-    then ``l.strip()`` of each; so does this. A line without a tab is refused (``cut``
-    would give the whole line as both id and sentence).
+    The official script writes ``cut -f1`` (id) and ``cut -f2`` (sentence) of each line to
+    files; ``utils_retrieve.py`` strips the ids, but mines the sentence LINES as they are
+    (``text_load_unify``: a sentence that occurs twice, once with a trailing space, is two
+    rows that each use up a partner) and strips them only to map candidates back to ids
+    (``read_sent2id``, where the two collide and are dropped). So the sentence is kept as
+    ``cut -f2`` gives it; :func:`harness_ext.retrieval.mining.bucc_candidates` strips where
+    the official code does. A line without a tab is refused (``cut`` would give the whole
+    line as both id and sentence).
     """
     rows = []
     for line_no, line in enumerate(read_lines(path, "BUCC sentence file").lines, 1):
@@ -80,7 +85,7 @@ def read_sentences(path: Path) -> list[tuple[str, str]]:
         fields = line.split("\t")
         if len(fields) < 2:
             raise DataError(f"{path}:{line_no}: expected '<id>\\t<sentence>', found no tab")
-        rows.append((fields[0].strip(), fields[1].strip()))
+        rows.append((fields[0].strip(), fields[1]))
     return rows
 
 

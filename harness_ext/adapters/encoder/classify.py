@@ -1,6 +1,8 @@
 """Answer ``classify`` requests with a sequence-classification head.
 
-Pairs are tokenised once, sorted by length and padded per batch; the predicted
+Pairs are encoded as ``run_classify.py`` encodes them (``encode_plus(text_a, text_b,
+max_length=128)``, transformers 2.x's longest-first truncation: see ``pairs.py``),
+tokenised once, sorted by length and padded per batch; the predicted
 class index is mapped to a label NAME through the head's ``id2label``, so a
 checkpoint trained with another label order still scores correctly, and one
 whose labels don't name the task's labels is refused instead of scoring noise.
@@ -10,10 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from harness_ext.adapters.encoder.pairs import encode_pairs, pair_template
 from harness_ext.adapters.runtime.autobatch import plan_for
 from harness_ext.adapters.runtime.batching import host_tensors, move, pad_columns
 from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
 from harness_ext.adapters.runtime.settings import AdapterSettings
+
+#: run_classify.py's --max_seq_length (scripts/train_xnli.sh, train_pawsx.sh)
+OFFICIAL_MAX_LENGTH = 128
 
 #: spellings of the same label found in public checkpoints -> our canonical name
 LABEL_ALIASES: dict[str, str] = {
@@ -74,7 +80,8 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     index_to_label = head_to_task_labels(loaded, next(iter(labels_per_request)))
 
     tokenizer, model = loaded.tokenizer, loaded.model
-    max_length = settings.max_length or min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
+    # run_classify.py's --max_seq_length 128 (XNLI, PAWS-X), within what the tokenizer accepts
+    max_length = settings.max_length or min(getattr(tokenizer, "model_max_length", 512) or 512, OFFICIAL_MAX_LENGTH)
     plan = plan_for(loaded, settings)
     device = settings.device
     # on an accelerator, waves of requests sorted by characters (pipeline.WavePlan): tight padding, early start
@@ -86,7 +93,12 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     pads = {"input_ids": pad_id, "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0}
 
-    def encode(lo: int, hi: int) -> Wave:  # encoding worker: one batched Rust call per wave
+    template = pair_template(tokenizer) if pair and all(s is not None for s in seconds) else None
+
+    def encode(lo: int, hi: int) -> Wave:  # encoding worker: batched Rust calls per wave
+        if template is not None:  # encode_plus(a, b, max_length) with transformers 2.x's truncation
+            rows = encode_pairs(tokenizer, template, firsts[lo:hi], seconds[lo:hi], max_length)  # type: ignore[arg-type]
+            return Wave(rows, [len(row["input_ids"]) for row in rows])
         encoding = tokenizer(
             firsts[lo:hi], seconds[lo:hi] if pair else None, truncation=True, max_length=max_length,
             padding=False, return_attention_mask=False,

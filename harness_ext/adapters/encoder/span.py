@@ -14,15 +14,17 @@ benchmark's numbers depend on it:
   most ``max_answer_length`` tokens long and the start token has its *maximum
   context* in this window (a token seen by two windows is only trusted where it has
   more text on both sides); the best ``start + end`` logit sum over ALL windows wins;
-* the answer is cut from the ORIGINAL context through the tokenizer's offset
-  mapping, so it is always a substring of the context (never detokenised
-  sub-words, which would break for SentencePiece/byte-level vocabularies).
+* the answer text is recovered as ``compute_predictions_logits`` recovers it
+  (``answer_text.py``: detokenised sub-words projected onto the whole words they
+  come from, else those whole words); ``answer_text=offsets`` cuts the ORIGINAL
+  context at the sub-words' character offsets instead (always a substring).
 
-Differences from the official code, on purpose: when no pair is valid we answer
-``""`` (official: the literal string ``"empty"``; both score 0), and top-n is taken
-over real tokens only (the official code also ranks padding, then discards it);
-a ``stride`` larger than a window's context part steps by the window instead of
-skipping the tokens in between.
+Differences from the official code, on purpose (docs/official_pipeline.md): when no
+pair is valid we answer ``""`` (official: the literal string ``"empty"``; both score
+0), and top-n is taken over real tokens only (the official code pads every window to
+384 tokens and ranks the padding too, then discards it: a padded position can only
+take one of the 20 places, never win); a ``stride`` larger than a window's context part
+steps by the window instead of skipping the tokens in between.
 
 Windows of many questions are batched together, longest first, padded per batch.
 """
@@ -34,10 +36,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from harness_ext.adapters.encoder.answer_text import OfficialText
+from harness_ext.adapters.encoder.pairs import PairTemplate, pair_template
 from harness_ext.adapters.runtime.autobatch import plan_for
 from harness_ext.adapters.runtime.batching import host_tensors, move, pad_columns
 from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_pipelined, run_waves
-from harness_ext.adapters.runtime.settings import AdapterSettings
+from harness_ext.adapters.runtime.settings import ANSWER_TEXT_MODES, AdapterSettings
 
 #: official run_squad.py defaults
 DEFAULT_MAX_LENGTH = 384
@@ -61,6 +65,8 @@ class Windows:
     offsets: list[np.ndarray]  # per window (n_context, 2) int
     max_context: list[np.ndarray]  # per window (n_context,) bool
     n_examples: int
+    #: the requests' contexts (for the answer text), in request order
+    contexts: Sequence[str] = ()
 
     def windows_of(self, example: int) -> range:
         lo, hi = np.searchsorted(self.example, [example, example + 1])
@@ -116,40 +122,6 @@ def max_context_masks(offsets: Sequence[np.ndarray], overlap: int) -> list[np.nd
     return [best[start : start + len(off)] == w for w, (start, off) in enumerate(zip(starts, offsets))]
 
 
-@dataclass(frozen=True)
-class _PairTemplate:
-    """Special tokens and token types around (question, context), read from the tokenizer."""
-
-    prefix: list[int]
-    middle: list[int]
-    suffix: list[int]
-    #: token type of prefix, question, middle, context, suffix (None: no token_type_ids)
-    types: tuple[list[int], int, list[int], int, list[int]] | None
-    keys: tuple[str, ...]
-
-
-def _pair_template(tokenizer: Any) -> _PairTemplate | None:
-    """``[CLS] q [SEP] c [SEP]`` / ``<s> q </s></s> c </s>``: the pair layout, or None if it is not of that form."""
-    if getattr(tokenizer, "truncation_side", "right") != "right":
-        return None
-    enc = tokenizer("a", "b")
-    ids, seq = enc["input_ids"], enc.sequence_ids(0)
-    q = [i for i, x in enumerate(seq) if x == 0]
-    c = [i for i, x in enumerate(seq) if x == 1]
-    if not q or not c or q != list(range(q[0], q[-1] + 1)) or c != list(range(c[0], c[-1] + 1)) or q[-1] >= c[0]:
-        return None
-    if len(ids) - len(q) - len(c) != tokenizer.num_special_tokens_to_add(pair=True):
-        return None
-    types = None
-    if "token_type_ids" in enc:
-        t = enc["token_type_ids"]
-        if len({t[i] for i in q}) != 1 or len({t[i] for i in c}) != 1:
-            return None
-        types = (t[: q[0]], t[q[0]], t[q[-1] + 1 : c[0]], t[c[0]], t[c[-1] + 1 :])
-    keys = tuple(k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc)
-    return _PairTemplate(ids[: q[0]], ids[q[-1] + 1 : c[0]], ids[c[-1] + 1 :], types, keys)
-
-
 def _context_starts(n: int, budget: int, overlap: int) -> list[tuple[int, int]]:
     """Context token ranges of the windows, as the tokenizer's overflow cuts them
     (``tokenizers`` ``Encoding::truncate``: steps of ``budget - overlap``, stop once the end is in)."""
@@ -165,7 +137,7 @@ def _context_starts(n: int, budget: int, overlap: int) -> list[tuple[int, int]]:
     return out
 
 
-def _cut_windows(tokenizer, template: _PairTemplate, q_ids, contexts, max_length: int, doc_stride: int,
+def _cut_windows(tokenizer, template: PairTemplate, q_ids, contexts, max_length: int, doc_stride: int,
                  n_special: int):
     """Windows of every (question, context), each distinct context tokenised once (XQuAD has ~5 questions
     per paragraph): the same windows as the tokenizer's ``return_overflowing_tokens`` gives per pair."""
@@ -230,8 +202,12 @@ def encode_windows(
     query_budget = min(max_query_length, max_length - n_special - 1)
     if query_budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for a question and its context")
-    questions = _truncate_questions(tokenizer, questions, query_budget)
-    question_ids = tokenizer(questions, add_special_tokens=False, verbose=False)["input_ids"] if questions else []
+    template = pair_template(tokenizer)
+    if template is not None:  # the question's first ids, as run_squad's encode(question, max_length=64)
+        question_ids = [ids[:query_budget] for ids in tokenizer(list(questions), add_special_tokens=False, verbose=False)["input_ids"]]
+    else:  # the tokenizer builds the pairs from text: cut the question's text instead
+        questions = _truncate_questions(tokenizer, questions, query_budget)
+        question_ids = tokenizer(questions, add_special_tokens=False, verbose=False)["input_ids"] if questions else []
     query_lengths = [len(ids) for ids in question_ids]
     groups: dict[int, list[int]] = {}
     for i, query_length in enumerate(query_lengths):
@@ -243,9 +219,8 @@ def encode_windows(
     ranges: list[tuple[int, int]] = []
     offsets: list[np.ndarray] = []
     overlaps: list[int] = []
-    template = _pair_template(tokenizer)
-    if template is not None and max(query_lengths, default=0) > max_length - n_special - 1:
-        template = None  # a re-tokenised cut question left no room for context: the tokenizer decides
+    if template is None and max(query_lengths, default=0) > max_length - n_special - 1:
+        raise ValueError(f"max_length={max_length} leaves no room for the context after a {max(query_lengths)}-token question")
     if template is not None:  # each distinct context encoded once, windows cut from it per question
         cut = _cut_windows(tokenizer, template, question_ids, contexts, max_length, doc_stride, n_special)
         features, example, ranges, offsets, overlaps = cut
@@ -282,7 +257,7 @@ def encode_windows(
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         if hi > lo:
             max_context[lo:hi] = max_context_masks(offsets[lo:hi], overlaps[lo])
-    return Windows(features, example_arr, ranges_arr, offsets, max_context, len(questions))
+    return Windows(features, example_arr, ranges_arr, offsets, max_context, len(questions), list(contexts))
 
 
 # --------------------------------------------------------------------------- decoding
@@ -333,25 +308,47 @@ def best_spans(
     return spans_of(windows, found)
 
 
-def spans_of(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int] | None]:
-    """Per request: the best of its windows' best pairs (:func:`best_window_span`), as a character span.
+def best_pairs(windows: Windows, found: Sequence[tuple | None]) -> list[tuple | None]:
+    """Per request: the best of its windows' best pairs (:func:`best_window_span`) as (window, start, end,
+    and whatever else the window's entry holds after its score, e.g. its answer text).
 
     Ties go to the earlier window, as in the official loop over features."""
-    spans: list[tuple[int, int] | None] = []
+    out: list[tuple | None] = []
     for i in range(windows.n_examples):
-        best: tuple[float, int, int, int] | None = None
+        best: tuple | None = None
         for w in windows.windows_of(i):
             pair = found[w]
             if pair is not None and (best is None or pair[0] > best[0]):
-                best = (pair[0], w, pair[1], pair[2])
-        if best is None:
-            spans.append(None)
-            continue
-        _, w, start, end = best
-        first = int(windows.context_range[w][0])
-        offsets = windows.offsets[w]
-        spans.append((int(offsets[start - first, 0]), int(offsets[end - first, 1])))
-    return spans
+                best = (pair[0], w, *pair[1:])
+        out.append(None if best is None else best[1:])
+    return out
+
+
+def char_span(windows: Windows, pair: tuple | None) -> tuple[int, int] | None:
+    """The character span (start, end) in the context of a (window, start, end) token pair."""
+    if pair is None:
+        return None
+    w, start, end = pair[:3]
+    first = int(windows.context_range[w][0])
+    offsets = windows.offsets[w]
+    return int(offsets[start - first, 0]), int(offsets[end - first, 1])
+
+
+def spans_of(windows: Windows, found: Sequence[tuple[float, int, int] | None]) -> list[tuple[int, int] | None]:
+    """Per request: the best of its windows' best pairs, as a character span."""
+    return [char_span(windows, pair) for pair in best_pairs(windows, found)]
+
+
+def official_text(recover: OfficialText, windows: Windows, context: str, pair: tuple[int, int, int] | None) -> str:
+    """The answer text of a (window, start, end) pair as run_squad recovers it (see answer_text.py);
+    ``""`` when no pair was valid (official: the literal ``"empty"``)."""
+    if pair is None:
+        return ""
+    w, start, end = pair[:3]
+    first = int(windows.context_range[w][0])
+    offsets = windows.offsets[w]
+    ids = windows.features[w]["input_ids"][start : end + 1]
+    return recover(context, ids, int(offsets[start - first, 0]), int(offsets[end - first, 0]))
 
 
 def span_text(context: str, span: tuple[int, int] | None) -> str:
@@ -415,10 +412,16 @@ def _run_windows(loaded: Any, windows: Windows, settings: AdapterSettings, decod
                          forward, prepare=prepare, finish=finish, overlap=overlap_enabled(settings), desc="extract_span")
 
 
-def _best_of(n_best: int, max_answer_length: int) -> Callable:
-    def decode(windows: Windows, w: int, start: np.ndarray, end: np.ndarray) -> tuple[float, int, int] | None:
-        return best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w], n_best,
-                                max_answer_length)
+def _best_of(n_best: int, max_answer_length: int, recover: OfficialText | None = None) -> Callable:
+    """Per window: its best valid (score, start, end) pair; with ``recover`` also that pair's official
+    answer text, worked out on the pipeline's finishing thread while the next batches run."""
+    def decode(windows: Windows, w: int, start: np.ndarray, end: np.ndarray) -> tuple | None:
+        found = best_window_span(start, end, tuple(windows.context_range[w]), windows.max_context[w], n_best,
+                                 max_answer_length)
+        if found is None or recover is None:
+            return found
+        context = windows.contexts[int(windows.example[w])]
+        return (*found, official_text(recover, windows, context, (w, found[1], found[2])))
     return decode
 
 
@@ -441,9 +444,10 @@ def _pair(request: Any) -> tuple[str, str]:
 
 
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
-    """One answer string per request, each a substring of its context."""
+    """One answer string per request: run_squad's text (default) or a substring of the context (``answer_text=offsets``)."""
     if not requests:
         return []
+    mode = answer_text_mode(settings)
     pairs = [_pair(r) for r in requests]
     extra = settings.extra or {}
     tokenizer, max_length = loaded.tokenizer, window_length(loaded, settings)
@@ -462,9 +466,22 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[str]:
         return Wave([(windows, w) for w in range(len(windows.features))],
                     [len(f["input_ids"]) for f in windows.features], windows)
 
+    recover = OfficialText(tokenizer) if mode == "official" else None
     prepare, forward, finish = _stages(
-        loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length))
+        loaded, settings, _best_of(int(extra.get("n_best", DEFAULT_N_BEST)), settings.max_answer_length, recover))
     waves = run_waves(waves_plan.bounds, encode, plan, forward, prepare=prepare, finish=finish,
                       overlap=overlap_enabled(settings), desc="extract_span", progress=len(questions) > 64)
-    spans = [span for wave, found in waves for span in spans_of(wave.extra, found)]
-    return waves_plan.restore([span_text(context, span) for context, span in zip(contexts, spans)])
+    chosen = [(wave.extra, pair) for wave, found in waves for pair in best_pairs(wave.extra, found)]
+    if recover is None:
+        texts = [span_text(context, char_span(windows, pair)) for context, (windows, pair) in zip(contexts, chosen)]
+    else:  # the text each window's best pair got on the finishing thread
+        texts = ["" if pair is None else pair[3] for _, pair in chosen]
+    return waves_plan.restore(texts)
+
+
+def answer_text_mode(settings: AdapterSettings) -> str:
+    """``settings.answer_text``: ``official`` (run_squad's text recovery) or ``offsets`` (a substring of the context)."""
+    mode = settings.answer_text
+    if mode not in ANSWER_TEXT_MODES:
+        raise ValueError(f"answer_text={mode!r}: use one of {', '.join(ANSWER_TEXT_MODES)}")
+    return mode

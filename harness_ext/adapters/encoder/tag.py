@@ -8,17 +8,24 @@ What XTREME does, and what we keep:
   control character) is replaced by the tokenizer's unknown token, as XTREME does,
   so it still gets a position and a prediction; a tokenizer without an unknown
   token is refused rather than guessing;
-* **no truncation**: XTREME truncates long sentences and so loses their last words.
-  We never drop a word: a sentence whose sub-words don't fit the window is split
-  into overlapping windows of whole words (overlap up to ``stride`` sub-words, at
-  most half a window); each word takes its prediction from the window where it has
-  the most context (the larger of its smaller left/right sub-word margin, SQuAD's
-  "max context" rule). A single word longer than a whole window keeps its first
-  sub-words (enough for its own prediction);
+* **long sentences, as XTREME splits them** (``tag_split=official``, the default):
+  ``utils_preprocess.py`` (udpos/panx tokenize, ``--max_len 128``) cuts a sentence of
+  more than 126 sub-words (125 for XLM-R, whose inputs end ``</s></s>``) into
+  consecutive, non-overlapping chunks of whole words, each encoded as its own
+  sequence, and writes a word longer than that budget as the unknown token;
+  ``run_tag.py`` re-joins the chunks' predictions in order. ``tag_split=windows``
+  instead encodes up to the model's limit (512) in one window and splits longer
+  sentences into overlapping windows of whole words (overlap up to ``stride``
+  sub-words, at most half a window); each word then takes its prediction from the
+  window where it has the most context (SQuAD's "max context" rule), and a word
+  longer than a whole window keeps its first sub-words;
 * **labels by name**: head outputs are mapped to the task's tag set through the
   checkpoint's ``id2label`` (see :func:`head_to_tagset`), so a head trained with a
   different label order, ``PER``/``PERSON`` spellings or BIOES/BILOU prefixes
-  still scores correctly, and a head whose labels don't name the tags is refused.
+  still scores correctly, and a head whose labels don't name the tags is refused;
+* **outputs outside the task** (the ``O`` that ``utils_tag.get_labels`` adds to an
+  XTREME UD-POS head): seen by the argmax as in ``run_tag.py`` (``tag_outputs=official``;
+  such a prediction counts as wrong), or masked (``tag_outputs=mask``).
 
 Windows of all sentences are sorted by length and padded per batch
 (:mod:`harness_ext.adapters.runtime.batching`).
@@ -29,7 +36,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,7 +44,7 @@ import numpy as np
 from harness_ext.adapters.runtime.autobatch import plan_for
 from harness_ext.adapters.runtime.batching import chunks, host_tensors, move, pad_columns
 from harness_ext.adapters.runtime.pipeline import Wave, first_wave, overlap_enabled, plan_waves, run_waves
-from harness_ext.adapters.runtime.settings import AdapterSettings
+from harness_ext.adapters.runtime.settings import TAG_OUTPUT_MODES, TAG_SPLIT_MODES, AdapterSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ _GENERIC = re.compile(r"LABEL_\d+", re.IGNORECASE)
 _PREFIXED = re.compile(r"([BIESUL])[-_](.+)")
 _SUFFIXED = re.compile(r"(.+)[-_]([BIESUL])")
 #: model types whose position ids start after the padding index (usable = max_position_embeddings - pad - 1)
+#: utils_preprocess.py / run_tag.py ``--max_len`` / ``--max_seq_length``
+OFFICIAL_MAX_LENGTH = 128
 #: windows tokenised per batched tokenizer call (bounds memory on 100k-sentence corpora)
 TOKENIZE_CHUNK = 2048
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
@@ -90,8 +99,8 @@ def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
 
     Refused (:class:`LabelMismatchError`, naming config.json and the fix): generic
     ``LABEL_<n>`` names, or a head that cannot predict some tag of the task (it was
-    trained on another tag set). Head labels outside the task (CoNLL's ``MISC``) are
-    allowed and never predicted; they are logged.
+    trained on another tag set). Head labels outside the task (the ``O`` of XTREME's UD-POS
+    heads, CoNLL's ``MISC``) are allowed and logged; their index maps to None.
     """
     config = loaded.model.config
     id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
@@ -122,7 +131,8 @@ def head_to_tagset(loaded: Any, tagset: Sequence[str]) -> list[int | None]:
     key = (_config_path(loaded), tuple(unused))
     if unused and key not in _WARNED:
         _WARNED.add(key)
-        log.warning("%s: head labels %s are not tags of this task and are never predicted", _config_path(loaded), unused)
+        log.warning("%s: head labels %s are not tags of this task: where the argmax picks one the word counts as "
+                    "wrong, as in run_tag.py (tag_outputs=mask never predicts them)", _config_path(loaded), unused)
     return mapping
 
 
@@ -158,6 +168,22 @@ def plan_windows(lengths: Sequence[int], capacity: int, overlap: int) -> list[tu
             next_start -= 1
         start = next_start
     return windows
+
+
+def official_chunks(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """XTREME's ``utils_preprocess.py`` (udpos/panx ``_tokenize``): consecutive, non-overlapping word
+    ranges of at most ``budget`` sub-words; a word that does not fit starts the next chunk. (Words
+    longer than ``budget`` must already count 1: the official code replaces them by the unknown token.)"""
+    chunks_: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, n in enumerate(lengths):
+        if used + n > budget and i > start:
+            chunks_.append((start, i))
+            start, used = i, 0
+        used += n
+    if lengths:
+        chunks_.append((start, len(lengths)))
+    return chunks_
 
 
 def best_windows(windows: Sequence[tuple[int, int]], lengths: Sequence[int]) -> list[int]:
@@ -271,6 +297,28 @@ def _encode_words(tokenizer, sentences: list[list[str]]) -> _Words:
     return words
 
 
+def replace_long_words(tokenizer, sentences: list[list[str]], words: _Words, budget: int) -> None:
+    """Words of more than ``budget`` sub-words become the unknown token (one sub-word), in place, as
+    XTREME's preprocessing writes them (``--max_len 128``: 126 sub-words, 125 for XLM-R)."""
+    unk_id = getattr(tokenizer, "unk_token_id", None)
+    for s, counts in enumerate(words.lengths):
+        long = [i for i, c in enumerate(counts) if c > budget]
+        if not long:
+            continue
+        if unk_id is None:
+            raise ValueError(f"words {[sentences[s][i] for i in long]!r} are longer than {budget} sub-words and the "
+                             f"tokenizer has no unknown token to stand in for them (set tag_split=windows)")
+        ids, starts = words.ids[s], words.starts[s]
+        new_ids: list[int] = []
+        for i, c in enumerate(counts):
+            new_ids.extend([unk_id] if c > budget else ids[starts[i] : starts[i + 1]])
+        for i in long:
+            sentences[s][i] = tokenizer.unk_token
+            counts[i] = 1
+        words.ids[s] = new_ids
+        words.starts[s] = [0, *itertools.accumulate(counts)]
+
+
 def subword_lengths(tokenizer, sentences: list[list[str]]) -> list[list[int]]:
     """Sub-words per word (no special tokens), with zero-sub-word words replaced by the unknown token in place."""
     return _encode_words(tokenizer, sentences).lengths
@@ -310,11 +358,30 @@ def _template(tokenizer) -> _Template | None:
     return _Template(list(ids[:first]), list(ids[last + 1 :]), types)
 
 
-def _make_windows(tokenizer, sentences, words: _Words, max_length: int, overlap: int) -> list[_Window]:
-    """Plan every sentence's windows and cut their token ids from the one tokenisation of the sentence."""
-    capacity = max_length - _special_count(tokenizer)
-    spans = [(s, start, end) for s, sentence in enumerate(sentences) if sentence
-             for start, end in plan_windows(words.lengths[s], capacity, overlap)]
+def extra_separator(tokenizer) -> bool:
+    """run_tag.py's ``sep_token_extra`` (RoBERTa/XLM-R: ``<s> words </s></s>``): the tokenizer puts two
+    separators between a pair, so its tag inputs end with two."""
+    try:
+        return tokenizer.num_special_tokens_to_add(pair=True) - tokenizer.num_special_tokens_to_add(pair=False) == 2
+    except (AttributeError, NotImplementedError):
+        return False
+
+
+def _make_windows(tokenizer, sentences, words: _Words, max_length: int, overlap: int,
+                  official: bool = False) -> list[_Window]:
+    """Plan every sentence's windows and cut their token ids from the one tokenisation of the sentence.
+
+    ``official``: XTREME's chunks (:func:`official_chunks`, over-long words as the unknown token, an
+    extra separator for RoBERTa-style tokenizers); otherwise overlapping windows (:func:`plan_windows`)."""
+    extra = [tokenizer.sep_token_id] if official and extra_separator(tokenizer) else []
+    capacity = max_length - _special_count(tokenizer) - len(extra)
+    if official:
+        replace_long_words(tokenizer, sentences, words, capacity)
+        spans = [(s, start, end) for s, sentence in enumerate(sentences) if sentence
+                 for start, end in official_chunks(words.lengths[s], capacity)]
+    else:
+        spans = [(s, start, end) for s, sentence in enumerate(sentences) if sentence
+                 for start, end in plan_windows(words.lengths[s], capacity, overlap)]
     template = _template(tokenizer)
     if template is None:
         return _tokenise_windows(tokenizer, sentences, spans, max_length)
@@ -328,10 +395,10 @@ def _make_windows(tokenizer, sentences, words: _Words, max_length: int, overlap:
         if positions[-1] >= head + len(body):
             lost = [sentences[s][i] for i in range(start, end) if head + word_starts[i] - a >= head + len(body)]
             raise RuntimeError(f"window of sentence {s} lost words {lost!r} to truncation (window planning bug)")
-        features = {"input_ids": template.prefix + body + template.suffix}
+        features = {"input_ids": template.prefix + body + template.suffix + extra}
         if template.types is not None:
             before, inner, after = template.types
-            features["token_type_ids"] = before + [inner] * len(body) + after
+            features["token_type_ids"] = before + [inner] * len(body) + after + after[-1:] * len(extra)
         windows.append(_Window(s, start, end, features, positions))
     return windows
 
@@ -355,6 +422,25 @@ def _tokenise_windows(tokenizer, sentences, spans, max_length: int) -> list[_Win
     return windows
 
 
+def tag_split_mode(settings: AdapterSettings) -> str:
+    if settings.tag_split not in TAG_SPLIT_MODES:
+        raise ValueError(f"tag_split={settings.tag_split!r}: use one of {', '.join(TAG_SPLIT_MODES)}")
+    return settings.tag_split
+
+
+def tag_outputs_mode(settings: AdapterSettings) -> str:
+    if settings.tag_outputs not in TAG_OUTPUT_MODES:
+        raise ValueError(f"tag_outputs={settings.tag_outputs!r}: use one of {', '.join(TAG_OUTPUT_MODES)}")
+    return settings.tag_outputs
+
+
+def head_labels(loaded: Any) -> list[str]:
+    """The head's label name per output (``LABEL_<n>`` where config.json names none)."""
+    config = loaded.model.config
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    return [id2label.get(i, f"LABEL_{i}") for i in range(int(getattr(config, "num_labels", len(id2label))))]
+
+
 def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[str]]:
     """One tag per word for every request (``args = (text, words, tagset)``)."""
     import torch
@@ -370,14 +456,18 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     tagsets = [tuple(r.args[2]) for r in requests]
     mappings = {tagset: head_to_tagset(loaded, tagset) for tagset in set(tagsets)}
     sentences = [list(r.args[1]) for r in requests]
-    max_length = window_length(loaded, settings)
+    official = tag_split_mode(settings) == "official"
+    if official:  # XTREME's --max_len 128 unless max_length says otherwise
+        max_length = window_length(loaded, replace(settings, max_length=settings.max_length or OFFICIAL_MAX_LENGTH))
+    else:
+        max_length = window_length(loaded, settings)
     capacity = max_length - _special_count(tokenizer)
     overlap = min(settings.stride, capacity // 2)
 
     def encode(lo: int, hi: int) -> Wave:  # encoding worker: the only tokenisation; windows are cut from it
         part = sentences[lo:hi]  # the word lists themselves are shared: unknown-token stand-ins land in place
         words = _encode_words(tokenizer, part)
-        windows = _make_windows(tokenizer, part, words, max_length, overlap)
+        windows = _make_windows(tokenizer, part, words, max_length, overlap, official)
         by_sentence: dict[int, list[int]] = {}
         for index, window in enumerate(windows):
             window.sentence += lo
@@ -389,10 +479,13 @@ def answer(loaded: Any, requests: list, settings: AdapterSettings) -> list[list[
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     tagset_list = sorted(mappings, key=str)
     tagset_index = {tagset: k for k, tagset in enumerate(tagset_list)}
-    # per tagset: head outputs outside the task (never predicted), and head output -> tag index
-    blocked = torch.tensor([[m is None for m in mappings[t]] for t in tagset_list], dtype=torch.bool)
-    # head output -> tag name (never-predicted outputs are masked before the argmax)
-    to_tag = [np.asarray([t[m] if m is not None else "" for m in mappings[t]], dtype=object) for t in tagset_list]
+    # per tagset: head outputs outside the task (masked with tag_outputs=mask; with the official argmax
+    # they can win, e.g. the O that XTREME's UD-POS heads have, and then count as wrong), head output -> tag
+    masked = tag_outputs_mode(settings) == "mask"
+    blocked = torch.tensor([[masked and m is None for m in mappings[t]] for t in tagset_list], dtype=torch.bool)
+    head_names = head_labels(loaded)
+    to_tag = [np.asarray([t[m] if m is not None else head_names[k] for k, m in enumerate(mappings[t])], dtype=object)
+              for t in tagset_list]
     blocked_on_device = blocked.to(device) if blocked.any() else None
 
     def prepare(batch: list[_Window]) -> tuple[dict, Any, Any, Any]:  # worker thread
