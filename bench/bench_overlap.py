@@ -59,6 +59,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import time
@@ -92,14 +93,30 @@ clock: Any = None
 
 
 # --------------------------------------------------------------------------- the adapters before
+#: where an adapter module lived before the sub-package split (ee33e83) -> where it lives now
+MOVED = {"autobatch": "runtime.autobatch", "batching": "runtime.batching", "pipeline": "runtime.pipeline",
+         "settings": "runtime.settings", "distributed": "runtime.distributed", "classify": "encoder.classify",
+         "tag": "encoder.tag", "span": "encoder.span", "embed": "encoder.embed"}
+_OLD_IMPORT = re.compile(r"harness_ext\.adapters\.(" + "|".join(MOVED) + r")\b")
+_OLD_FROM = re.compile(r"from harness_ext\.adapters import (" + "|".join(MOVED) + r")\b")
+
+
 def module_at(rev: str, name: str) -> Any:
-    """``harness_ext.adapters.<name>`` as it was at ``rev`` (read with git, imported under another name)."""
-    source = subprocess.run(["git", "-C", str(c.REPO), "show", f"{rev}:harness_ext/adapters/{name}.py"],
-                            check=True, capture_output=True, text=True).stdout
+    """``harness_ext.adapters.encoder.<name>`` as it was at ``rev`` (read with git, imported under
+    another name). Revisions before the sub-package split keep the module at ``adapters/<name>.py``
+    and import its siblings by their old names, which are pointed at where they live now."""
+    for path in (f"harness_ext/adapters/encoder/{name}.py", f"harness_ext/adapters/{name}.py"):
+        shown = subprocess.run(["git", "-C", str(c.REPO), "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"--before-rev {rev}: no adapter module {name!r} at that revision ({shown.stderr.strip()})")
+    source = _OLD_FROM.sub(lambda m: f"from harness_ext.adapters.{MOVED[m[1]].split('.')[0]} import {m[1]}", shown.stdout)
+    source = _OLD_IMPORT.sub(lambda m: f"harness_ext.adapters.{MOVED[m[1]]}", source)
     spec = importlib.util.spec_from_loader(f"_before_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:harness_ext/adapters/{name}.py", "exec"), module.__dict__)  # our own code from git
+    exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)  # our own code from git
     return module
 
 
@@ -281,7 +298,7 @@ def precise_sleep() -> str:
 
 
 def bench_kind(kind: str, args: argparse.Namespace, before: Any) -> list[str]:
-    now = importlib.import_module(f"harness_ext.adapters.{MODULES[kind]}")
+    now = importlib.import_module(f"harness_ext.adapters.encoder.{MODULES[kind]}")
     loaded, requests, head, settings = workload(kind, args)
 
     # 1. calibration: the real model's CPU time per batch shape, with the CPU's own plan and one

@@ -29,3 +29,16 @@ def test_bench_overlap_runs_every_kind_and_reports_device_busy(shared_data):
         assert f"[{kind}]" in summary
     busy = re.findall(r"pipelined (\d\.\d\d); projected", summary)
     assert len(busy) == 4 and all(0.0 < float(b) <= 1.5 for b in busy)
+
+
+def test_the_before_adapters_load_from_their_revision_whatever_the_layout():
+    """The 'before' contender is read from git at bench_overlap.BEFORE_REV, when the adapters were
+    still flat modules importing each other by their old names; both layouts must load."""
+    sys.path[:0] = [str(REPO / "bench")]
+    try:
+        import bench_overlap
+    finally:
+        del sys.path[0]
+    for name in ("classify", "tag", "span", "embed"):
+        for rev in (bench_overlap.BEFORE_REV, "HEAD"):
+            assert callable(bench_overlap.module_at(rev, name).answer), (rev, name)
