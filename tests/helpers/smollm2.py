@@ -24,6 +24,8 @@ def gguf_dir() -> Path:
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / GGUF_NAME).is_file():
         raise RuntimeError(f"{folder / GGUF_NAME} is missing; reinstall: {INSTALL}")
+    if importlib.util.find_spec("gguf") is None:  # transformers' gguf_file= reader imports it
+        raise RuntimeError(f"the gguf package is missing: {INSTALL}")
     return folder
 
 
