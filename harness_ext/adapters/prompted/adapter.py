@@ -255,17 +255,18 @@ def _stock_shot(stock: Any, template: PromptTemplate, doc: Mapping[str, Any]) ->
     return shot, answers[0] if answers else ""
 
 
-def _stock_continuations(stock: Any, requests: Sequence[Any], docs: Sequence[Mapping[str, Any]],
-                         order: Sequence[str], labels: Sequence[str]) -> list[list[str]]:
-    """lm-eval's scored continuations per document, for our ``labels`` (``order``: the labels in
-    lm-eval's choice order): the target delimiter and the choice, no delimiter after a chat template."""
-    return [[stock.delimiter(bool(_context(r).get("apply_chat_template"))) + stock.choices(doc)[order.index(label)]
-             for label in labels] for r, doc in zip(requests, docs)]
-
-
-def _refuse_generate(stock: Any) -> None:
-    raise PromptedError("xtreme_mode=generate needs a prompt with answer verbalisations; lm-eval's "
-                        f"{stock.name} scores whole continuations: use xtreme_mode=score with preset lm-eval")
+def _stock_rank(lm: Any, stock: Any, template: PromptTemplate, requests: Sequence[Any], labels: Sequence[str],
+                order: Sequence[str]) -> list:
+    """Preset lm-eval's multiple choice (XNLI, PAWS-X, XCOPA): lm-eval's context, then each of its
+    choices for our ``labels`` (``order``: our labels in lm-eval's choice order) after the target
+    delimiter, or right after a chat template's generation prompt."""
+    if mode_of(lm) == "generate":
+        raise PromptedError("xtreme_mode=generate needs a prompt with answer verbalisations; lm-eval's "
+                            f"{stock.name} scores whole continuations: use xtreme_mode=score with preset lm-eval")
+    prompts, docs = _stock_prompts(lm, stock, template, requests)
+    continuations = [[stock.delimiter(bool(_context(r).get("apply_chat_template"))) + stock.choices(doc)[order.index(label)]
+                      for label in labels] for r, doc in zip(requests, docs)]
+    return _rank(lm, requests, prompts, labels, continuations)
 
 
 def _rank(lm: Any, requests: Sequence[Any], prompts: Sequence[str], labels: Sequence[str],
@@ -298,12 +299,8 @@ def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: s
     labels = [str(label) for label in requests[0].args[2]]
     targets = {label: template.targets[label] for label in labels}
     stock = _stock_of(template, lang)
-    if stock is not None:
-        if mode_of(lm) == "generate":
-            _refuse_generate(stock)
-        prompts, docs = _stock_prompts(lm, stock, template, requests)
-        # lm-eval's choices are in the task table's label order
-        return _rank(lm, requests, prompts, labels, _stock_continuations(stock, requests, docs, list(template.targets), labels))
+    if stock is not None:  # lm-eval's choices are in the task table's label order
+        return _stock_rank(lm, stock, template, requests, labels, list(template.targets))
     prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     if mode_of(lm) == "generate":
         outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
@@ -317,12 +314,8 @@ def choose(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str
     ``xcopa_<lang>`` (the premise and a connector in the language, the candidates lower-cased)."""
     labels = [str(label) for label in requests[0].args[2]]
     stock = _stock_of(template, lang)
-    if stock is not None:
-        if mode_of(lm) == "generate":
-            _refuse_generate(stock)
-        prompts, docs = _stock_prompts(lm, stock, template, requests)
-        # lm-eval's choices are [choice1, choice2], our candidates' order
-        return _rank(lm, requests, prompts, labels, _stock_continuations(stock, requests, docs, labels, labels))
+    if stock is not None:  # lm-eval's choices are [choice1, choice2], our candidates' order
+        return _stock_rank(lm, stock, template, requests, labels, labels)
     candidates = [dict(zip(labels, map(str, r.args[1]))) for r in requests]
     prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     if mode_of(lm) == "generate":
