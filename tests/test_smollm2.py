@@ -16,7 +16,7 @@ session by the ``smollm2`` fixture). ``lm_eval`` runs on a few documents:
   ``--apply_chat_template --system_instruction``.
 
 Shots (k = 2) are compared without a forward pass (a recording ``HFLM``, in process):
-lm-eval's own ``xnli_en``/``paws_de`` get our English demonstrations as their few-shot
+lm-eval's own ``xnli_en``/``paws_de``/``mlqa_de_de`` get our English demonstrations as their few-shot
 split, read in order (``first_n``), plain, in one chat turn and multi-turn.
 """
 
@@ -48,6 +48,10 @@ STOCK = {"xtreme-xnli-en": "xnli/xnli_en.yaml", "xtreme-pawsx-de": "paws-x/paws_
 def data(tmp_path_factory) -> Path:
     root = write_data(tmp_path_factory.mktemp("smollm2-data") / "data")
     (root / "xcopa").symlink_to(SHARED / "xcopa")
+    # files in MLQA's layout for the shot layout test (XQuAD's SQuAD-format files: real questions, not MLQA's)
+    for kind, lang in (("test", "de"), ("dev", "en")):
+        (root / "mlqa" / "MLQA_V1" / kind).mkdir(parents=True, exist_ok=True)
+        (root / "mlqa" / "MLQA_V1" / kind / f"{kind}-context-{lang}-question-{lang}.json").symlink_to(SHARED / "xquad" / f"xquad.{lang}.json")
     return root
 
 
@@ -274,6 +278,9 @@ def recorder(smollm2):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             return [(0.0, False)] * len(requests)
 
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return [""] * len(requests)
+
     return Recorder(pretrained=str(smollm2), device="cpu", batch_size=1)
 
 
@@ -281,13 +288,13 @@ def recorder(smollm2):
 @pytest.mark.parametrize("chat,multiturn,system", [(False, False, SYSTEM), (True, False, SYSTEM), (True, True, None)],
                          ids=["plain", "chat", "chat-multiturn"])
 def test_preset_lm_eval_shots_are_laid_out_as_lm_eval_lays_them_out(recorder, data, tmp_path, monkeypatch, chat, multiturn, system):
-    """k = 2 English demonstrations (ours), given to lm-eval's own xnli_en / paws_de as their few-shot
-    split: every document's context and continuations equal lm-eval's."""
+    """k = 2 English demonstrations (ours), given to lm-eval's own xnli_en / paws_de / mlqa_de_de as
+    their few-shot split: every document's context and continuations (generation settings) equal lm-eval's."""
     from harness_ext import api
     from harness_ext.adapters.prompted.adapter import set_options
     from xtreme_tasks import TASK_DIR
 
-    leaves = {leaf: STOCK[leaf] for leaf in ("xtreme-xnli-en", "xtreme-pawsx-de")}
+    leaves = {**{leaf: STOCK[leaf] for leaf in ("xtreme-xnli-en", "xtreme-pawsx-de")}, "xtreme-mlqa-de": "mlqa/mlqa_de_de.yaml"}
     stock = write_stock_tasks(tmp_path / "stock", data, leaves, shots=2)
     monkeypatch.setenv("XTREME_DATA_DIR", str(data))
     set_options(recorder, prompts="lm-eval")
@@ -299,10 +306,15 @@ def test_preset_lm_eval_shots_are_laid_out_as_lm_eval_lays_them_out(recorder, da
         assert len(ours) == len(theirs) == LIMIT
         for mine, other in zip(ours, theirs):
             context = mine["arguments"][0][-1]
-            assert [(context["prompt"], c) for c in context["continuations"]] == [tuple(a) for a in other["arguments"]]
+            if leaf == "xtreme-mlqa-de":
+                assert [(context["prompt"], context["generation"])] == [tuple(a) for a in other["arguments"]]
+            else:
+                assert [(context["prompt"], c) for c in context["continuations"]] == [tuple(a) for a in other["arguments"]]
     prompt = out["samples"]["xtreme-xnli-en"][0]["arguments"][0][-1]["prompt"]
     assert all(shot["text_a"] in prompt for shot in demonstrations("xnli", 2, 1234, str(data)))
     assert prompt.count("<|im_start|>user") == (3 if multiturn else 1 if chat else 0)
+    answer = demonstrations("mlqa", 2, 1234, str(data))[0]["answers"]["text"][0]
+    assert answer in out["samples"]["xtreme-mlqa-de"][0]["arguments"][0][-1]["prompt"]
 
 
 # --------------------------------------------------------------------------- stock prompts, no model
