@@ -13,6 +13,9 @@ Not a speed benchmark (that is ``bench_llm_prompted.py``): it prints the tables 
 
     python bench/measure_smollm2.py first-position --lang de
     python bench/measure_smollm2.py prompts --limit 20
+    python bench/measure_smollm2.py prompts --tasks xnli pawsx panx --data-dir DIR   # with real data of those
+
+Cells without data (XNLI, PAWS-X and PAN-X are not offline here) print "no data".
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -88,61 +95,134 @@ def first_position(folder: Path, lang: str, layer: int | None, n: int) -> None:
 
 # --------------------------------------------------------------------------- prompts
 UPOS_TAGS_LINE = "Tags: ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X."
-#: candidate -> (leaf, prompts spec, shots); every spec starts from the default preset
 OLD_QA = {"instruction": "Answer the question with the shortest span of words copied exactly from the context.",
           "input": "Context: {context}\nQuestion: {question}\nAnswer:"}
-CANDIDATES: dict[str, tuple[str, dict, int]] = {
-    "instruction, stop at a blank line": ("xtreme-xquad-en", {"xquad": {**OLD_QA, "until": ["\n\n"]}}, 0),
-    "instruction, stop at a newline": ("xtreme-xquad-en", {"xquad": {**OLD_QA, "until": ["\n"]}}, 0),
-    "lm-eval": ("xtreme-xquad-en", {"preset": "lm-eval"}, 0),
-    "no instruction, stop at a newline (default)": ("xtreme-xquad-en", {"preset": "default"}, 0),
-    "word/TAG (default)": ("xtreme-udpos-en", {"preset": "default"}, 0),
-    "word/TAG, 3-shot": ("xtreme-udpos-en", {"preset": "default"}, 3),
-    "tags only": ("xtreme-udpos-en", {"udpos": {
-        "instruction": "Write the Universal Dependencies part-of-speech tag of every word of the sentence, in order, "
-                       "one tag per word, separated by spaces, on one line. " + UPOS_TAGS_LINE,
-        "input": "Sentence: {text}\nTags:", "format": "tags"}}, 0),
-    "tags only, 3-shot": ("xtreme-udpos-en", {"udpos": {
-        "instruction": "Write the Universal Dependencies part-of-speech tag of every word of the sentence, in order, "
-                       "one tag per word, separated by spaces, on one line. " + UPOS_TAGS_LINE,
-        "input": "Sentence: {text}\nTags:", "format": "tags"}}, 3),
-}
-METRICS = {"xtreme-xquad-en": ("f1", "em"), "xtreme-udpos-en": ("f1", "token_acc")}
+TAGS_ONLY = {"instruction": "Write the Universal Dependencies part-of-speech tag of every word of the sentence, in order, "
+                            "one tag per word, separated by spaces, on one line. " + UPOS_TAGS_LINE,
+             "input": "Sentence: {text}\nTags:", "format": "tags"}
+XCOPA_LANGS = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
 
 
-def prompts(folder: Path, limit: int, only: list[str] | None) -> None:
-    """One in-process HFLM, every candidate through ``lm_eval.simple_evaluate`` on the same documents."""
+@dataclass(frozen=True)
+class Candidate:
+    """One cell row: a prompt spec (starting from the default preset) on some leaves at some shots."""
+
+    name: str
+    task: str
+    leaves: tuple[str, ...]
+    spec: dict
+    shots: int = 0
+    limit: int | None = None  # documents per leaf (None: --limit)
+
+
+def _leaves(task: str, *langs: str) -> tuple[str, ...]:
+    return tuple(f"xtreme-{task}-{lang}" for lang in langs)
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    # QA: the old default, its stop sequence, lm-eval's layout, and the default chosen from them
+    Candidate("instruction, stop at a blank line (old default)", "xquad", _leaves("xquad", "en"), {"xquad": {**OLD_QA, "until": ["\n\n"]}}),
+    Candidate("instruction, stop at a newline", "xquad", _leaves("xquad", "en"), {"xquad": {**OLD_QA, "until": ["\n"]}}),
+    Candidate("default: no instruction, stop at a newline", "xquad", _leaves("xquad", "en", "de"), {"preset": "default"}),
+    Candidate("lm-eval", "xquad", _leaves("xquad", "en", "de"), {"preset": "lm-eval"}),
+    # UD-POS: answer formats x shots (English shots on the French test set too)
+    Candidate("word/TAG (default)", "udpos", _leaves("udpos", "en"), {"preset": "default"}),
+    Candidate("word/TAG, 3-shot", "udpos", _leaves("udpos", "en", "fr"), {"preset": "default"}, 3),
+    Candidate("tags only", "udpos", _leaves("udpos", "en"), {"udpos": TAGS_ONLY}),
+    Candidate("tags only, 3-shot", "udpos", _leaves("udpos", "en"), {"udpos": TAGS_ONLY}, 3),
+    # XCOPA (a log-likelihood choice, the one classification-style task with real data offline)
+    Candidate("default: instruction, `{premise} What was the {question}?\\nAnswer:` + choice", "xcopa",
+              _leaves("xcopa", *XCOPA_LANGS), {"preset": "default"}, limit=100),
+    Candidate("no instruction, the same input", "xcopa", _leaves("xcopa", *XCOPA_LANGS),
+              {"xcopa": {"instruction": "", "input": "{context}\nAnswer:"}}, limit=100),
+    Candidate("lm-eval", "xcopa", _leaves("xcopa", *XCOPA_LANGS), {"preset": "lm-eval"}, limit=100),
+    # measured only with real data (--data-dir): none of XNLI, PAWS-X, PAN-X is offline here
+    Candidate("default", "xnli", _leaves("xnli", "en", "de"), {"preset": "default"}),
+    Candidate("no instruction", "xnli", _leaves("xnli", "en", "de"), {"xnli": {"instruction": ""}}),
+    Candidate("lm-eval", "xnli", _leaves("xnli", "en", "de"), {"preset": "lm-eval"}),
+    Candidate("default", "pawsx", _leaves("pawsx", "en", "de"), {"preset": "default"}),
+    Candidate("lm-eval", "pawsx", _leaves("pawsx", "en", "de"), {"preset": "lm-eval"}),
+    Candidate("spans (default)", "panx", _leaves("panx", "en", "de"), {"preset": "default"}),
+    Candidate("spans, 3-shot", "panx", _leaves("panx", "en", "de"), {"preset": "default"}, 3),
+)
+METRICS = {"xquad": ("f1", "em"), "udpos": ("f1", "token_acc"), "xcopa": ("acc",), "xnli": ("acc",),
+           "pawsx": ("acc",), "panx": ("f1",)}
+COUNTS = ("unparsable", "not_in_context", "empty")
+
+
+def builtin_data(root: Path) -> Path:
+    """Real data only: XQuAD, UD-POS en/fr (+ English shots written from EWT, as the tests do), XCOPA, Tatoeba."""
+    from test_llm_prompted import write_data
+
+    data = write_data(root)
+    for task in ("xnli", "pawsx"):  # the tests' three synthetic pairs would only pretend to measure
+        shutil.rmtree(data / task)
+    (data / "udpos" / "fr").mkdir()
+    (data / "udpos" / "fr" / "fr_gsd-ud-test.conllu").symlink_to(DATA / "udpos" / "fr_gsd-ud-test.conllu")
+    (data / "xcopa").symlink_to(DATA / "xcopa")
+    return data
+
+
+def has_data(leaf: str, data: Path, shots: int) -> bool:
+    from xtreme_tasks.data import load_docs
+
+    _, task, lang = leaf.split("-", 2)
+    try:
+        load_docs(task, lang, data_dir=data)
+        if shots:
+            load_docs(task, "en", "validation", data_dir=data)
+    except Exception:  # noqa: BLE001 - any missing/unreadable file: the cell is "no data"
+        return False
+    return True
+
+
+def prompts(folder: Path, limit: int, only: list[str] | None, tasks: list[str] | None, data_dir: Path | None) -> None:
+    """One in-process HFLM, every candidate through ``lm_eval.simple_evaluate`` on the same documents;
+    seconds are this process's CPU time (steadier than wall time on a shared box) and wall time."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
     from harness_ext import api
     from harness_ext.adapters.prompted.adapter import set_options
-    from test_llm_prompted import write_data
 
-    data = write_data(Path(tempfile.mkdtemp(prefix="smollm2-measure-")) / "data")
+    data = data_dir or builtin_data(Path(tempfile.mkdtemp(prefix="smollm2-measure-")) / "data")
     os.environ["XTREME_DATA_DIR"] = str(data)
     lm = HFLM(pretrained=str(folder), device="cpu", batch_size=8)
     manager = api.xtreme_task_manager()
     rows = []
-    for name, (leaf, spec, shots) in CANDIDATES.items():
-        if only and name not in only:
+    for c in CANDIDATES:
+        if (only and c.name not in only) or (tasks and c.task not in tasks):
             continue
-        set_options(lm, prompts=spec)
-        start = time.perf_counter()
-        out = lm_eval.simple_evaluate(model=lm, tasks=[leaf], limit=limit, num_fewshot=shots, bootstrap_iters=0,
-                                      task_manager=manager, log_samples=False)
-        seconds = time.perf_counter() - start
-        scores = out["results"][leaf]
-        metric = "/".join(f"{scores[m + ',none']:.1f}" for m in METRICS[leaf])
-        extra = {k: scores.get(k + ",none") for k in ("unparsable", "not_in_context", "empty")}
-        rows.append((name, leaf, "/".join(METRICS[leaf]), metric, extra, seconds))
-        print(json.dumps({"candidate": name, "leaf": leaf, "scores": {k: v for k, v in scores.items() if k != "alias"},
-                          "seconds": round(seconds, 1)}), flush=True)
-    print(f"\n{limit} documents per cell, SmolLM2-135M-Instruct, CPU\n")
-    print("| candidate | leaf | metric | value | unparsable | not_in_context | empty | seconds |\n|---|---|---|---:|---:|---:|---:|---:|")
-    for name, leaf, metric_name, metric, extra, seconds in rows:
-        cells = " | ".join("-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v) for v in extra.values())
-        print(f"| {name} | {leaf} | {metric_name} | {metric} | {cells} | {seconds:.0f} |")
+        leaves = [leaf for leaf in c.leaves if has_data(leaf, data, c.shots)]
+        if not leaves:
+            rows.append((c, "-", "no data", {}, None, None))
+            continue
+        set_options(lm, prompts=c.spec)
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = lm_eval.simple_evaluate(model=lm, tasks=leaves, limit=c.limit or limit, num_fewshot=c.shots,
+                                      bootstrap_iters=0, task_manager=manager, log_samples=False)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        results = {leaf: out["results"][leaf] for leaf in leaves}
+        print(json.dumps({"candidate": c.name, "task": c.task, "shots": c.shots, "cpu_seconds": round(cpu, 1),
+                          "wall_seconds": round(wall, 1), "scores": {leaf: {k: v for k, v in r.items() if k != "alias"}
+                                                                     for leaf, r in results.items()}}), flush=True)
+        groups = [(leaf[len(f"xtreme-{c.task}-"):], [results[leaf]]) for leaf in leaves]
+        if len(leaves) > 3:  # many languages: their mean (per language in the JSON line above)
+            groups = [(f"{len(leaves)} languages, mean", list(results.values()))]
+        for label, scores in groups:
+            metric = "/".join(f"{np.mean([s[m + ',none'] for s in scores]):.1f}" for m in METRICS[c.task])
+            counts = {k: sum(s[k + ",none"] for s in scores) if all(k + ",none" in s for s in scores) else None
+                      for k in COUNTS}
+            rows.append((c, label, metric, counts, cpu / len(groups), wall / len(groups)))
+    docs = ", ".join(f"{t}: {c.limit}" for t, c in {c.task: c for c in CANDIDATES if c.limit}.items())
+    print(f"\nSmolLM2-135M-Instruct, CPU; {limit} documents per leaf ({docs})\n")
+    print("| task | candidate | shots | lang | metric | value | unparsable | not_in_context | empty | CPU s | wall s |")
+    print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    for c, label, metric, counts, cpu, wall in rows:
+        cells = " | ".join("-" if counts.get(k) is None else f"{counts[k]:.1f}" if k == "not_in_context" else
+                           f"{counts[k]:.0f}" for k in COUNTS)
+        timing = "- | -" if cpu is None else f"{cpu:.0f} | {wall:.0f}"
+        print(f"| {c.task} | {c.name} | {c.shots} | {label} | {'/'.join(METRICS[c.task])} | {metric} | {cells} | {timing} |")
 
 
 def main() -> None:
@@ -154,6 +234,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--only", nargs="*", help="candidate names (prompts)")
+    parser.add_argument("--tasks", nargs="*", help="only these tasks' candidates (prompts): " + " ".join(METRICS))
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="an XTREME data folder (prompts; default: the real data of ../shared/data only)")
     args = parser.parse_args()
     import torch
 
@@ -162,7 +245,7 @@ def main() -> None:
     if args.what == "first-position":
         first_position(folder, args.lang, args.layer, args.pairs)
     else:
-        prompts(folder, args.limit, args.only)
+        prompts(folder, args.limit, args.only, args.tasks, args.data_dir)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness_ext.progress import bar
 from harness_ext.reports.official import ReportError
@@ -399,6 +399,15 @@ def summary_table(outcomes: Iterable[JobOutcome]):
     return table
 
 
+def sweep_title(scores: Mapping[str, Any]) -> str:
+    """"XTREME sweep", "XTREME-R sweep" or "XTREME / XTREME-R sweep": the versions the finished jobs ran."""
+    from harness_ext.reports.board import BENCHMARK_TITLES
+    from harness_ext.reports.tables import by_benchmark
+
+    versions = by_benchmark(scores) or {DEFAULT_BENCHMARK: {}}
+    return " / ".join(BENCHMARK_TITLES.get(v, v) for v in versions) + " sweep"
+
+
 def write_summary(summary: SweepSummary, sizes: dict[str, int] | None = None) -> list[Path]:
     """``sweep_summary.{md,csv,json}``, the leaderboard of all finished jobs under ``<out>/tables``
     and the leaderboard page ``<out>/index.html`` (``sizes``: parameters by system, for its Size column)."""
@@ -418,8 +427,9 @@ def write_summary(summary: SweepSummary, sizes: dict[str, int] | None = None) ->
 
         systems = collect([out])
         scores = all_scores(systems)
-        files += write_tables(report_tables(scores), out / "tables", title="XTREME sweep")
-        atomic_write_text(out / PAGE_NAME, build_page(scores, systems, sizes, title="XTREME sweep"))
+        title = sweep_title(scores)
+        files += write_tables(report_tables(scores), out / "tables", title=title)
+        atomic_write_text(out / PAGE_NAME, build_page(scores, systems, sizes, title=title))
         files.append(out / PAGE_NAME)
     return files
 

@@ -100,6 +100,15 @@ def test_an_xtreme_r_row_needs_all_ten_tasks(folder):
     assert r.categories["retrieval"] is not None  # its categories do not need LAReQA
 
 
+def test_an_xtreme_r_partial_cell_is_explained_as_xtreme_r(folder):
+    run = xtreme_r_run()
+    run["results"] = {k: v for k, v in run["results"].items() if k != "xtreme-xcopa-et"}
+    (folder / "sys-a" / "run3" / "results_2026-01-04T10-00-00.000000.json").write_text(json.dumps(run))
+    board = {t.name: t for t in report_tables(all_scores(collect([folder])))}["leaderboard_xtreme-r"]
+    marks = [n for n in board.notes if n.startswith("†")]
+    assert len(marks) == 1 and "not an XTREME-R score (XTREME-R never averages over fewer)" in marks[0], board.notes
+
+
 def test_report_has_one_leaderboard_per_benchmark(folder):
     tables = {t.name: t for t in report_tables(all_scores(collect([folder])))}
     assert {"leaderboard", "leaderboard_xtreme-r", "languages_xnli", "languages_xtreme-r_xcopa",

@@ -187,3 +187,15 @@ def test_planning_errors_and_not_applicable_pairs(inputs, tmp_path):
     jobs, _ = plan(checkpoints, ["xnli"], benchmark="xtreme-r")
     assert [(j.id, j.group) for j in jobs][0] == ("base-s1/xtreme-r_xnli", "xtreme-r_xnli")
     assert jobs[0].folder(tmp_path).name == "xtreme-r_xnli"
+
+
+def test_sweep_title_names_the_benchmark_versions_the_jobs_ran():
+    from types import SimpleNamespace
+
+    from harness_ext.sweep import sweep_title
+
+    xtreme, xtreme_r = SimpleNamespace(benchmark="xtreme"), SimpleNamespace(benchmark="xtreme-r")
+    assert sweep_title({"a": xtreme}) == "XTREME sweep"
+    assert sweep_title({"a": xtreme_r}) == "XTREME-R sweep"
+    assert sweep_title({"b": xtreme_r, "a": xtreme}) == "XTREME / XTREME-R sweep"
+    assert sweep_title({}) == "XTREME sweep"

@@ -228,7 +228,6 @@ def partial_note(title: str = "XTREME") -> str:
             f"({title} never averages over fewer); CSV holds official scores only.")
 
 
-PARTIAL_NOTE = partial_note()
 #: under every XTREME-R leaderboard (tables and page): how its categories differ from XTREME's
 XTREME_R_CATEGORY_NOTE = ("Categories as the official evaluate.py --xtreme_version xtreme-r: XCOPA counts in "
                           "Classification and Multi-choice, LAReQA in the overall score only.")
@@ -269,7 +268,7 @@ def leaderboard_table(scores: Mapping[str, SystemScores], systems: Mapping[str, 
                   + [Cell(row.size, size_text(row.size)), row.protocol, BENCHMARK_TITLES.get(row.benchmark, row.benchmark),
                      Cell(scores[row.key].status(), row.badge or "complete")])
     if any(v.partial for row in rows for v in [row.xtreme, *row.categories.values(), *row.tasks.values()]):
-        table.notes.append(PARTIAL_NOTE)
+        table.notes.append(partial_note(version.title))
     table.notes.extend(f"{row.name}: {row.status}" for row in rows if not row.complete)
     full = {scores[r.key].name: r.name for r in rows}  # system name -> shown name (keys may carry @xtreme-r)
     table.notes.extend(_name_notes(list(full), full))
