@@ -232,32 +232,41 @@ def _stock_of(template: PromptTemplate, lang: str):
 
 
 def _stock_prompts(lm: Any, stock: Any, template: PromptTemplate, requests: Sequence[Any]) -> tuple[list[str], list[dict]]:
-    """(prompts, lm-eval documents) for a stock lm-eval task: its own text, after lm-eval-style shots."""
-    docs = stock.docs([(str(r.args[0]), str(r.args[1] or "")) for r in requests])
+    """(prompts, lm-eval documents) for a stock lm-eval task: its own text after our English shots,
+    laid out as lm-eval lays out a context (:meth:`StockPrompt.prompt`)."""
+    docs = stock.docs([r.doc for r in requests])
     prompts = []
     for request, doc in zip(requests, docs):
         context = _context(request)
+        chat = lm.apply_chat_template if context.get("apply_chat_template") else None
         shots = [_stock_shot(stock, template, d) for d in _shots(template.task, context)]
-        text = stock.context(shots, stock.text(doc))
-        if context.get("apply_chat_template"):
-            messages = ([{"role": "system", "content": context["system_instruction"]}]
-                        if context.get("system_instruction") else []) + [{"role": "user", "content": text}]
-            text = lm.apply_chat_template(messages, add_generation_prompt=True)
-        elif context.get("system_instruction"):
-            text = join_blocks([context["system_instruction"], text])
-        prompts.append(text)
+        prompts.append(stock.prompt(doc, shots, context.get("system_instruction"), chat,
+                                    bool(context.get("fewshot_as_multiturn"))))
     return prompts, docs
 
 
-def _stock_shot(stock: Any, template: PromptTemplate, doc: Mapping[str, Any]) -> str:
-    """One demonstration as lm-eval writes it: its text, the target delimiter, its answer."""
+def _stock_shot(stock: Any, template: PromptTemplate, doc: Mapping[str, Any]) -> tuple[dict, str]:
+    """One English demonstration as lm-eval's document and its answer (lm-eval's ``doc_to_target``:
+    the gold choice; for QA the first answer)."""
+    (shot,) = stock.docs([doc])
     if template.kind == "classify":
-        (shot,) = stock.docs([(doc["text_a"], doc.get("text_b") or "")])
-        labels = list(template.targets)
-        return stock.text(shot) + stock.choices(shot)[labels.index(doc["label"])]
-    (shot,) = stock.docs([(doc["question"], doc["context"])])
+        return shot, stock.choices(shot)[list(template.targets).index(doc["label"])]
     answers = doc["answers"]["text"]
-    return stock.text(shot) + stock.target_delimiter + (answers[0] if answers else "")
+    return shot, answers[0] if answers else ""
+
+
+def _stock_rank(lm: Any, stock: Any, template: PromptTemplate, requests: Sequence[Any], labels: Sequence[str],
+                order: Sequence[str]) -> list:
+    """Preset lm-eval's multiple choice (XNLI, PAWS-X, XCOPA): lm-eval's context, then each of its
+    choices for our ``labels`` (``order``: our labels in lm-eval's choice order) after the target
+    delimiter, or right after a chat template's generation prompt."""
+    if mode_of(lm) == "generate":
+        raise PromptedError("xtreme_mode=generate needs a prompt with answer verbalisations; lm-eval's "
+                            f"{stock.name} scores whole continuations: use xtreme_mode=score with preset lm-eval")
+    prompts, docs = _stock_prompts(lm, stock, template, requests)
+    continuations = [[stock.delimiter(bool(_context(r).get("apply_chat_template"))) + stock.choices(doc)[order.index(label)]
+                      for label in labels] for r, doc in zip(requests, docs)]
+    return _rank(lm, requests, prompts, labels, continuations)
 
 
 def _rank(lm: Any, requests: Sequence[Any], prompts: Sequence[str], labels: Sequence[str],
@@ -286,32 +295,27 @@ def _delimited(requests: Sequence[Any], labels: Sequence[str], texts: Sequence[M
             for r, t in zip(requests, texts)]
 
 
-
-
 def classify(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
     labels = [str(label) for label in requests[0].args[2]]
     targets = {label: template.targets[label] for label in labels}
     stock = _stock_of(template, lang)
-    if stock is not None:
-        prompts, docs = _stock_prompts(lm, stock, template, requests)
-        order = list(template.targets)  # lm-eval's choices are in the task table's label order
-        continuations = [[stock.choices(doc)[order.index(label)] for label in labels] for doc in docs]
-    else:
-        prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
-        continuations = _delimited(requests, labels, [targets] * len(requests))
+    if stock is not None:  # lm-eval's choices are in the task table's label order
+        return _stock_rank(lm, stock, template, requests, labels, list(template.targets))
+    prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     if mode_of(lm) == "generate":
-        if stock is not None:
-            raise PromptedError("xtreme_mode=generate needs a prompt with label verbalisations; lm-eval's "
-                                f"{stock.name} scores whole sentences: use xtreme_mode=score with preset lm-eval")
         outputs = _generate(lm, requests, prompts, [template.budget() or 16] * len(requests), template_gen_kwargs(template))
         return [parse_choice(o, targets) for o in outputs]
-    return _rank(lm, requests, prompts, labels, continuations)
+    return _rank(lm, requests, prompts, labels, _delimited(requests, labels, [targets] * len(requests)))
 
 
 def choose(lm: Any, template: PromptTemplate, requests: Sequence[Any], lang: str) -> list:
     """XCOPA: each candidate's own text is scored (or, ``xtreme_mode=generate``, read back)
-    after the prompt; the answer is the candidate's label."""
+    after the prompt; the answer is the candidate's label. Preset lm-eval: lm-eval's
+    ``xcopa_<lang>`` (the premise and a connector in the language, the candidates lower-cased)."""
     labels = [str(label) for label in requests[0].args[2]]
+    stock = _stock_of(template, lang)
+    if stock is not None:  # lm-eval's choices are [choice1, choice2], our candidates' order
+        return _stock_rank(lm, stock, template, requests, labels, labels)
     candidates = [dict(zip(labels, map(str, r.args[1]))) for r in requests]
     prompts = [render(lm, template, r, lang, _context(r)) for r in requests]
     if mode_of(lm) == "generate":

@@ -38,7 +38,7 @@ the model writes for "no entity"), ``max_new_tokens`` (``None``: the kind's
 default; for tagging it grows with the sentence), ``until`` (stop sequences; default
 a blank line), ``stock`` (``true``: lm-eval's own prompt for the task and language,
 see :mod:`harness_ext.adapters.prompted.stock`; preset ``lm-eval`` sets it for XNLI,
-PAWS-X and the three QA tasks).
+PAWS-X, the three QA tasks and XCOPA).
 """
 
 from __future__ import annotations
