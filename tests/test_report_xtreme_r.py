@@ -157,3 +157,46 @@ def test_score_xcopa_predictions_folder_as_xtreme_r(tmp_path):
 
     with pytest.raises(ReportError, match=r"test-et.jsonl:2: not a JSON line"):
         score_folder(tmp_path / "pred", tmp_path / "labels")
+
+
+def test_score_data_dir_renders_xcopa_gold_from_the_test_data(tmp_path, capsys):
+    """``xtreme-eval score --data-dir``: XCOPA's labels come from the local test files, as the task read them."""
+    from harness_ext.cli import main
+
+    preds = tmp_path / "pred" / "xcopa"
+    preds.mkdir(parents=True)
+    expected = []
+    for lang in R.languages["xcopa"]:
+        rows = [json.loads(l) for l in (SHARED / "xcopa" / lang / f"test.{lang}.jsonl").read_text().splitlines() if l]
+        (preds / f"test-{lang}.jsonl").write_text("".join('{"label": 1}\n' for _ in rows))
+        expected.append(100.0 * sum(r["label"] == 1 for r in rows) / len(rows))
+    capsys.readouterr()
+    assert main(["score", "--predictions", str(tmp_path / "pred"), "--data-dir", str(SHARED), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tasks"]["xcopa"]["score"] == pytest.approx(sum(expected) / len(expected))
+    # XTREME-R's own download zeroes the test labels: no gold, one line, exit 2
+    zeroed = tmp_path / "zeroed" / "xcopa"
+    zeroed.mkdir(parents=True)
+    for lang in R.languages["xcopa"]:
+        rows = (SHARED / "xcopa" / lang / f"test.{lang}.jsonl").read_text().splitlines()
+        (zeroed / f"test-{lang}.jsonl").write_text("".join(json.dumps({**json.loads(l), "label": 0}) + "\n" for l in rows if l))
+    assert main(["score", "--predictions", str(tmp_path / "pred"), "--data-dir", str(tmp_path / "zeroed")]) == 2
+    assert "XCOPA test gold is not in the data" in capsys.readouterr().err
+
+
+def test_score_data_dir_renders_mewslix_gold(tmp_path):
+    from harness_ext.reports.labels import write_labels
+    from harness_ext.reports.official import ReportError
+    from helpers import mewslix_files as files
+
+    root = files.write_sharded(tmp_path / "data")
+    preds = tmp_path / "pred" / "mewslix"
+    preds.mkdir(parents=True)
+    (preds / "test-de.json").write_text("{}")
+    (written,) = write_labels(root, tmp_path / "pred", tmp_path / "labels")
+    assert written == tmp_path / "labels" / "mewslix" / "test-de.json"
+    gold = json.loads(written.read_text())
+    assert list(gold.values()) == [[files.MENTIONS["de"][1]]]
+    blanked = files.write_sharded(tmp_path / "blanked", blank_labels=True)
+    with pytest.raises(ReportError, match="Mewsli-X test gold is not in the data"):
+        write_labels(blanked, tmp_path / "pred", tmp_path / "labels2")

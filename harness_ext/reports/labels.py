@@ -5,7 +5,9 @@ output, or any submission) against the test data it was evaluated on, in whateve
 ``xtreme_tasks.data`` reads (README: Data), closing the export -> score loop in one command.
 The labels are rendered from the same documents the tasks read, in the same order, into
 the layout :mod:`harness_ext.reports.official` scores (``<task>/test-<lang>.{tsv,json}``).
-Only the languages that have a predictions file are rendered.
+Only the languages that have a predictions file are rendered. XTREME-R's XCOPA and
+Mewsli-X are rendered too (their gold must be in the data: XTREME-R's own download
+withholds it); LAReQA has no predictions file in the official layout.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 from harness_ext.reports.official import ReportError, file_suffix
 from harness_ext.reports.submission import atomic_write_text
-from xtreme_tasks.table import TASK_ORDER, TASKS
+from xtreme_tasks.table import BENCHMARKS, TABLE, XCOPA_LABELS
 
 
 def _classify(docs: list[dict[str, Any]]) -> str:
@@ -47,9 +49,33 @@ def _bucc(docs: list[dict[str, Any]]) -> str:
     return "".join(f"{xx}\t{en}\n" for xx, en in pairs)
 
 
+def _xcopa(docs: list[dict[str, Any]]) -> str:
+    if any(doc["label"] is None for doc in docs):
+        raise ReportError("XCOPA test gold is not in the data (XTREME-R's download zeroes it); point --data-dir at "
+                          "cambridgeltl/xcopa's files (xcopa/<lang>/test.<lang>.jsonl) or score with --labels")
+    return "".join(json.dumps({"label": XCOPA_LABELS.index(doc["label"])}) + "\n" for doc in docs)
+
+
+def _mewslix(docs: list[dict[str, Any]]) -> str:
+    mentions = [doc for doc in docs if doc.get("role") == "mention"]
+    if any(not doc["gold"] for doc in mentions):
+        raise ReportError("Mewsli-X test gold is not in the data (XTREME-R's preprocessing blanks it); point --data-dir "
+                          "at data with the gold entity ids or score with --labels")
+    return json.dumps({doc["example_id"]: [doc["gold"]] for doc in mentions}, ensure_ascii=False)
+
+
 _RENDER: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "classify": _classify, "tag": _tags, "extract_span": _squad, "tatoeba": _tatoeba, "bucc2018": _bucc,
+    "choose": _xcopa, "mewslix": _mewslix,
 }
+
+
+def _languages(task: str) -> list[str]:
+    """Every language any benchmark version scores ``task`` in (XTREME-R adds UD-POS/PAN-X/... ones)."""
+    langs = list(TABLE[task].languages)
+    for version in BENCHMARKS.values():
+        langs += [lang for lang in version.languages.get(task, ()) if lang not in langs]
+    return langs
 
 
 def write_labels(data_dir: str | Path, predictions: str | Path, out: str | Path) -> list[Path]:
@@ -62,11 +88,12 @@ def write_labels(data_dir: str | Path, predictions: str | Path, out: str | Path)
         raise ReportError(f"--data-dir {data_root}: no such folder; pass the XTREME data folder the run read "
                           "(the one XTREME_DATA_DIR named)")
     written: list[Path] = []
-    for name in TASK_ORDER:
-        spec = TASKS[name]
+    for name, spec in TABLE.items():
+        render = _RENDER.get(name) or _RENDER.get(spec.request_kind)
+        if render is None:  # LAReQA: scored from the run's results only
+            continue
         suffix = file_suffix(spec)
-        render = _RENDER.get(name) or _RENDER[spec.request_kind]
-        for lang in spec.languages:
+        for lang in _languages(name):
             if not (pred_root / name / f"test-{lang}.{suffix}").is_file():
                 continue
             try:
