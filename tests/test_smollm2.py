@@ -52,6 +52,15 @@ def data(tmp_path_factory) -> Path:
     for kind, lang in (("test", "de"), ("dev", "en")):
         (root / "mlqa" / "MLQA_V1" / kind).mkdir(parents=True, exist_ok=True)
         (root / "mlqa" / "MLQA_V1" / kind / f"{kind}-context-{lang}-question-{lang}.json").symlink_to(SHARED / "xquad" / f"xquad.{lang}.json")
+    # and in TyDiQA-GoldP's (XQuAD ru's questions, ids prefixed with the language's name as TyDiQA's are)
+    squad = json.loads((SHARED / "xquad" / "xquad.ru.json").read_text(encoding="utf-8"))
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                qa["id"] = f"russian-{qa['id']}"
+    tydiqa = root / "tydiqa" / "tydiqa-goldp-v1.1-dev" / "tydiqa.goldp.ru.dev.json"
+    tydiqa.parent.mkdir(parents=True)
+    tydiqa.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
     return root
 
 
@@ -136,6 +145,9 @@ def _lm_eval_row(task: str, doc: dict) -> dict:
     if task == "xcopa":
         return {"premise": doc["premise"], "question": doc["question"], "choice1": doc["choices"][0],
                 "choice2": doc["choices"][1], "label": XCOPA_LABELS.index(doc["label"])}
+    if task == "tydiqa":  # the hub's secondary_task rows (lm-eval's process_docs reads the title too)
+        return {"id": doc["id"], "title": "", "context": doc["context"], "question": doc["question"],
+                "answers": doc["answers"]}
     return {"id": doc["id"], "context": doc["context"], "question": doc["question"], "answers": doc["answers"]}
 
 
@@ -179,6 +191,8 @@ def write_stock_tasks(root: Path, data: Path, leaves: dict[str, str], shots: int
         if shots:
             files["fewshot"] = _jsonl(root / f"{name}.shots.jsonl", task, list(demonstrations(task, shots, 1234, str(data))))
             config.update(fewshot_split="fewshot", fewshot_config={"sampler": "first_n"})
+        else:  # TyDiQA names a train split for shots; the local files have none
+            config.pop("fewshot_split", None)
         config.update(task=name, dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": files},
                       test_split="test", validation_split=None, training_split=None, tag=None)
         config.pop("tag")
@@ -317,6 +331,31 @@ def test_preset_lm_eval_shots_are_laid_out_as_lm_eval_lays_them_out(recorder, da
     assert prompt.count("<|im_start|>user") == (3 if multiturn else 1 if chat else 0)
     answer = demonstrations("mlqa", 2, 1234, str(data))[0]["answers"]["text"][0]
     assert answer in out["samples"]["xtreme-mlqa-de"][0]["arguments"][0][-1]["prompt"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
+def test_preset_lm_eval_tydiqa_asks_what_lm_evals_own_tydiqa_asks(recorder, data, tmp_path, monkeypatch, chat):
+    """TyDiQA-GoldP (zero-shot only: no English split) beside lm-eval's own ``tydiqa_goldp_ru``
+    (its Russian labels, its process_docs): every prompt and its generation settings are equal."""
+    from harness_ext import api
+    from harness_ext.adapters.prompted.adapter import set_options
+    from xtreme_tasks import TASK_DIR
+
+    leaves = {"xtreme-tydiqa-ru": "tydiqa/tydiqa_goldp_ru.yaml"}
+    stock = write_stock_tasks(tmp_path / "stock", data, leaves)
+    monkeypatch.setenv("XTREME_DATA_DIR", str(data))
+    set_options(recorder, prompts="lm-eval")
+    out = api.evaluate([*leaves, *stock.values()], model=recorder, limit=LIMIT, log_samples=True, bootstrap_iters=0,
+                       apply_chat_template=chat, system_instruction=SYSTEM if chat else None,
+                       task_manager=api.task_manager(include_defaults=False, include_path=[TASK_DIR, str(tmp_path / "stock")]))
+    ours, theirs = out["samples"]["xtreme-tydiqa-ru"], out["samples"][stock["xtreme-tydiqa-ru"]]
+    assert len(ours) == len(theirs) == LIMIT
+    for mine, other in zip(ours, theirs):
+        context = mine["arguments"][0][-1]
+        assert [(context["prompt"], context["generation"])] == [tuple(a) for a in other["arguments"]]
+        assert "Контекст:" in context["prompt"] and context["prompt"].rstrip().endswith(
+            "Ответ:<|im_end|>\n<|im_start|>assistant" if chat else "Ответ:")
 
 
 # --------------------------------------------------------------------------- stock prompts, no model
