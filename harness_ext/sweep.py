@@ -348,6 +348,14 @@ def run_job(job: Job, options: SweepOptions) -> JobOutcome:
 # ----------------------------------------------------------------------------- the sweep
 
 
+def stop_reason(outcome: JobOutcome) -> str:
+    """Why the sweep stops after ``outcome`` ("" to go on): a job that failed on a full disk, since
+    every job after it would compute for hours and fail the same way."""
+    if outcome.status == "failed" and outcome.detail.startswith(DISK_FULL):
+        return f"stopped after {outcome.id}: {DISK_FULL}; free space and rerun with the same --out"
+    return ""
+
+
 def run_local(jobs: Sequence[Job], options: SweepOptions, on_done: Callable[[JobOutcome], None]) -> list[JobOutcome]:
     """Jobs one after another in this process (models stay on this machine's device). A job
     that failed on a full disk stops the sweep: the jobs after it are ``not run`` (each would
@@ -359,8 +367,7 @@ def run_local(jobs: Sequence[Job], options: SweepOptions, on_done: Callable[[Job
             outcome = JobOutcome(job.system, job.task, "not run", detail=stopped)
         else:
             outcome = run_job(job, options)
-            if outcome.status == "failed" and outcome.detail.startswith(DISK_FULL):
-                stopped = f"stopped after {job.id}: {DISK_FULL}; free space and rerun with the same --out"
+            stopped = stop_reason(outcome)
         outcomes.append(outcome)
         on_done(outcome)
     return outcomes

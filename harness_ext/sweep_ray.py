@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Sequence
 
-from harness_ext.sweep import Job, JobOutcome, SweepError, SweepOptions, run_job
+from harness_ext.sweep import Job, JobOutcome, SweepError, SweepOptions, run_job, stop_reason
 
 FORWARDED_ENV_PREFIXES = ("XTREME_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")
 
@@ -58,7 +58,9 @@ def run_on_ray(
     jobs: Sequence[Job], options: SweepOptions, address: str, on_done: Callable[[JobOutcome], None],
     num_cpus: int | None = None,
 ) -> list[JobOutcome]:
-    """Submit every job, collect outcomes as they finish; a worker that dies fails only its job."""
+    """Submit every job, collect outcomes as they finish; a worker that dies fails only its job.
+    A job that failed on a full disk (``--out`` is one shared folder) cancels the jobs not yet
+    finished: they are ``not run``, as in a local sweep, and a rerun resumes them."""
     ray = _import_ray()
     started = connect(address, num_cpus)
     try:
@@ -67,17 +69,24 @@ def run_on_ray(
         remote = ray.remote(_job_entry).options(max_retries=0, **resources)
         pending = {remote.remote(job, options): job for job in jobs}
         outcomes: list[JobOutcome] = []
+        stopped = ""
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 job = pending.pop(ref)
                 try:
                     outcome = ray.get(ref)
+                except ray.exceptions.TaskCancelledError:  # cancelled below, after a full disk
+                    outcome = JobOutcome(job.system, job.task, "not run", detail=stopped)
                 except Exception as err:  # the worker died (OOM kill, segfault): only this job fails
                     message = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
                     outcome = JobOutcome(job.system, job.task, "failed", detail=f"Ray worker failed: {message}")
                 outcomes.append(outcome)
                 on_done(outcome)
+                if not stopped and stop_reason(outcome):
+                    stopped = stop_reason(outcome)
+                    for other in pending:  # queued ones never start; running ones are interrupted
+                        ray.cancel(other)
         return outcomes
     finally:
         if started:

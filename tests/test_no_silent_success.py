@@ -202,6 +202,79 @@ def test_a_sweep_on_a_full_disk_stops_cleanly_and_still_shows_its_summary(tmp_pa
     assert "error: the summary files could not be written" in err and "No space left on device" in err
 
 
+class _FakeRay:
+    """The parts of Ray's API ``run_on_ray`` uses, as Ray behaves: tasks start in submission order and
+    finish when waited for; ``cancel`` stops a task that has not finished, and ``get`` on it raises
+    ``ray.exceptions.TaskCancelledError``; ``wait`` returns (ready, not ready)."""
+
+    class exceptions:
+        class TaskCancelledError(Exception):
+            pass
+
+    def __init__(self):
+        self.tasks: dict[int, tuple] = {}
+        self.cancelled: set[int] = set()
+        self.results: dict[int, object] = {}
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def remote(self, fn):
+        fake = self
+
+        class Remote:
+            def options(self, **_):
+                return self
+
+            def remote(self, *args):
+                ref = len(fake.tasks)
+                fake.tasks[ref] = (fn, args)
+                return ref
+
+        return Remote()
+
+    def wait(self, refs, num_returns=1):
+        first = min(refs)
+        if first not in self.cancelled:
+            fn, args = self.tasks[first]
+            self.results[first] = fn(*args)
+        return [first], [r for r in refs if r != first]
+
+    def get(self, ref):
+        if ref in self.cancelled:
+            raise self.exceptions.TaskCancelledError(f"task {ref} was cancelled")
+        return self.results[ref]
+
+    def cancel(self, ref, force=False):
+        if ref not in self.results:
+            self.cancelled.add(ref)
+
+
+def test_a_ray_sweep_on_a_full_disk_cancels_the_jobs_not_yet_run(tmp_path, monkeypatch, capsys):
+    from harness_ext import sweep, sweep_ray
+    from harness_ext.cli import main
+
+    (tmp_path / "c.yaml").write_text("systems:\n  a: {family: x, size: 1, encoder: ./enc}\n"
+                                     "  b: {family: x, size: 2, encoder: ./enc}\n")
+    fake, calls = _FakeRay(), []
+
+    def evaluate(job, options, staging):
+        calls.append(job.id)
+        raise run_guard.ResultsNotSavedError(errno.ENOSPC, "the results were not saved: x: No space left on device")
+
+    monkeypatch.setattr(sweep, "_evaluate", evaluate)
+    monkeypatch.setattr(sweep_ray, "_import_ray", lambda: fake)
+    monkeypatch.setattr(sweep_ray, "connect", lambda address, num_cpus=None: False)
+    code = main(["sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), "--tasks", "tatoeba,bucc2018",
+                 "--ray", "local"])
+    out = capsys.readouterr().out
+    assert code == 1 and len(calls) == 1, calls  # the other three were cancelled before they ran
+    assert len(fake.cancelled) == 3 and "failed" in out and out.count("not run") == 3 and "the disk is full" in out
+    summary = json.loads((tmp_path / "out" / "sweep_summary.json").read_text())
+    assert sorted(o["status"] for o in summary) == ["failed", "not run", "not run", "not run"]
+    assert all("stopped after" in o["detail"] for o in summary if o["status"] == "not run")
+
+
 # ----------------------------------------------------------------------------- checkpoints validate offline
 
 
