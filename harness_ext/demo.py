@@ -281,9 +281,20 @@ def write_markdown(jobs: list[DemoJob], limit: int, path: Path) -> Path:
     return path
 
 
+class _CpuAcceleratorNote(logging.Filter):
+    """DeepSpeed (imported by transformers when installed) warns "Setting accelerator to CPU. If you
+    have GPU ... we were unable to detect it" on import; the demo runs on the CPU on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Setting accelerator to CPU" not in record.getMessage()
+
+
 def run_demo(out: Path, data_dir: Path | None = None, limit: int = 40, only: list[str] | None = None) -> int:
     from harness_ext.api import evaluate
 
+    deepspeed_log = logging.getLogger("DeepSpeed")  # its logger, named before transformers imports it
+    if not any(isinstance(f, _CpuAcceleratorNote) for f in deepspeed_log.filters):
+        deepspeed_log.addFilter(_CpuAcceleratorNote())
     out = Path(out).resolve()
     check_only(only)
     source = find_data_dir(data_dir)

@@ -38,3 +38,12 @@ def test_demo_runs_offline_and_labels_its_scores(tmp_path, shared_data, capsys, 
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "test set has" in r.getMessage()]
     assert "not XTREME's pooled UD v2.5 test set" in printed
     assert udpos["test_sets"]["xtreme-udpos-en"]["standard"] is False
+    # DeepSpeed's import-time "Setting accelerator to CPU ... unable to detect it" is not shown; its other warnings are
+    deepspeed = logging.getLogger("DeepSpeed")
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("DeepSpeed", logging.WARNING, __file__, 1, message, None, None)
+
+    assert not deepspeed.filter(record("Setting accelerator to CPU. If you have GPU or other accelerator, we were "
+                                       "unable to detect it."))
+    assert deepspeed.filter(record("some other DeepSpeed warning"))
