@@ -335,27 +335,33 @@ def test_preset_lm_eval_shots_are_laid_out_as_lm_eval_lays_them_out(recorder, da
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
-def test_preset_lm_eval_tydiqa_asks_what_lm_evals_own_tydiqa_asks(recorder, data, tmp_path, monkeypatch, chat):
-    """TyDiQA-GoldP (zero-shot only: no English split) beside lm-eval's own ``tydiqa_goldp_ru``
-    (its Russian labels, its process_docs): every prompt and its generation settings are equal."""
+def test_preset_lm_eval_asks_other_languages_as_lm_evals_own_tasks_do(recorder, data, tmp_path, monkeypatch, chat):
+    """Zero-shot, beside lm-eval's own configurations in languages other than the runs above:
+    TyDiQA-GoldP ``tydiqa_goldp_ru`` (its Russian labels, its process_docs; XQuAD ru's questions in
+    TyDiQA's layout), ``xquad_de``, ``xnli_de``, ``xcopa_it``: every prompt and its continuations or
+    generation settings are equal (no forward pass)."""
     from harness_ext import api
     from harness_ext.adapters.prompted.adapter import set_options
     from xtreme_tasks import TASK_DIR
 
-    leaves = {"xtreme-tydiqa-ru": "tydiqa/tydiqa_goldp_ru.yaml"}
+    leaves = {"xtreme-tydiqa-ru": "tydiqa/tydiqa_goldp_ru.yaml", "xtreme-xquad-de": "xquad/xquad_de.yaml",
+              "xtreme-xnli-de": "xnli/xnli_de.yaml", "xtreme-xcopa-it": "xcopa/default_it.yaml"}
     stock = write_stock_tasks(tmp_path / "stock", data, leaves)
     monkeypatch.setenv("XTREME_DATA_DIR", str(data))
     set_options(recorder, prompts="lm-eval")
     out = api.evaluate([*leaves, *stock.values()], model=recorder, limit=LIMIT, log_samples=True, bootstrap_iters=0,
                        apply_chat_template=chat, system_instruction=SYSTEM if chat else None,
                        task_manager=api.task_manager(include_defaults=False, include_path=[TASK_DIR, str(tmp_path / "stock")]))
-    ours, theirs = out["samples"]["xtreme-tydiqa-ru"], out["samples"][stock["xtreme-tydiqa-ru"]]
-    assert len(ours) == len(theirs) == LIMIT
-    for mine, other in zip(ours, theirs):
-        context = mine["arguments"][0][-1]
-        assert [(context["prompt"], context["generation"])] == [tuple(a) for a in other["arguments"]]
-        assert "Контекст:" in context["prompt"] and context["prompt"].rstrip().endswith(
-            "Ответ:<|im_end|>\n<|im_start|>assistant" if chat else "Ответ:")
+    for leaf in leaves:
+        ours, theirs = out["samples"][leaf], out["samples"][stock[leaf]]
+        assert len(ours) == len(theirs) == LIMIT, leaf
+        for mine, other in zip(ours, theirs):
+            context = mine["arguments"][0][-1]
+            sent = ([(context["prompt"], context["generation"])] if "generation" in context
+                    else [(context["prompt"], c) for c in context["continuations"]])
+            assert sent == [tuple(a) for a in other["arguments"]], leaf
+    prompt = out["samples"]["xtreme-tydiqa-ru"][0]["arguments"][0][-1]["prompt"]
+    assert "Контекст:" in prompt and prompt.rstrip().endswith("Ответ:<|im_end|>\n<|im_start|>assistant" if chat else "Ответ:")
 
 
 # --------------------------------------------------------------------------- stock prompts, no model
