@@ -83,10 +83,11 @@ def run_on_ray(
                     outcome = JobOutcome(job.system, job.task, "failed", detail=f"Ray worker failed: {message}")
                 outcomes.append(outcome)
                 on_done(outcome)
-                if not stopped and stop_reason(outcome):
+                if not stopped:
                     stopped = stop_reason(outcome)
-                    for other in pending:  # queued ones never start; running ones are interrupted
-                        ray.cancel(other)
+                    if stopped:  # queued jobs never start; running ones are interrupted
+                        for other in pending:
+                            ray.cancel(other)
         return outcomes
     finally:
         if started:

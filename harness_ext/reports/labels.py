@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from harness_ext.reports.official import ReportError, file_suffix
 from harness_ext.reports.submission import atomic_write_text
-from xtreme_tasks.table import BENCHMARKS, TABLE, XCOPA_LABELS
+from xtreme_tasks.table import TABLE, XCOPA_LABELS
 
 
 def _classify(docs: list[dict[str, Any]]) -> str:
@@ -70,14 +70,6 @@ _RENDER: dict[str, Callable[[list[dict[str, Any]]], str]] = {
 }
 
 
-def _languages(task: str) -> list[str]:
-    """Every language any benchmark version scores ``task`` in (XTREME-R adds UD-POS/PAN-X/... ones)."""
-    langs = list(TABLE[task].languages)
-    for version in BENCHMARKS.values():
-        langs += [lang for lang in version.languages.get(task, ()) if lang not in langs]
-    return langs
-
-
 def write_labels(data_dir: str | Path, predictions: str | Path, out: str | Path) -> list[Path]:
     """Render the gold labels of every (task, language) with a predictions file under
     ``predictions`` from the test data in ``data_dir``, into ``out``."""
@@ -93,7 +85,7 @@ def write_labels(data_dir: str | Path, predictions: str | Path, out: str | Path)
         if render is None:  # LAReQA: scored from the run's results only
             continue
         suffix = file_suffix(spec)
-        for lang in _languages(name):
+        for lang in spec.all_languages:  # XTREME-R's added languages too
             if not (pred_root / name / f"test-{lang}.{suffix}").is_file():
                 continue
             try:
